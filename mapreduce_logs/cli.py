@@ -1,0 +1,211 @@
+"""argparse -> library calls -> exit status. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from .engine import Executor, MapError, PoolExecutor, RunStats, SerialExecutor, run_files
+from .metrics import Clock, MemorySampler, run_metrics
+from .partial import Partial
+from .report import build_anomalies, build_summary, to_json, write_atomic
+from .settings import Settings
+from .split import InputError, discover
+
+PROG = "mapreduce-logs"
+EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A mistake in the command line; reported in one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _positive(kind: type[int] | type[float], minimum: float = 1) -> Callable[[str], Any]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text}")
+        return value
+
+    return parse
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    d = Settings()
+    p.add_argument("--out", default="output", metavar="DIR", help="output folder (default: output/)")
+    p.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1, metavar="N",
+                   help="worker processes (default: CPU count)")
+    p.add_argument("--chunk-size", type=_positive(int), default=d.chunk_size, metavar="BYTES",
+                   help=f"target bytes per chunk, any value >= 1 (default: {d.chunk_size})")
+    p.add_argument("--memory-mb", type=_positive(int, 50), default=d.memory_mb, metavar="MB",
+                   help=f"memory budget of the whole process tree (default: {d.memory_mb})")
+    p.add_argument("--top", type=_positive(int, 0), default=d.top, metavar="N",
+                   help=f"services and users listed (default: {d.top})")
+    p.add_argument("--peak-hours", type=_positive(int, 0), default=d.peak_hours, metavar="N",
+                   help=f"busiest hours listed (default: {d.peak_hours})")
+    p.add_argument("--window", type=_positive(int), default=d.window, metavar="SECONDS",
+                   help=f"anomaly window, aligned to the UTC epoch (default: {d.window})")
+    p.add_argument("--clock-skew", type=_positive(int, 0), default=d.clock_skew, metavar="SECONDS",
+                   help=f"tolerance of the clock checks (default: {d.clock_skew})")
+    p.add_argument("--spike-factor", type=_positive(float, 1), default=d.spike_factor, metavar="X",
+                   help=f"error_spike: times the expected errors (default: {d.spike_factor:g})")
+    p.add_argument("--spike-min-errors", type=_positive(int), default=d.spike_min_errors,
+                   metavar="N", help=f"error_spike: fewest errors in a window (default: {d.spike_min_errors})")
+    p.add_argument("--burst-factor", type=_positive(float, 1), default=d.burst_factor, metavar="X",
+                   help=f"user_burst: times the busiest ordinary user (default: {d.burst_factor:g})")
+    p.add_argument("--burst-min-lines", type=_positive(int), default=d.burst_min_lines,
+                   metavar="N", help=f"user_burst: fewest lines in a window (default: {d.burst_min_lines})")
+    p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no report line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Summarise log files and report anomalies.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
+    run = commands.add_parser("run", help="summarise files once",
+                              description="Summarise PATHs into summary.json and anomalies.json.")
+    run.add_argument("paths", nargs="+", metavar="PATH", help="log files or folders")
+    _common(run)
+    watch = commands.add_parser("watch", help="keep the outputs current as files arrive",
+                                description="Process DIR, then keep the outputs current.")
+    watch.add_argument("dir", metavar="DIR", help="folder to watch")
+    _common(watch)
+    watch.add_argument("--settle", type=_positive(float, 0), default=2.0, metavar="SECONDS",
+                       help="quiet time before an unterminated last line is taken (default: 2)")
+    watch.add_argument("--poll", type=_positive(float, 0.01), default=None, metavar="SECONDS",
+                       help="poll every SECONDS instead of using file notifications")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        top=args.top, peak_hours=args.peak_hours, window=args.window, clock_skew=args.clock_skew,
+        chunk_size=args.chunk_size, workers=args.workers, memory_mb=args.memory_mb,
+        spike_factor=args.spike_factor, spike_min_errors=args.spike_min_errors,
+        burst_factor=args.burst_factor, burst_min_lines=args.burst_min_lines,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: returns the exit status (0 ok, 1 unexpected, 2 usage, 3 unreadable input)."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "watch":
+            from .watch import watch_main
+
+            return watch_main(args, settings_from(args))
+        return run_main(args)
+    except UsageError as err:
+        _say(f"error: {err}")
+        return EXIT_USAGE
+    except MapError as err:
+        _say(f"error: {err}")
+        return EXIT_UNEXPECTED
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except Exception as err:
+        _say(f"unexpected error: {type(err).__name__}: {err}")
+        if os.environ.get("MAPREDUCE_LOGS_DEBUG"):
+            raise
+        return EXIT_UNEXPECTED
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def run_main(args: argparse.Namespace) -> int:
+    try:
+        files = discover(args.paths, recursive=args.recursive)
+    except InputError as err:
+        raise UsageError(str(err)) from None
+    settings = settings_from(args)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create output folder {args.out}: {err.strerror}") from None
+    show_progress = not args.quiet and sys.stderr.isatty()
+    clock = Clock()
+    stats = RunStats()
+    pool = PoolExecutor(settings.workers) if settings.workers > 1 else None
+    executor: Executor = pool if pool is not None else SerialExecutor()
+    with pool if pool is not None else contextlib.nullcontext(), MemorySampler() as sampler:
+        with _progress(files, show_progress) as advance:
+            partial = run_files(files, settings, executor, progress=advance, stats=stats)
+        _summary, anomalies = _write_outputs(partial, settings, args.out, stats.stages)
+    metrics = run_metrics(
+        clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=stats.chunks,
+        nbytes=partial.bytes_read, lines=partial.lines, stages=stats.stages,
+    )
+    write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
+    for path, reason in sorted(partial.failures.items()):
+        _say(f"could not read {path}: {reason}")
+    if not args.quiet:
+        _say(report_line(metrics, anomalies["counts"]))
+    return EXIT_UNREADABLE if partial.failures else EXIT_OK
+
+
+def _write_outputs(
+    partial: Partial, settings: Settings, out: str, stages: dict[str, float]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    import time
+
+    t = time.perf_counter()
+    summary = build_summary(partial, settings)
+    anomalies = build_anomalies(partial, settings)
+    stages["report"] = time.perf_counter() - t
+    t = time.perf_counter()
+    write_atomic(os.path.join(out, "summary.json"), to_json(summary))
+    write_atomic(os.path.join(out, "anomalies.json"), to_json(anomalies))
+    stages["write"] = time.perf_counter() - t
+    return summary, anomalies
+
+
+def report_line(metrics: dict[str, Any], counts: dict[str, int]) -> str:
+    """The one-line run report printed on stderr."""
+    found = ", ".join(f"{kind} {n}" for kind, n in counts.items() if n) or "none"
+    return (
+        f"{metrics['bytes'] / 1e6:,.1f} MB, {metrics['lines']:,} lines in "
+        f"{metrics['wall_seconds']:.2f} s ({metrics['throughput_mb_s']:,.1f} MB/s), "
+        f"peak memory {metrics['peak_memory_mb']:,.1f} MB, {metrics['workers']} workers; "
+        f"anomalies: {found}"
+    )
+
+
+class _progress:  # noqa: N801 - used like a function
+    """A tqdm bar in bytes when wanted; yields the callback that advances it."""
+
+    def __init__(self, files: list[str], enabled: bool) -> None:
+        self.files = files
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if not self.enabled:
+            return None
+        from tqdm import tqdm
+
+        total = 0
+        for path in self.files:
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(path)
+        self.bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, leave=False)
+        return self.bar.update  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,185 @@
+"""The mapper: one Split -> one Partial. Runs in the worker processes.
+
+Bytes are read in bounded blocks; a line longer than ``MAX_LINE`` is streamed through and only
+its first bytes are kept, so a 2 GB line costs no more memory than a short one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from typing import BinaryIO
+
+from .parse import ERROR_LEVELS, EXAMPLE_BYTES, MAX_LINE, NS, Malformed, example_text, parse_line
+from .partial import MAX_EXAMPLES, Partial, Segment
+from .settings import Settings
+from .split import Split
+
+BLOCK = 1 << 20
+"""Bytes read at a time; with the carried partial line this bounds a worker's buffers."""
+
+READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
+def map_split(split: Split, settings: Settings) -> Partial:
+    """Count every line that starts in ``split``. A read error is recorded, not raised."""
+    scanner = Scanner(split, settings)
+    try:
+        with _open(split) as f:
+            scanner.read_all(f)
+    except READ_ERRORS as err:
+        scanner.partial.failures[split.path] = _describe(err)
+    return scanner.finish()
+
+
+def _open(split: Split) -> BinaryIO:
+    if split.compressed:
+        return gzip.open(split.path, "rb")  # type: ignore[return-value]
+    f = open(split.path, "rb")  # noqa: SIM115 - closed by the caller's with
+    f.seek(split.start)
+    return f
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err) or type(err).__name__
+
+
+class Scanner:
+    """Accumulates the lines of one split into a Partial and its single Segment."""
+
+    def __init__(self, split: Split, settings: Settings) -> None:
+        self.split = split
+        self.settings = settings
+        self.partial = Partial(clock_skew_ns=settings.clock_skew_ns)
+        self.segment = Segment(start=split.start, end=split.start)
+        self.future_after = split.mtime_ns + settings.clock_skew_ns
+        self.window_ns = settings.window * NS
+        self.read = 0
+        self.carry = b""
+        self.long_prefix: bytes | None = None
+        self.long_blank = True
+
+    def read_all(self, f: BinaryIO) -> None:
+        remaining = -1 if self.split.end is None else self.split.end - self.split.start
+        while remaining:
+            data = f.read(BLOCK if remaining < 0 else min(BLOCK, remaining))
+            if not data:
+                break
+            self.read += len(data)
+            if remaining > 0:
+                remaining -= len(data)
+            self.feed(data)
+
+    def finish(self) -> Partial:
+        """Count the unterminated last line, if any, and seal the partial."""
+        if self.long_prefix is not None:
+            self._end_long_line()
+        elif self.carry:
+            self.line(self.carry)
+            self.carry = b""
+        p = self.partial
+        p.bytes_read = self.read
+        self.segment.end = self.split.start + self.read
+        p.segments[(self.split.path, self.split.generation)] = [self.segment]
+        if self.split.start == 0 and self.split.path not in p.failures:
+            p.files = 1
+        return p
+
+    def feed(self, data: bytes) -> None:
+        if self.long_prefix is not None:
+            nl = data.find(b"\n")
+            if nl < 0:
+                self.long_blank = self.long_blank and data.isspace()
+                return
+            self.long_blank = self.long_blank and (nl == 0 or data[:nl].isspace())
+            self._end_long_line()
+            self.segment.newlines += 1
+            data = data[nl + 1 :]
+        buf = self.carry + data if self.carry else data
+        last = buf.rfind(b"\n")
+        if last < 0:
+            self.carry = buf
+        else:
+            self.lines(buf, last + 1)
+            self.carry = buf[last + 1 :]
+        if len(self.carry) > MAX_LINE:
+            self.long_prefix = self.carry[:EXAMPLE_BYTES]
+            self.long_blank = self.carry.isspace()
+            self.carry = b""
+
+    def _end_long_line(self) -> None:
+        assert self.long_prefix is not None
+        if self.long_blank:
+            self.partial.lines += 1
+            self.partial.blank += 1
+        else:
+            self.malformed(Malformed("too_long"), self.long_prefix)
+        self.long_prefix = None
+
+    def lines(self, buf: bytes, end: int) -> None:
+        """Every complete line of ``buf[:end]`` (which ends with a newline)."""
+        for line in buf[:end].split(b"\n")[:-1]:
+            self.line(line)
+            self.segment.newlines += 1
+
+    def line(self, line: bytes) -> None:
+        """One line; ``segment.newlines`` is its index within the segment."""
+        parsed = parse_line(line)
+        p = self.partial
+        if parsed is None:
+            p.lines += 1
+            p.blank += 1
+        elif isinstance(parsed, Malformed):
+            self.malformed(parsed, line)
+        else:
+            ts, level, service, user = parsed
+            p.lines += 1
+            p.valid += 1
+            p.levels[level] += 1
+            p.services[service] += 1
+            p.users[user] += 1
+            p.hours[ts // (3600 * NS) % 24] += 1
+            if p.min_ts is None or ts < p.min_ts:
+                p.min_ts = ts
+            if p.max_ts is None or ts > p.max_ts:
+                p.max_ts = ts
+            window = ts // self.window_ns
+            if level in ERROR_LEVELS:
+                p.service_errors[(service, window)] += 1
+            else:
+                p.service_others[(service, window)] += 1
+            p.window_lines[window] += 1
+            p.user_lines[(user, window)] += 1
+            self.order(ts, line)
+
+    def order(self, ts: int, line: bytes) -> None:
+        """The checks that depend on the previous valid line and on the file's mtime."""
+        seg = self.segment
+        index = seg.newlines
+        if seg.last_ts is None:
+            seg.first_ts = ts
+            seg.first_valid = (index, example_text(line))
+        elif ts < seg.last_ts - self.settings.clock_skew_ns:
+            seg.backwards += 1
+            if len(seg.backwards_examples) < MAX_EXAMPLES:
+                seg.backwards_examples.append((index, example_text(line)))
+        seg.last_ts = ts
+        if ts > self.future_after:
+            seg.future += 1
+            if len(seg.future_examples) < MAX_EXAMPLES:
+                seg.future_examples.append((index, example_text(line)))
+
+    def malformed(self, parsed: Malformed, line: bytes) -> None:
+        p, seg = self.partial, self.segment
+        p.lines += 1
+        p.malformed[parsed.reason] += 1
+        examples = seg.malformed_examples.setdefault(parsed.reason, [])
+        if len(examples) < MAX_EXAMPLES:
+            examples.append((seg.newlines, example_text(line)))
+        if parsed.reason == "unknown_level":
+            p.unknown_levels[parsed.level] += 1
+            examples = seg.unknown_examples.setdefault(parsed.level, [])
+            if len(examples) < MAX_EXAMPLES:
+                examples.append((seg.newlines, example_text(line)))

@@ -1,0 +1,26 @@
+"""The knobs of a run, shared by the mapper, the reducer and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything that changes what a run computes or how it runs. Defaults follow SPEC.md."""
+
+    top: int = 10
+    peak_hours: int = 3
+    window: int = 60
+    clock_skew: int = 300
+    chunk_size: int = 32 * 1024 * 1024
+    workers: int = 1
+    memory_mb: int = 500
+    spike_factor: float = 10.0
+    spike_min_errors: int = 20
+    burst_factor: float = 10.0
+    burst_min_lines: int = 50
+
+    @property
+    def clock_skew_ns(self) -> int:
+        return self.clock_skew * 1_000_000_000

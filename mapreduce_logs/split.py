@@ -1,0 +1,118 @@
+"""Input discovery and the splitter: files -> newline-aligned byte ranges.
+
+Every byte of a file lands in exactly one Split, and every Split starts right after a ``\\n`` (or
+at 0) and ends right after one (or at the end of the file). A ``.gz`` file is one Split, never cut.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, NamedTuple
+
+SKIPPED_SUFFIXES = ("~", ".tmp", ".part", ".swp")
+_SCAN = 64 * 1024
+
+
+class Split(NamedTuple):
+    """Bytes [start, end) of ``path``; ``end`` is None for a compressed file read whole."""
+
+    path: str
+    start: int
+    end: int | None
+    mtime_ns: int
+    generation: int = 0
+
+    @property
+    def compressed(self) -> bool:
+        return self.end is None
+
+
+class InputError(Exception):
+    """A path given by the user that does not exist or is not a file or a folder."""
+
+
+def is_skipped(name: str) -> bool:
+    """Names a folder listing leaves out: hidden, backup and temporary files."""
+    return name.startswith(".") or name.endswith(SKIPPED_SUFFIXES)
+
+
+def discover(paths: Iterable[str], recursive: bool = False) -> list[str]:
+    """The regular files that ``paths`` name, in sorted path order, each once."""
+    found: set[str] = set()
+    for path in paths:
+        if os.path.isdir(path):
+            found.update(_list_dir(path, recursive))
+        elif os.path.exists(path):
+            if os.path.isfile(path):
+                found.add(path)
+            else:
+                raise InputError(f"not a regular file or folder: {path}")
+        else:
+            raise InputError(f"no such file or folder: {path}")
+    return sorted(found)
+
+
+def _list_dir(folder: str, recursive: bool) -> Iterator[str]:
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if is_skipped(entry.name):
+                continue
+            if entry.is_file():
+                yield entry.path
+            elif recursive and entry.is_dir():
+                yield from _list_dir(entry.path, recursive)
+
+
+def is_compressed(path: str) -> bool:
+    return path.endswith(".gz")
+
+
+def split_file(
+    path: str, chunk_size: int, start: int = 0, end: int | None = None, generation: int = 0
+) -> Iterator[Split]:
+    """Newline-aligned Splits of about ``chunk_size`` bytes covering [start, end) of ``path``.
+
+    ``start`` must be 0 or follow a newline; ``end`` defaults to the current size. The last Split
+    ends at ``end`` even without a newline there (the file's unterminated last line).
+    Raises OSError when the file cannot be read.
+    """
+    stat = os.stat(path)
+    if is_compressed(path):
+        yield Split(path, 0, None, stat.st_mtime_ns, generation)
+        return
+    end = stat.st_size if end is None else end
+    if start >= end:
+        if start == 0:
+            yield Split(path, 0, 0, stat.st_mtime_ns, generation)
+        return
+    with open(path, "rb") as f:
+        pos = start
+        while pos < end:
+            cut = _next_line_end(f, pos + chunk_size - 1, end) if pos + chunk_size < end else end
+            yield Split(path, pos, cut, stat.st_mtime_ns, generation)
+            pos = cut
+
+
+def _next_line_end(f: BinaryIO, offset: int, end: int) -> int:
+    """Position just after the first ``\\n`` at or after ``offset``, or ``end`` if none before it."""
+    f.seek(offset)
+    pos = offset
+    while pos < end:
+        block = f.read(min(_SCAN, end - pos))
+        if not block:
+            return end
+        found = block.find(b"\n")
+        if found >= 0:
+            return pos + found + 1
+        pos += len(block)
+    return end
+
+
+def split_files(paths: Iterable[str], chunk_size: int) -> Iterator[Split | tuple[str, str]]:
+    """Splits of every file in order; a file that cannot be opened yields (path, reason)."""
+    for path in paths:
+        try:
+            yield from split_file(path, chunk_size)
+        except OSError as err:
+            yield (path, err.strerror or str(err))
