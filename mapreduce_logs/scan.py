@@ -8,9 +8,21 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections import Counter
 from typing import BinaryIO
 
-from .parse import ERROR_LEVELS, EXAMPLE_BYTES, MAX_LINE, NS, Malformed, example_text, parse_line
+from . import fast
+from .parse import (
+    ERROR_LEVELS,
+    EXAMPLE_BYTES,
+    LEVELS,
+    MAX_LINE,
+    NS,
+    Malformed,
+    Record,
+    example_text,
+    parse_line,
+)
 from .partial import MAX_EXAMPLES, Partial, Segment
 from .settings import Settings
 from .split import Split
@@ -56,6 +68,7 @@ class Scanner:
         self.segment = Segment(start=split.start, end=split.start)
         self.future_after = split.mtime_ns + settings.clock_skew_ns
         self.window_ns = settings.window * NS
+        self.skew_ns = settings.clock_skew_ns
         self.read = 0
         self.carry = b""
         self.long_prefix: bytes | None = None
@@ -120,9 +133,122 @@ class Scanner:
 
     def lines(self, buf: bytes, end: int) -> None:
         """Every complete line of ``buf[:end]`` (which ends with a newline)."""
-        for line in buf[:end].split(b"\n")[:-1]:
+        block = buf[:end] if end < len(buf) else buf
+        if not self.fast_lines(block):
+            self.slow_lines(block.split(b"\n"))
+
+    def slow_lines(self, lines: list[bytes]) -> None:
+        """The exact path: one line at a time (``lines`` ends with the empty tail after ``\n``)."""
+        for line in lines[:-1]:
             self.line(line)
             self.segment.newlines += 1
+
+    def fast_lines(self, block: bytes) -> bool:
+        """Count a block of complete lines without a Python step per line, where it can.
+
+        Canonical lines (see ``fast.CANONICAL``) are counted in bulk; the others go through
+        ``parse_line`` one by one. Returns False, having counted nothing, when the block needs
+        the exact path throughout: a line over MAX_LINE bytes, or a valid non-canonical line
+        (whose timestamp would have to be ordered among the canonical ones).
+        """
+        if not fast.all_lines_short(block):
+            return False
+        heads = fast.CANONICAL.findall(block)
+        odd = fast.positions_of_empty(heads)
+        lines: list[bytes] | None = None
+        parsed: list[tuple[int, Malformed | None]] = []
+        if odd:
+            lines = block.split(b"\n")
+            for i in odd:
+                result = parse_line(lines[i])
+                if isinstance(result, Record):
+                    self.slow_lines(lines)
+                    return True
+                parsed.append((i, result))
+            heads = list(filter(None, heads))
+        base = self.segment.newlines
+        p = self.partial
+        for i, result in parsed:
+            self.segment.newlines = base + i
+            if result is None:
+                p.lines += 1
+                p.blank += 1
+            else:
+                assert lines is not None
+                self.malformed(result, lines[i])
+        count = len(heads)
+        self.segment.newlines = base
+        if count:
+            self.canonical(heads, odd, block, lines)
+        p.lines += count
+        self.segment.newlines = base + count + len(odd)
+        return True
+
+    def canonical(
+        self, heads: list[bytes], odd: list[int], block: bytes, lines: list[bytes] | None
+    ) -> None:
+        """Bulk counts of canonical lines; ``segment.newlines`` is the block's first line."""
+        p, settings = self.partial, self.settings
+        fields = b" ".join(heads).split(b" ")
+        stamps, levels, services, users = fields[0::4], fields[1::4], fields[2::4], fields[3::4]
+        p.valid += len(heads)
+        for level, n in Counter(levels).items():
+            p.levels[LEVELS[level]] += n
+        p.services.update(services)
+        p.users.update(users)
+        seconds: dict[bytes, int] = {}
+        windows: dict[bytes, int] = {}
+        width = settings.window
+        hours = p.hours
+        for stamp, n in Counter(stamps).items():
+            sec = fast.stamp_seconds(stamp)
+            seconds[stamp] = sec
+            windows[stamp] = sec // width
+            hours[sec // 3600 % 24] += n
+        window_of = list(map(windows.__getitem__, stamps))
+        p.user_lines.update(zip(users, window_of, strict=True))
+        for (service, level, window), n in Counter(zip(services, levels, window_of, strict=True)).items():
+            p.window_lines[window] += n
+            if level in fast.ERROR_TOKENS:
+                p.service_errors[(service, window)] += n
+            else:
+                p.service_others[(service, window)] += n
+        low, high = seconds[min(stamps)] * NS, seconds[max(stamps)] * NS
+        if p.min_ts is None or low < p.min_ts:
+            p.min_ts = low
+        if p.max_ts is None or high > p.max_ts:
+            p.max_ts = high
+        self.order_canonical(stamps, seconds, odd, block, lines)
+
+    def order_canonical(
+        self,
+        stamps: list[bytes],
+        seconds: dict[bytes, int],
+        odd: list[int],
+        block: bytes,
+        lines: list[bytes] | None,
+    ) -> None:
+        """The previous-line and mtime checks for a block whose valid lines are all canonical."""
+        seg = self.segment
+        base = seg.newlines
+        if seg.last_ts is None or not (
+            stamps == sorted(stamps)
+            and seconds[max(stamps)] * NS <= self.future_after
+            and seconds[stamps[0]] * NS >= seg.last_ts - self.skew_ns
+        ):
+            if lines is None:
+                lines = block.split(b"\n")
+            oddset = set(odd)
+            index = 0
+            for stamp in stamps:
+                while index in oddset:
+                    index += 1
+                seg.newlines = base + index
+                self.order(seconds[stamp] * NS, lines[index])
+                index += 1
+        else:
+            seg.last_ts = seconds[stamps[-1]] * NS
+        seg.newlines = base
 
     def line(self, line: bytes) -> None:
         """One line; ``segment.newlines`` is its index within the segment."""
