@@ -192,9 +192,6 @@ class Scanner:
         fields = b" ".join(heads).split(b" ")
         stamps, levels, services, users = fields[0::4], fields[1::4], fields[2::4], fields[3::4]
         p.valid += len(heads)
-        for level, n in Counter(levels).items():
-            p.levels[LEVELS[level]] += n
-        p.services.update(services)
         p.users.update(users)
         seconds: dict[bytes, int] = {}
         windows: dict[bytes, int] = {}
@@ -207,12 +204,17 @@ class Scanner:
             hours[sec // 3600 % 24] += n
         window_of = list(map(windows.__getitem__, stamps))
         p.user_lines.update(zip(users, window_of, strict=True))
+        by_level: Counter[bytes] = Counter()
         for (service, level, window), n in Counter(zip(services, levels, window_of, strict=True)).items():
+            by_level[level] += n
+            p.services[service] += n
             p.window_lines[window] += n
             if level in fast.ERROR_TOKENS:
                 p.service_errors[(service, window)] += n
             else:
                 p.service_others[(service, window)] += n
+        for level, n in by_level.items():
+            p.levels[LEVELS[level]] += n
         low, high = seconds[min(stamps)] * NS, seconds[max(stamps)] * NS
         if p.min_ts is None or low < p.min_ts:
             p.min_ts = low
@@ -231,23 +233,35 @@ class Scanner:
         """The previous-line and mtime checks for a block whose valid lines are all canonical."""
         seg = self.segment
         base = seg.newlines
-        if seg.last_ts is None or not (
+        done = 0
+        if seg.last_ts is None:
+            first = 0
+            while first in odd:
+                first += 1
+            seg.newlines = base + first
+            text = lines[first] if lines is not None else block[: block.find(b"\n")]
+            self.order(seconds[stamps[0]] * NS, text)
+            seg.newlines = base
+            done = 1
+        assert seg.last_ts is not None
+        if (
             stamps == sorted(stamps)
             and seconds[max(stamps)] * NS <= self.future_after
             and seconds[stamps[0]] * NS >= seg.last_ts - self.skew_ns
         ):
-            if lines is None:
-                lines = block.split(b"\n")
-            oddset = set(odd)
-            index = 0
-            for stamp in stamps:
-                while index in oddset:
-                    index += 1
+            seg.last_ts = seconds[stamps[-1]] * NS
+            return
+        if lines is None:
+            lines = block.split(b"\n")
+        oddset = set(odd)
+        index = 0
+        for number, stamp in enumerate(stamps):
+            while index in oddset:
+                index += 1
+            if number >= done:
                 seg.newlines = base + index
                 self.order(seconds[stamp] * NS, lines[index])
-                index += 1
-        else:
-            seg.last_ts = seconds[stamps[-1]] * NS
+            index += 1
         seg.newlines = base
 
     def line(self, line: bytes) -> None:
