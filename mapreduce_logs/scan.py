@@ -69,6 +69,7 @@ class Scanner:
         self.future_after = split.mtime_ns + settings.clock_skew_ns
         self.window_ns = settings.window * NS
         self.skew_ns = settings.clock_skew_ns
+        self.hour_start: dict[bytes, int] = {}
         self.read = 0
         self.carry = b""
         self.long_prefix: bytes | None = None
@@ -197,24 +198,30 @@ class Scanner:
         windows: dict[bytes, int] = {}
         width = settings.window
         hours = p.hours
+        hour_start = self.hour_start
+        if len(hour_start) > 100_000:
+            hour_start.clear()
         for stamp, n in Counter(stamps).items():
-            sec = fast.stamp_seconds(stamp)
+            head = stamp[:13]
+            base = hour_start.get(head)
+            if base is None:
+                base = hour_start[head] = fast.stamp_seconds(head + b":00:00Z")
+            sec = base + int(stamp[14:16]) * 60 + int(stamp[17:19])
             seconds[stamp] = sec
             windows[stamp] = sec // width
             hours[sec // 3600 % 24] += n
         window_of = list(map(windows.__getitem__, stamps))
         p.user_lines.update(zip(users, window_of, strict=True))
-        by_level: Counter[bytes] = Counter()
-        for (service, level, window), n in Counter(zip(services, levels, window_of, strict=True)).items():
-            by_level[level] += n
+        for level, n in Counter(levels).items():
+            p.levels[LEVELS[level]] += n
+        is_error = map(fast.ERROR_TOKENS.__contains__, levels)
+        for (service, error, window), n in Counter(zip(services, is_error, window_of, strict=True)).items():
             p.services[service] += n
             p.window_lines[window] += n
-            if level in fast.ERROR_TOKENS:
+            if error:
                 p.service_errors[(service, window)] += n
             else:
                 p.service_others[(service, window)] += n
-        for level, n in by_level.items():
-            p.levels[LEVELS[level]] += n
         low, high = seconds[min(stamps)] * NS, seconds[max(stamps)] * NS
         if p.min_ts is None or low < p.min_ts:
             p.min_ts = low
