@@ -1,0 +1,1 @@
+"""Benchmarks and quality evaluation for mapreduce_logs: generator, timing, detector quality."""
