@@ -624,10 +624,17 @@ class Planner:
                 return at
         return None
 
+    def _lasting(self, seconds: float, lines: float = 5.0) -> float:
+        """At least ``seconds``, and long enough for ``lines`` expected lines at the quietest
+        minute (at most a twentieth of the span)."""
+        m = self.m
+        quietest = float(np.diff(m.cum).min()) / GRID
+        return min(max(seconds, lines / max(quietest, 1e-12)), max(m.span / 20, seconds))
+
     def clock_jump(self) -> None:
         skew = self.p.clock_skew
         jump = int(self.rng.integers(2 * skew + 1, 2 * skew + 3601))
-        duration = float(self.rng.uniform(5, 60)) + 5 * self.m.span / max(self.m.lines, 1)
+        duration = self._lasting(float(self.rng.uniform(5, 60)))
         at = self._moment(jump, duration)
         if at is None:
             return
@@ -641,7 +648,7 @@ class Planner:
     def future_stamp(self) -> None:
         m = self.m
         jump = int(self.p.future_jump if self.p.future_jump is not None else m.span + DAY)
-        duration = float(self.rng.uniform(1, 10)) + 2 * m.span / max(m.lines, 1)
+        duration = self._lasting(float(self.rng.uniform(1, 10)))
         at = self._moment(0, duration)
         if at is None:
             return
