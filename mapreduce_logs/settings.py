@@ -16,9 +16,9 @@ class Settings:
     chunk_size: int = 32 * 1024 * 1024
     workers: int = 1
     memory_mb: int = 500
-    spike_factor: float = 10.0
+    spike_factor: float = 5.0
     spike_min_errors: int = 20
-    burst_factor: float = 10.0
+    burst_factor: float = 5.0
     burst_min_lines: int = 50
 
     @property
