@@ -7,8 +7,10 @@ busy hour is not a spike and a burst cannot raise its own baseline:
   levels in that window and r the median, over the windows it logged in, of errors / other lines.
   A window is flagged when errors >= max(spike_min_errors, spike_factor * expected).
 - user_burst: S is the busiest ordinary user's share of traffic: the largest, over users, of the
-  median over all windows with traffic of (user's lines / all lines). A user's window is flagged
-  when lines >= max(burst_min_lines, burst_factor * S * lines of everyone else in that window).
+  median over all windows with traffic of (user's lines / all lines), capped at 0.99. A user's
+  expected lines in a window are what a user holding share S would write beside everyone else's
+  lines there: S / (1 - S) * (lines of everyone else). The window is flagged when
+  lines >= max(burst_min_lines, burst_factor * expected).
 
 Adjacent flagged windows of one subject form one anomaly.
 """
@@ -31,6 +33,10 @@ ANOMALY_TYPES = (
     "error_spike",
     "user_burst",
 )
+
+
+MAX_SHARE = 0.99
+"""Cap of the busiest share, so that one user holding all traffic keeps a finite expectation."""
 
 
 class Found(NamedTuple):
@@ -151,12 +157,13 @@ def busiest_share(p: Partial) -> float:
 
 def detect_bursts(p: Partial, settings: Settings) -> list[Found]:
     """user_burst anomalies, one per run of adjacent flagged windows of a user."""
-    share = busiest_share(p)
+    share = min(busiest_share(p), MAX_SHARE)
+    scale = share / (1 - share)
     flagged: dict[bytes, list[Flagged]] = defaultdict(list)
     for (user, window), lines in p.user_lines.items():
         if lines < settings.burst_min_lines:
             continue
-        expected = share * (p.window_lines[window] - lines)
+        expected = scale * (p.window_lines[window] - lines)
         threshold = max(settings.burst_min_lines, settings.burst_factor * expected)
         if lines >= threshold:
             flagged[user].append(Flagged(window, lines, expected, threshold))
