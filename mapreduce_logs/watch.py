@@ -1,12 +1,646 @@
-"""watch DIR: keep the outputs current as files arrive or grow (not built yet)."""
+"""watch DIR: count what is in DIR, then keep the outputs current as files arrive or grow.
+
+The loop: paths to look at come from file notifications (a bounded set, see ``watch_events``),
+from a full rescan every ``rescan_seconds`` (so a missed event never loses a file), and from
+unterminated last lines whose settle time has come. Each step looks at some of them, cuts the new
+bytes with ``split_file``, maps them with ``map_split`` on the same executor as ``run``, merges
+the results, commits the checkpoint, then rewrites the outputs from the committed state.
+
+Choices (SPEC.md section 6 leaves them open):
+- A file is (device, inode, digest of its first counted bytes, up to 1 KiB). A renamed file keeps
+  its counts and goes on where it left off; examples and per-file anomalies then show its new
+  path, as ``run`` would. A deleted file's counts stay, under the path it had last.
+- A file whose size fell below what was counted, or whose first counted bytes changed, or a new
+  inode at a known path, is a new generation read from 0; what the old one counted stays.
+- ``totals.files`` counts every generation seen (an empty file too, as ``run`` does); a file that
+  left before any of its bytes was counted leaves no trace.
+- An unterminated last line is counted, provisionally, once the file has not changed for
+  ``settle`` seconds; if the file then grows, it is counted again with what follows (once), so a
+  settled folder gives exactly what ``run`` gives. A ``.gz`` file is read whole once settled, and
+  again whole if it changes.
+- ``future_timestamp`` compares a line with its file's modification time when the line was
+  read; ``run`` uses the time when it runs, so the two differ only for a line dated between them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import os
+import signal
+import stat
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from types import FrameType
 
+from watchdog.observers.api import BaseObserver
+
+from .engine import Executor, PoolExecutor, SerialExecutor
+from .metrics import Clock, MemorySampler, run_metrics
+from .partial import Partial
+from .report import build_anomalies, build_summary, to_json, write_atomic
+from .scan import map_split
 from .settings import Settings
+from .split import InputError, Split, discover, is_compressed, split_file
+from .watch_checkpoint import Checkpoint, CheckpointError
+from .watch_events import PendingPaths, start_observer
+from .watch_state import (
+    FINGERPRINT_BYTES,
+    AddFiles,
+    FileRecord,
+    Forget,
+    Merge,
+    NextGeneration,
+    Op,
+    Put,
+    Rekey,
+    SetTail,
+    State,
+)
+
+CHECKPOINT_FOLDER = ".watch"
+RESCAN_SECONDS = 30.0
+PENDING_LIMIT = 4096
+BATCH_BYTES_PER_WORKER = 16 << 20
+"""Bytes mapped between two commits, per worker: about a second of work, so a stop is quick."""
+MAX_CHUNK = 4 << 20
+MAX_SPLITS = 4096
+"""Splits in one batch, whatever the chunk size (``--chunk-size 1`` must not hold millions)."""
+BACKWARD_BLOCK = 64 * 1024
+
+LINES, TAIL, WHOLE = "lines", "tail", "whole"
+
+
+@dataclass
+class Job:
+    """Bytes ``[start, end)`` of one file to count in this batch.
+
+    ``LINES``: complete lines, counted for good. ``TAIL``: the settled unterminated last line.
+    ``WHOLE``: a ``.gz`` file, read whole (``end`` is its size on disk).
+    """
+
+    kind: str
+    record: FileRecord
+    start: int
+    end: int
+    sig: tuple[int, int]
+    splits: list[Split] = field(default_factory=list)
+    partial: Partial | None = None
+    failure: str | None = None
+
+
+def map_tagged(item: tuple[int, Split], settings: Settings) -> tuple[int, Split, Partial]:
+    """What the pool runs: ``map_split``, with the job the split belongs to."""
+    index, split = item
+    return index, split, map_split(split, settings)
+
+
+def _regular(path: str) -> os.stat_result | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+class Watcher:
+    """Keeps ``out``'s summary.json and anomalies.json current with the files of ``folder``.
+
+    Usable in-process: ``open()``, then ``step()`` (one batch; False when idle) or ``run()``
+    (until ``request_stop()``), then ``close()``. ``clock`` gives the time settle delays and
+    rescans are measured with; tests pass a fake one.
+    """
+
+    def __init__(
+        self,
+        folder: str,
+        out: str,
+        settings: Settings,
+        executor: Executor,
+        *,
+        settle: float = 2.0,
+        recursive: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        say: Callable[[str], None] | None = None,
+        tell: Callable[[str], None] | None = None,
+        rescan_seconds: float = RESCAN_SECONDS,
+        pending_limit: int = PENDING_LIMIT,
+        batch_bytes: int | None = None,
+    ) -> None:
+        self.folder = folder
+        self.out = out
+        self.settings = settings
+        self.executor = executor
+        self.settle = settle
+        self.recursive = recursive
+        self.clock = clock
+        self.say = say or (lambda message: None)
+        """Problems (always shown)."""
+        self.tell = tell or (lambda message: None)
+        """One line per file per update (off with --quiet)."""
+        self.rescan_seconds = rescan_seconds
+        self.pending = PendingPaths(pending_limit)
+        workers = max(1, int(getattr(executor, "workers", 1)))
+        self.batch_bytes = batch_bytes or BATCH_BYTES_PER_WORKER * workers
+        self.chunk_size = max(1, min(settings.chunk_size, MAX_CHUNK,
+                                     self.batch_bytes // (2 * workers)))
+        self.stop = threading.Event()
+        meta = {"folder": os.path.abspath(folder), "spelled": folder,
+                "window": settings.window, "clock_skew": settings.clock_skew}
+        self.checkpoint = Checkpoint(os.path.join(out, CHECKPOINT_FOLDER), meta)
+        self.state = State(settings.clock_skew_ns)
+        self.ops: list[Op] = []
+        self.observer: BaseObserver | None = None
+        self.next_rescan = float("-inf")
+        self.todo: deque[str] = deque()
+        self.todo_set: set[str] = set()
+        self.seen: dict[int, tuple[int, int]] = {}
+        """rid -> (size, mtime_ns) when last looked at."""
+        self.changed_at: dict[int, float] = {}
+        """rid -> clock time when that signature was first seen."""
+        self.unsettled: dict[int, float] = {}
+        """rid -> clock time at which its unterminated last line may be taken."""
+        self.no_newline: dict[int, tuple[int, int]] = {}
+        """rid -> (offset, end): bytes [offset, end) of the file hold no newline."""
+        self.problems: dict[str, str] = {}
+        self.updates = 0
+        self.rescans = 0
+        self.chunks = 0
+        self.largest_batch = 0
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Load the checkpoint (or start afresh), write the outputs it implies, plan a full scan."""
+        os.makedirs(self.out, exist_ok=True)
+        if os.path.isdir(self.checkpoint.folder):
+            try:
+                self.state = self.checkpoint.load()
+            except CheckpointError as err:
+                self.say(f"watch: checkpoint not used: {err}; counting again from the files "
+                         f"in {self.folder}")
+                self.state = State(self.settings.clock_skew_ns)
+                self.checkpoint.reset(self.state)
+        else:
+            self.checkpoint.reset(self.state)
+        self._write_outputs()
+        self.request_rescan()
+
+    def start_events(self, poll: float | None = None) -> None:
+        """File notifications, or with ``poll`` a full rescan every ``poll`` seconds instead."""
+        if poll is not None:
+            self.rescan_seconds = poll
+            return
+        self.observer = start_observer(self.folder, self.recursive, self.pending, self.say)
+        if self.observer is None:
+            self.rescan_seconds = min(self.rescan_seconds, 1.0)
+
+    def close(self) -> None:
+        """Stop the notifications and commit whatever is not committed yet."""
+        observer, self.observer = self.observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join()
+        if self.ops:
+            self._commit()
+
+    def request_stop(self) -> None:
+        """Ask ``run`` to return after the current batch (safe from a signal handler)."""
+        self.stop.set()
+        self.pending.wake.set()
+
+    def request_rescan(self) -> None:
+        self.next_rescan = float("-inf")
+
+    def run(self) -> None:
+        """Step until ``request_stop()``, sleeping while there is nothing to do."""
+        while not self.stop.is_set():
+            if not self.step():
+                self.pending.wake.wait(self._idle_seconds())
+
+    def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Step until ``done()`` or ``timeout`` seconds have passed; returns ``done()``."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return done()
+            if not self.step():
+                self.pending.wake.wait(min(self._idle_seconds(), left))
+        return True
+
+    def drain(self) -> None:
+        """Rescan, then step until there is nothing left to do at the current clock time."""
+        self.request_rescan()
+        while self.step():
+            pass
+
+    def _idle_seconds(self) -> float:
+        due = min([self.next_rescan, *self.unsettled.values()])
+        return min(1.0, max(0.01, due - self.clock()))
+
+    # --- one step --------------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Look at what is waiting, count one batch, commit, write the outputs. False if idle."""
+        self._gather(self.clock())
+        if not self.todo:
+            return False
+        started = time.perf_counter()
+        jobs = self._plan_batch()
+        if jobs:
+            self._run(jobs)
+        added: dict[str, int] = {}
+        for job in jobs:
+            lines = self._finish(job)
+            if lines is not None:
+                added[job.record.path] = added.get(job.record.path, 0) + lines
+        if self.ops:
+            self._commit()
+            self._write_outputs()
+            self.updates += 1
+            seconds = time.perf_counter() - started
+            for path, lines in added.items():
+                self.tell(f"watch: {path}: {lines:+,} lines in {seconds:.2f} s")
+        return True
+
+    def _gather(self, now: float) -> None:
+        paths, overflowed = self.pending.take()
+        if overflowed or now >= self.next_rescan:
+            self.next_rescan = now + self.rescan_seconds
+            self._rescan()
+        for path in paths:
+            self._want(path)
+        for rid, due in list(self.unsettled.items()):
+            if due <= now:
+                del self.unsettled[rid]
+                record = self.state.records.get(rid)
+                if record is not None and record.live:
+                    self._want(record.path)
+
+    def _rescan(self) -> None:
+        self.rescans += 1
+        try:
+            listed = discover([self.folder], recursive=self.recursive)
+        except (InputError, OSError) as err:
+            self._problem(self.folder, f"cannot list: {err}")
+            return
+        self.problems.pop(self.folder, None)
+        for path in listed:
+            self._want(path)
+        for path in set(self.state.by_path) - set(listed):
+            self._want(path)
+
+    def _want(self, path: str, first: bool = False) -> None:
+        if path not in self.todo_set:
+            self.todo_set.add(path)
+            if first:
+                self.todo.appendleft(path)
+            else:
+                self.todo.append(path)
+
+    def _plan_batch(self) -> list[Job]:
+        """Look at waiting paths and cut their new bytes into splits, up to the batch budget."""
+        budget = self.batch_bytes
+        splits = MAX_SPLITS
+        jobs: list[Job] = []
+        while self.todo and budget > 0 and splits > 0 and not self.stop.is_set():
+            path = self.todo.popleft()
+            self.todo_set.discard(path)
+            for job in self._examine(path):
+                try:
+                    whole = self._cut(job, budget, splits)
+                except OSError:
+                    self._want(path)
+                    break
+                jobs.append(job)
+                budget -= sum(s.end - s.start if s.end is not None else job.end for s in job.splits)
+                splits -= len(job.splits)
+                if not whole:
+                    self._want(path, first=True)
+                    break
+        self.largest_batch = max(self.largest_batch, self.batch_bytes - budget)
+        return jobs
+
+    def _cut(self, job: Job, budget: int, most: int) -> bool:
+        """Fill ``job.splits``; False when the budget cut it short (``job.end`` moved back)."""
+        rec = job.record
+        for split in split_file(rec.path, self.chunk_size, job.start, job.end, rec.generation):
+            job.splits.append(split)
+            if split.end is None:
+                break
+            budget -= split.end - split.start
+            if (budget <= 0 or len(job.splits) >= most) and split.end < job.end:
+                job.end = split.end
+                return False
+        return True
+
+    def _run(self, jobs: list[Job]) -> None:
+        items = [(i, split) for i, job in enumerate(jobs) for split in job.splits]
+        self.chunks += len(items)
+        for job in jobs:
+            job.partial = Partial(clock_skew_ns=self.settings.clock_skew_ns)
+        mapper = functools.partial(map_tagged, settings=self.settings)
+        for index, split, result in self.executor.imap(mapper, items):
+            job = jobs[index]
+            problem = _incomplete(split, result)
+            if problem is not None:
+                job.failure = job.failure or problem
+            elif job.failure is None:
+                assert job.partial is not None
+                job.partial.update(result)
+
+    # --- what a path holds now -------------------------------------------------------------------
+
+    def _examine(self, path: str) -> list[Job]:
+        """Settle who the file at ``path`` is (new, renamed, replaced, gone); its jobs if any."""
+        state = self.state
+        st = _regular(path)
+        rid = state.by_path.get(path)
+        rec = state.records[rid] if rid is not None else None
+        if st is None:
+            if rec is not None:
+                self._gone(rec)
+            return []
+        key = (st.st_dev, st.st_ino)
+        sig = (st.st_size, st.st_mtime_ns)
+        if rec is not None and rec.key == key and self.seen.get(rec.rid) == sig and _done(rec, sig):
+            return []
+        if rec is not None and rec.key != key:
+            self._gone(rec)
+            rec = None
+        cand_rid = state.by_key.get(key)
+        cand = state.records.get(cand_rid) if cand_rid is not None else None
+        if cand is not None and cand.live and cand.path != path:
+            there = _regular(cand.path)
+            if there is not None and (there.st_dev, there.st_ino) == key:
+                self._problem(path, f"same file as {cand.path} (a hard link): counted once, "
+                                    f"as {cand.path}")
+                return []
+        got = self._head(path)
+        if got is None:
+            return []
+        head, st = got
+        if (st.st_dev, st.st_ino) != key:
+            self._want(path)
+            return []
+        sig = (st.st_size, st.st_mtime_ns)
+        rec = None
+        if cand is not None:
+            if cand.matches(st.st_size, head):
+                rec = self._move(cand, path)
+            else:
+                self._retire(cand)
+        if rec is None:
+            rec = self._new(path, st)
+        now = self.clock()
+        if self.seen.get(rec.rid) != sig:
+            self.seen[rec.rid] = sig
+            self.changed_at[rec.rid] = now
+        return self._plan(rec, sig, now)
+
+    def _head(self, path: str) -> tuple[bytes, os.stat_result] | None:
+        """The first bytes of ``path`` and its status, read through one open file."""
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                head = f.read(FINGERPRINT_BYTES)
+        except OSError as err:
+            if not isinstance(err, FileNotFoundError):
+                self._problem(path, f"cannot read: {err.strerror or err}")
+            return None
+        return head, st
+
+    def _plan(self, rec: FileRecord, sig: tuple[int, int], now: float) -> list[Job]:
+        if _done(rec, sig):
+            return []
+        size = sig[0]
+        settled = now - self.changed_at[rec.rid] >= self.settle
+        if rec.compressed:
+            if settled:
+                return [Job(WHOLE, rec, 0, size, sig)]
+            self.unsettled[rec.rid] = self.changed_at[rec.rid] + self.settle
+            return []
+        jobs = []
+        start = rec.offset
+        line_end = self._last_line_end(rec, size)
+        if line_end is not None:
+            jobs.append(Job(LINES, rec, rec.offset, line_end, sig))
+            start = line_end
+        if size > start:
+            if settled:
+                jobs.append(Job(TAIL, rec, start, size, sig))
+            else:
+                self.unsettled[rec.rid] = self.changed_at[rec.rid] + self.settle
+        return jobs
+
+    def _last_line_end(self, rec: FileRecord, size: int) -> int | None:
+        """Position just after the last newline in ``[rec.offset, size)``, or None."""
+        low = rec.offset
+        known = self.no_newline.get(rec.rid)
+        if known is not None and known[0] == rec.offset:
+            low = max(low, known[1])
+        try:
+            with open(rec.path, "rb") as f:
+                pos = size
+                while pos > low:
+                    begin = max(low, pos - BACKWARD_BLOCK)
+                    f.seek(begin)
+                    found = f.read(pos - begin).rfind(b"\n")
+                    if found >= 0:
+                        return begin + found + 1
+                    pos = begin
+        except OSError:
+            return None
+        self.no_newline[rec.rid] = (rec.offset, size)
+        return None
+
+    # --- identity changes ------------------------------------------------------------------------
+
+    def _do(self, op: Op) -> None:
+        self.state.apply(op)
+        self.ops.append(op)
+
+    def _new(self, path: str, st: os.stat_result) -> FileRecord:
+        generation = self.state.next_generation.get(path, 0)
+        self._do(NextGeneration(path, generation + 1))
+        rec = FileRecord(self.state.next_rid, path, generation, st.st_dev, st.st_ino,
+                         compressed=is_compressed(path))
+        self._do(Put(rec))
+        self._do(AddFiles(1))
+        return rec
+
+    def _move(self, rec: FileRecord, path: str) -> FileRecord:
+        """``rec``'s file is at ``path`` now (renamed, or back after it left)."""
+        if rec.path == path:
+            if not rec.live:
+                rec = replace(rec, live=True)
+                self._do(Put(rec))
+            return rec
+        generation = self.state.next_generation.get(path, 0)
+        self._do(NextGeneration(path, generation + 1))
+        self._do(Rekey(rec.source, (path, generation)))
+        rec = replace(rec, path=path, generation=generation, live=True)
+        self._do(Put(rec))
+        return rec
+
+    def _gone(self, rec: FileRecord) -> None:
+        """``rec``'s file left its path: its counts stay; one that counted nothing is forgotten."""
+        self._forget_transient(rec.rid)
+        if rec.counted_end == 0:
+            self._do(AddFiles(-1))
+            self._do(Forget(rec.rid))
+        else:
+            self._do(Put(replace(rec, live=False)))
+
+    def _retire(self, rec: FileRecord) -> None:
+        """``rec``'s inode now holds other bytes: what it counted stays, its tail for good."""
+        self._forget_transient(rec.rid)
+        tail = self.state.tails.get(rec.rid)
+        if tail is not None:
+            self._do(Merge(tail))
+        self._do(Forget(rec.rid))
+
+    def _forget_transient(self, rid: int) -> None:
+        self.seen.pop(rid, None)
+        self.changed_at.pop(rid, None)
+        self.unsettled.pop(rid, None)
+        self.no_newline.pop(rid, None)
+
+    # --- results ---------------------------------------------------------------------------------
+
+    def _finish(self, job: Job) -> int | None:
+        """Apply a mapped job if its file is still what was planned; the net lines it added."""
+        old = job.record
+        rec = self.state.records.get(old.rid)
+        if rec is None or rec.source != old.source or not rec.live or rec.offset != job.start:
+            return None
+        path = rec.path
+        if job.failure is not None:
+            self._problem(path, job.failure)
+            self._want(path)
+            return None
+        got = self._head(path)
+        if got is None:
+            self._want(path)
+            return None
+        head, st = got
+        if (
+            (st.st_dev, st.st_ino) != rec.key
+            or not rec.matches(st.st_size, head)
+            or st.st_size < job.end
+            or (job.kind == WHOLE and (st.st_size, st.st_mtime_ns) != job.sig)
+        ):
+            self._want(path)
+            return None
+        self.problems.pop(path, None)
+        assert job.partial is not None
+        job.partial.files = 0
+        tail = self.state.tails.get(rec.rid)
+        dropped = tail.lines if tail is not None else 0
+        if job.kind == LINES:
+            self._do(Merge(job.partial))
+            if tail is not None:
+                self._do(SetTail(rec.rid, None))
+            self._do(Put(rec.with_counted(head, offset=job.end, tail_end=None, tail_sig=None)))
+        else:
+            self._do(SetTail(rec.rid, job.partial))
+            self._do(Put(rec.with_counted(head, tail_end=job.end, tail_sig=job.sig)))
+        return job.partial.lines - dropped
+
+    def _problem(self, path: str, message: str) -> None:
+        if self.problems.get(path) != message:
+            self.problems[path] = message
+            self.say(f"watch: {path}: {message}")
+
+    def _commit(self) -> None:
+        self.checkpoint.commit(self.state, self.ops)
+        self.ops = []
+
+    def _write_outputs(self) -> None:
+        view = self.state.view()
+        write_atomic(os.path.join(self.out, "summary.json"),
+                     to_json(build_summary(view, self.settings)))
+        write_atomic(os.path.join(self.out, "anomalies.json"),
+                     to_json(build_anomalies(view, self.settings)))
+
+
+def _done(rec: FileRecord, sig: tuple[int, int]) -> bool:
+    """Whether a file with this (size, mtime_ns) has nothing left to count."""
+    if rec.tail_sig == sig:
+        return True
+    return not rec.compressed and rec.tail_end is None and rec.offset == sig[0]
+
+
+def _incomplete(split: Split, result: Partial) -> str | None:
+    if result.failures:
+        return min(result.failures.values())
+    if split.end is not None and result.bytes_read != split.end - split.start:
+        return "the file shrank while it was read"
+    return None
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _executor(workers: int) -> Iterator[Executor]:
+    if workers > 1:
+        with PoolExecutor(workers) as pool:
+            yield pool
+    else:
+        yield SerialExecutor()
 
 
 def watch_main(args: argparse.Namespace, settings: Settings) -> int:
     """Run the watcher until SIGINT or SIGTERM; returns the exit status."""
-    raise NotImplementedError("watch is not built yet")
+    from .cli import EXIT_OK, PROG, UsageError, report_line
+
+    if not os.path.isdir(args.dir):
+        raise UsageError(f"not a folder: {args.dir}")
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create output folder {args.out}: {err.strerror}") from None
+
+    def say(message: str) -> None:
+        print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+    clock = Clock()
+    # Workers ignore Ctrl-C (the terminal sends it to the whole group); the watcher handles it.
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous_term = signal.getsignal(signal.SIGTERM)
+    try:
+        with _executor(settings.workers) as executor, MemorySampler() as sampler:
+            watcher = Watcher(args.dir, args.out, settings, executor, settle=args.settle,
+                              recursive=args.recursive, say=say,
+                              tell=None if args.quiet else say)
+
+            def on_signal(signum: int, frame: FrameType | None) -> None:
+                watcher.request_stop()
+
+            signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
+            watcher.open()
+            watcher.start_events(args.poll)
+            try:
+                watcher.run()
+            finally:
+                watcher.close()
+        view = watcher.state.view()
+        metrics = run_metrics(
+            clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=watcher.chunks,
+            nbytes=view.bytes_read, lines=view.lines, stages={},
+        )
+        write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
+        if not args.quiet:
+            say(report_line(metrics, build_anomalies(view, settings)["counts"]))
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+    return EXIT_OK

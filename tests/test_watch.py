@@ -1,0 +1,737 @@
+"""watch: the live outputs equal a batch run over what should have been counted.
+
+The state machine adds, appends to, renames, truncates, replaces and deletes files, restarts the
+watcher and crashes it in the middle of a commit; a model records which bytes of which file
+generation should be counted (SPEC.md section 6), and after every step the watcher's outputs must
+be byte-identical to the engine run over exactly those bytes. When nothing left or shrank and
+every file is settled, they must equal ``run DIR``. The real command is checked with SIGKILL at
+random moments, SIGTERM, latency and back-pressure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import pickle
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+import pytest
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from mapreduce_logs import (
+    Partial,
+    SerialExecutor,
+    Settings,
+    Split,
+    build_anomalies,
+    build_summary,
+    map_split,
+    to_json,
+)
+from mapreduce_logs.cli import main as cli_main
+from mapreduce_logs.watch import Watcher
+from mapreduce_logs.watch_checkpoint import MANIFEST
+
+SETTINGS = Settings(workers=1)
+SETTLE = 5.0
+OUTPUTS = ("summary.json", "anomalies.json")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# --- lines ---------------------------------------------------------------------------------------
+
+_stamps = st.builds(
+    lambda y, mo, d, h, mi, s: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}Z",
+    st.sampled_from([2024, 2024, 2024, 2999]), st.integers(1, 12), st.integers(1, 28),
+    st.integers(0, 23), st.integers(0, 59), st.integers(0, 59),
+)
+"""2024 is in the past and 2999 in the future whatever the files' mtimes are."""
+
+_valid = st.builds(
+    lambda ts, level, service, user, message: f"{ts} {level} {service} {user}{message}".encode(),
+    _stamps, st.sampled_from(["INFO", "ERROR", "warning", "DEBUG", "FATAL"]),
+    st.sampled_from(["auth", "db", "pay"]), st.sampled_from(["u1", "u2", "u3", "ü"]),
+    st.sampled_from(["", " hello", " two words"]),
+)
+_odd = st.sampled_from([
+    b"", b"   ", b"garbage", b"2024-13-01T00:00:00Z INFO a b", b"2024-01-01T00:00:00Z LOUD a b",
+    b"2024-01-01T00:00:00Z INFO \xff b", b"\tspaced\r",
+])
+lines = st.one_of(_valid, _valid, _odd)
+chunks = st.builds(
+    lambda parts, end: b"\n".join(parts) + end,
+    st.lists(lines, max_size=4), st.sampled_from([b"\n", b"\n", b""]),
+)
+"""Bytes to write: some lines, maybe ending in an unterminated one. No line starts with \\x01."""
+
+VISIBLE = ["a.log", "b.log", "c"]
+HIDDEN = [".h", "x.tmp"]
+
+
+def visible(name: str) -> bool:
+    return name in VISIBLE
+
+
+# --- the model -------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Gen:
+    """One generation of one file: what the watcher should count from it, under which source."""
+
+    path: str
+    number: int
+    counted: bytes = b""
+    live: bool = True
+
+
+@dataclass(eq=False)
+class ModelFile:
+    content: bytes
+    gen: Gen | None
+    last_change: float
+    header: int = 0
+    """Length of the unique first line (0 after a truncation to nothing)."""
+
+
+def expected_outputs(gens: list[Gen], folder: str, scratch: str) -> tuple[bytes, bytes]:
+    """The engine over exactly the counted bytes of every generation, under its source."""
+    total = Partial(clock_skew_ns=SETTINGS.clock_skew_ns)
+    now = time.time_ns()
+    for i, gen in enumerate(gens):
+        path = os.path.join(scratch, f"gen{i}")
+        with open(path, "wb") as f:
+            f.write(gen.counted)
+        part = map_split(Split(path, 0, len(gen.counted), now, gen.number), SETTINGS)
+        source = (os.path.join(folder, gen.path), gen.number)
+        part.segments = {source: part.segments[(path, gen.number)]}
+        total.update(part)
+    return to_json(build_summary(total, SETTINGS)), to_json(build_anomalies(total, SETTINGS))
+
+
+class SimulatedCrashError(Exception):
+    pass
+
+
+class WatchMachine(RuleBasedStateMachine):
+    """Random file operations against a watcher with a fake clock; outputs checked every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.base = tempfile.mkdtemp(prefix="watch-sm-")
+        self.dir = os.path.join(self.base, "logs")
+        self.out = os.path.join(self.base, "out")
+        self.scratch = os.path.join(self.base, "scratch")
+        for folder in (self.dir, self.scratch):
+            os.mkdir(folder)
+        self.now = 1000.0
+        self.files: dict[str, ModelFile] = {}
+        self.gens: list[Gen] = []
+        self.next_number: dict[str, int] = {}
+        self.headers = 0
+        self.watcher = self._new_watcher()
+
+    def teardown(self) -> None:
+        self.watcher.close()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    # --- helpers ---
+
+    def _new_watcher(self) -> Watcher:
+        w = Watcher(self.dir, self.out, SETTINGS, SerialExecutor(), settle=SETTLE,
+                    clock=lambda: self.now, batch_bytes=300)
+        w.open()
+        for f in self.files.values():
+            f.last_change = self.now
+        return w
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    def _gen(self, name: str) -> Gen:
+        number = self.next_number.get(name, 0)
+        self.next_number[name] = number + 1
+        gen = Gen(name, number)
+        self.gens.append(gen)
+        return gen
+
+    def _leave(self, f: ModelFile) -> None:
+        """The file left the watched names: its counts stay, unless it counted nothing."""
+        assert f.gen is not None
+        f.gen.live = False
+        if not f.gen.counted:
+            self.gens.remove(f.gen)
+            f.gen = None
+
+    def _header(self) -> bytes:
+        self.headers += 1
+        return b"\x01file-%d\n" % self.headers
+
+    def _sync(self) -> None:
+        self.watcher.drain()
+        for f in self.files.values():
+            gen = f.gen
+            if gen is None or not gen.live:
+                continue
+            offset = gen.counted.rfind(b"\n") + 1
+            line_end = f.content.rfind(b"\n") + 1
+            if self.now - f.last_change >= SETTLE:
+                gen.counted = f.content
+            elif line_end > offset:
+                gen.counted = f.content[:line_end]
+
+    def _write(self, name: str, data: bytes, mode: str = "ab") -> None:
+        with open(self._path(name), mode) as out:
+            out.write(data)
+
+    # --- rules ---
+
+    @initialize(data=chunks)
+    def first_file(self, data: bytes) -> None:
+        self.add_file("a.log", data)
+
+    @rule(name=st.sampled_from(VISIBLE + HIDDEN), data=chunks)
+    def add_file(self, name: str, data: bytes) -> None:
+        if name in self.files:
+            return
+        content = self._header() + data
+        self._write(name, content, "wb")
+        gen = self._gen(name) if visible(name) else None
+        self.files[name] = ModelFile(content, gen, self.now, header=content.index(b"\n") + 1)
+        self._sync()
+
+    @precondition(lambda self: self.files)
+    @rule(pick=st.data(), data=chunks)
+    def append(self, pick: st.DataObject, data: bytes) -> None:
+        name = pick.draw(st.sampled_from(sorted(self.files)))
+        if data:
+            self._write(name, data)
+            f = self.files[name]
+            f.content += data
+            f.last_change = self.now
+        self._sync()
+
+    @precondition(lambda self: self.files)
+    @rule(pick=st.data(), dst=st.sampled_from(VISIBLE + HIDDEN))
+    def rename(self, pick: st.DataObject, dst: str) -> None:
+        src = pick.draw(st.sampled_from(sorted(self.files)))
+        if src == dst:
+            return
+        os.replace(self._path(src), self._path(dst))
+        f = self.files.pop(src)
+        replaced = self.files.pop(dst, None)
+        if replaced is not None and visible(dst) and replaced.gen is not None:
+            self._leave(replaced)
+        if visible(src) and not visible(dst):
+            self._leave(f)
+        elif visible(dst):
+            gen = f.gen
+            if gen is None:
+                f.gen = self._gen(dst)
+                f.last_change = self.now
+            elif visible(src):
+                gen.path, gen.number = dst, self._gen_number(dst)
+            else:
+                # A file that left comes back: the same one if what it counted is still there.
+                fp = min(len(gen.counted), 1024)
+                if len(f.content) >= len(gen.counted) and f.content[:fp] == gen.counted[:fp]:
+                    if gen.path != dst:
+                        gen.path, gen.number = dst, self._gen_number(dst)
+                    gen.live = True
+                else:
+                    f.gen = self._gen(dst)
+                f.last_change = self.now
+        self.files[dst] = f
+        self._sync()
+
+    def _gen_number(self, name: str) -> int:
+        number = self.next_number.get(name, 0)
+        self.next_number[name] = number + 1
+        return number
+
+    @precondition(lambda self: any(f.content for f in self.files.values()))
+    @rule(pick=st.data())
+    def truncate(self, pick: st.DataObject) -> None:
+        name = pick.draw(st.sampled_from(sorted(n for n, f in self.files.items() if f.content)))
+        f = self.files[name]
+        size = pick.draw(st.integers(0, len(f.content) - 1))
+        if 0 < size < f.header:
+            size = 0  # a cut header could be mistaken for another file's first bytes
+        f.header = f.header if size else 0
+        os.truncate(self._path(name), size)
+        f.content = f.content[:size]
+        f.last_change = self.now
+        if visible(name) and f.gen is not None and size < len(f.gen.counted):
+            f.gen = self._gen(name)
+        self._sync()
+
+    @precondition(lambda self: self.files)
+    @rule(pick=st.data(), data=chunks)
+    def replace(self, pick: st.DataObject, data: bytes) -> None:
+        name = pick.draw(st.sampled_from(sorted(self.files)))
+        content = self._header() + data
+        tmp = self._path("replacing.tmp")
+        with open(tmp, "wb") as out:
+            out.write(content)
+        os.replace(tmp, self._path(name))
+        old = self.files[name]
+        if visible(name) and old.gen is not None:
+            self._leave(old)
+        gen = self._gen(name) if visible(name) else None
+        self.files[name] = ModelFile(content, gen, self.now, header=content.index(b"\n") + 1)
+        self._sync()
+
+    @precondition(lambda self: self.files)
+    @rule(pick=st.data())
+    def delete(self, pick: st.DataObject) -> None:
+        name = pick.draw(st.sampled_from(sorted(self.files)))
+        os.unlink(self._path(name))
+        f = self.files.pop(name)
+        if visible(name) and f.gen is not None:
+            self._leave(f)
+        self._sync()
+
+    @rule(seconds=st.sampled_from([1.0, SETTLE, SETTLE + 1]))
+    def wait(self, seconds: float) -> None:
+        self.now += seconds
+        self._sync()
+
+    @rule()
+    def restart(self) -> None:
+        self.watcher.close()
+        self.watcher = self._new_watcher()
+        self._sync()
+
+    @precondition(lambda self: self.files)
+    @rule(pick=st.data(), data=chunks.map(lambda b: b or b"\n"), point=st.sampled_from(["written", "committed"]))
+    def crash_while_appending(self, pick: st.DataObject, data: bytes, point: str) -> None:
+        """Appended bytes are counted once although the watcher dies in its commit."""
+        name = pick.draw(st.sampled_from(sorted(self.files)))
+
+        def fault(where: str) -> None:
+            if where == point:
+                raise SimulatedCrashError(where)
+
+        self.watcher.checkpoint.fault = fault
+        self._write(name, data)
+        f = self.files[name]
+        f.content += data
+        f.last_change = self.now
+        with contextlib.suppress(SimulatedCrashError):
+            self.watcher.drain()
+        self.watcher.checkpoint.fault = None
+        self.watcher = self._new_watcher()  # the old one is dropped as a killed process would be
+        self._sync()
+
+    # --- the checks ---
+
+    @invariant()
+    def outputs_equal_the_model(self) -> None:
+        want = expected_outputs(self.gens, self.dir, self.scratch)
+        got = tuple(_read(os.path.join(self.out, name)) for name in OUTPUTS)
+        assert got == want
+
+    @invariant()
+    def settled_and_untouched_equals_run(self) -> None:
+        """When every generation is live and wholly counted, the outputs are those of run DIR."""
+        live = [f for n, f in self.files.items() if visible(n)]
+        if len(live) != len(self.gens) or any(f.gen is None or f.gen.counted != f.content
+                                              for f in live):
+            return
+        reference = os.path.join(self.base, "reference")
+        assert cli_main(["run", self.dir, "--out", reference, "--workers", "1", "--quiet"]) == 0
+        for name in OUTPUTS:
+            assert _read(os.path.join(self.out, name)) == _read(os.path.join(reference, name))
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+TestWatchMachine = WatchMachine.TestCase
+TestWatchMachine.settings = hypothesis_settings(
+    max_examples=int(os.environ.get("WATCH_EXAMPLES", "25")), stateful_step_count=15,
+    deadline=None,
+)
+
+
+# --- helpers for the tests below -------------------------------------------------------------------
+
+
+def wait_for(done: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``done`` until it holds or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() >= deadline:
+            return done()
+        time.sleep(0.02)
+    return True
+
+
+def summary(out: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(out, "summary.json"), "rb") as f:
+            return json.loads(f.read())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def totals(out: str) -> dict[str, int]:
+    doc = summary(out)
+    return doc["totals"] if doc else {}
+
+
+def run_outputs(folder: str, scratch: str) -> tuple[bytes, ...]:
+    """What ``run DIR`` writes for the same folder."""
+    assert cli_main(["run", folder, "--out", scratch, "--workers", "1", "--quiet"]) == 0
+    return tuple(_read(os.path.join(scratch, name)) for name in OUTPUTS)
+
+
+def outputs(out: str) -> tuple[bytes, ...]:
+    try:
+        return tuple(_read(os.path.join(out, name)) for name in OUTPUTS)
+    except OSError:
+        return ()
+
+
+def log_lines(count: int, seed: int = 0, start: int = 0) -> bytes:
+    """``count`` canonical lines, mostly in time order, a few malformed."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        t = 1_721_606_400 + (start + i) // 3
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+        if rng.random() < 0.01:
+            out.append(b"broken line %d" % i)
+        else:
+            level = rng.choice(["INFO", "INFO", "WARN", "ERROR", "DEBUG"])
+            out.append(f"{stamp} {level} svc{rng.randrange(8)} user{rng.randrange(500)} m {i}"
+                       .encode())
+    return b"\n".join(out) + b"\n"
+
+
+def start_watch(folder: str, out: str, *extra: str, log: str) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mapreduce_logs", "watch", folder, "--out", out, *extra],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+        )
+
+
+def kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the watcher, then make sure its pool workers (orphaned) are gone too."""
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    proc.kill()
+    proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        child.kill()
+    assert not alive, "pool workers outlived their killed watcher"
+
+
+def in_process(folder: str, out: str, **options: Any) -> Watcher:
+    options.setdefault("settle", 0.0)
+    w = Watcher(folder, out, SETTINGS, SerialExecutor(), **options)
+    w.open()
+    return w
+
+
+# --- the real command ------------------------------------------------------------------------------
+
+
+def test_kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice(tmp_path: Any) -> None:
+    """A watch fed while it works, SIGKILLed at random moments and restarted, ends like run."""
+    seed = int(os.environ.get("WATCH_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    for i in range(3):
+        with open(os.path.join(logs, f"start{i}.log"), "wb") as f:
+            f.write(log_lines(3000, seed=i))
+    stop = threading.Event()
+    fed = [0]
+
+    def feed() -> None:
+        feeder = random.Random(seed + 1)
+        half: dict[str, bytes] = {}
+        while not stop.is_set():
+            name = f"fed{feeder.randrange(5)}.log"
+            data = half.pop(name, b"") + log_lines(feeder.randrange(1, 60), seed=fed[0],
+                                                    start=fed[0])
+            if feeder.random() < 0.3:
+                cut = feeder.randrange(1, len(data))
+                data, half[name] = data[:cut], data[cut:]
+            with open(os.path.join(logs, name), "ab") as f:
+                f.write(data)
+            fed[0] += 1
+            stop.wait(0.003)
+        for name, rest in half.items():
+            with open(os.path.join(logs, name), "ab") as f:
+                f.write(rest)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    log = str(tmp_path / "watch.log")
+    common = ["--workers", "2", "--chunk-size", "65536", "--settle", "0.2", "--quiet"]
+    try:
+        for round_ in range(6):
+            extra = ["--poll", "0.05"] if round_ % 3 == 2 else []
+            proc = start_watch(logs, out, *common, *extra, log=log)
+            time.sleep(rng.uniform(0.05, 1.0))  # a random moment: the point of this test
+            kill_tree(proc)
+    finally:
+        stop.set()
+        feeder.join()
+    want = run_outputs(logs, str(tmp_path / "reference"))
+    proc = start_watch(logs, out, *common, log=log)
+    try:
+        assert wait_for(lambda: outputs(out) == want, 60), (
+            f"seed {seed}: {totals(out)} != {json.loads(want[0])['totals']}"
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+    leftovers = sorted(os.listdir(os.path.join(out, ".watch")))
+    assert all(n == MANIFEST or n.startswith(("snapshot-", "ops-")) for n in leftovers), leftovers
+
+
+def test_sigterm_stops_a_busy_watch_quickly_with_its_checkpoint(tmp_path: Any) -> None:
+    """SIGTERM in the middle of work: exit 0 within seconds; a restart ends exactly like run."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    with open(os.path.join(logs, "big.log"), "wb") as f:
+        f.write(log_lines(150_000))
+    log = str(tmp_path / "watch.log")
+    proc = start_watch(logs, out, "--workers", "2", log=log)
+    try:
+        assert wait_for(lambda: os.path.exists(os.path.join(out, ".watch", MANIFEST)), 20)
+        proc.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        assert proc.wait(timeout=10) == 0
+        stopped_in = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+    assert stopped_in < 5, stopped_in
+    with open(log, encoding="utf-8") as f:
+        assert "MB/s" in f.read()  # the run figures, on the way out
+    before = totals(out)
+    w = in_process(logs, out)
+    w.drain()
+    w.close()
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+    assert totals(out)["lines"] >= before.get("lines", 0)
+
+
+@pytest.mark.parametrize("poll", [None, "0.2"])
+def test_a_new_10_mb_file_shows_within_2_seconds(tmp_path: Any, poll: str | None) -> None:
+    """SPEC.md section 6: a new 10 MB file is in summary.json within 2 s (deadline, not timing)."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    data = log_lines(215_000)
+    assert len(data) >= 10_000_000
+    expected = data.count(b"\n")
+    extra = ["--poll", poll] if poll else []
+    proc = start_watch(logs, out, "--workers", "2", "--quiet", *extra,
+                       log=str(tmp_path / "watch.log"))
+    try:
+        assert wait_for(lambda: summary(out) is not None, 20)
+        with open(os.path.join(logs, "big.log.part"), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(logs, "big.log.part"), os.path.join(logs, "big.log"))
+        assert wait_for(lambda: totals(out).get("lines") == expected, 2.0), totals(out)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+
+
+# --- in process ------------------------------------------------------------------------------------
+
+
+def test_a_flood_of_files_waits_in_a_bounded_queue(tmp_path: Any) -> None:
+    """300 files at once through a queue of 8 paths: none lost, the queue never above 8."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    w = in_process(logs, out, pending_limit=8, batch_bytes=4096, rescan_seconds=3600)
+    try:
+        w.start_events()
+        w.drain()
+        for i in range(300):
+            with open(os.path.join(logs, f"f{i:03d}.log"), "wb") as f:
+                f.write(log_lines(3, seed=i, start=i))
+        assert w.run_until(lambda: totals(out).get("files") == 300, 30), totals(out)
+    finally:
+        w.close()
+    assert w.pending.most <= 8
+    assert w.rescans >= 2  # the first scan, then at least one asked for by an overflow
+    assert w.largest_batch <= 2 * 4096
+    assert w.updates > 1
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+
+
+def test_notifications_alone_bring_appends_and_renames(tmp_path: Any) -> None:
+    """With rescans an hour apart, inotify events drive every update."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    a = os.path.join(logs, "a.log")
+    with open(a, "wb") as f:
+        f.write(log_lines(10) + b"oops\n")
+    w = in_process(logs, out, rescan_seconds=3600)
+    try:
+        w.start_events()
+        assert type(w.observer).__name__ == "InotifyObserver"
+        w.drain()
+        assert totals(out)["lines"] == 11
+        with open(a, "ab") as f:
+            f.write(log_lines(5, start=10))
+        assert w.run_until(lambda: totals(out).get("lines") == 16, 10)
+        os.rename(a, os.path.join(logs, "b.log"))
+        assert w.run_until(lambda: b"b.log" in outputs(out)[1], 10)
+        assert totals(out)["lines"] == 16
+        with open(os.path.join(logs, "c.log.tmp"), "wb") as f:
+            f.write(log_lines(7))
+        os.rename(os.path.join(logs, "c.log.tmp"), os.path.join(logs, "c.log"))
+        assert w.run_until(lambda: totals(out).get("lines") == 23, 10)
+    finally:
+        w.close()
+    assert w.rescans == 1
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+
+
+DAMAGES: dict[str, Callable[[str], None]] = {
+    "empty manifest": lambda folder: open(os.path.join(folder, MANIFEST), "wb").close(),
+    "garbage manifest": lambda folder: _overwrite(os.path.join(folder, MANIFEST), b"{not json"),
+    "missing manifest": lambda folder: os.unlink(os.path.join(folder, MANIFEST)),
+    "empty snapshot": lambda folder: open(_named(folder, "snapshot-"), "wb").close(),
+    "flipped byte in the op log": lambda folder: _flip(_named(folder, "ops-")),
+    "missing op log": lambda folder: os.unlink(_named(folder, "ops-")),
+}
+
+
+def _overwrite(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _named(folder: str, prefix: str) -> str:
+    return os.path.join(folder, min(n for n in os.listdir(folder) if n.startswith(prefix)))
+
+
+def _flip(path: str) -> None:
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        data[len(data) // 2] ^= 0x20
+        f.seek(0)
+        f.write(data)
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_checkpoint_is_reported_and_rebuilt(tmp_path: Any, damage: str) -> None:
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    with open(os.path.join(logs, "a.log"), "wb") as f:
+        f.write(log_lines(20))
+    w = in_process(logs, out)
+    w.drain()
+    with open(os.path.join(logs, "a.log"), "ab") as f:
+        f.write(log_lines(5, start=20))
+    w.drain()
+    w.close()
+    DAMAGES[damage](os.path.join(out, ".watch"))
+    said: list[str] = []
+    w = in_process(logs, out, say=said.append)
+    w.drain()
+    w.close()
+    assert any("checkpoint not used" in m for m in said), said
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+
+
+def test_a_checkpoint_for_other_settings_is_not_trusted(tmp_path: Any) -> None:
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    with open(os.path.join(logs, "a.log"), "wb") as f:
+        f.write(log_lines(20))
+    w = in_process(logs, out)
+    w.drain()
+    w.close()
+    said: list[str] = []
+    other = Settings(workers=1, window=30)
+    w = Watcher(logs, out, other, SerialExecutor(), settle=0.0, say=said.append)
+    w.open()
+    w.drain()
+    w.close()
+    assert any("checkpoint not used" in m for m in said), said
+    assert cli_main(["run", logs, "--out", str(tmp_path / "ref"), "--workers", "1", "--quiet",
+                     "--window", "30"]) == 0
+    assert outputs(out) == tuple(_read(str(tmp_path / "ref" / n)) for n in OUTPUTS)
+
+
+def test_gz_files_are_read_whole_once_settled(tmp_path: Any) -> None:
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    now = [0.0]
+    gz = os.path.join(logs, "old.log.gz")
+    with open(gz, "wb") as f:
+        f.write(gzip.compress(log_lines(30)))
+    w = in_process(logs, out, settle=2.0, clock=lambda: now[0])
+    w.drain()
+    assert totals(out)["lines"] == 0
+    now[0] += 2
+    w.drain()
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+    with open(gz, "ab") as f:
+        f.write(gzip.compress(log_lines(10, start=30)))
+    w.drain()
+    assert totals(out)["lines"] == 30
+    now[0] += 2
+    w.drain()
+    w.close()
+    assert totals(out)["lines"] == 40
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+
+
+def test_a_checkpoint_commit_writes_what_changed_not_the_whole_state(tmp_path: Any) -> None:
+    """After a big state is built, a one-line append commits a small op file."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    with open(os.path.join(logs, "a.log"), "wb") as f:
+        f.write(log_lines(20_000))
+    w = in_process(logs, out)
+    w.drain()
+    folder = os.path.join(out, ".watch")
+    with open(os.path.join(logs, "a.log"), "ab") as f:
+        f.write(log_lines(1, start=20_000))
+    w.drain()
+    w.close()
+    sizes = {n: os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder)}
+    newest = max((n for n in sizes if n.endswith(".pickle")), key=lambda n: n.split("-")[1])
+    assert newest.startswith("ops-"), sizes
+    assert sizes[newest] * 20 < len(pickle.dumps(w.state)), sizes
