@@ -17,8 +17,10 @@ Adjacent flagged windows of one subject form one anomaly.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import compress
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from .parse import NS, format_utc
@@ -104,11 +106,24 @@ def _round(x: float) -> float:
 
 def detect_spikes(p: Partial, settings: Settings) -> list[Found]:
     """error_spike anomalies, one per run of adjacent flagged windows of a service."""
+    return spikes(p.service_errors, p.service_others, settings)
+
+
+def spikes(
+    errors: Mapping[tuple[bytes, int], int],
+    others: Mapping[tuple[bytes, int], int],
+    settings: Settings,
+) -> list[Found]:
+    """error_spike anomalies of the services in these (service, window) counts.
+
+    Each service is judged on its own windows only, so the services can be split into groups
+    (as the spilling reducer does) as long as every window of a service is in its group.
+    """
     windows: dict[bytes, dict[int, list[int]]] = defaultdict(dict)
-    for (service, window), errors in p.service_errors.items():
-        windows[service][window] = [errors, 0]
-    for (service, window), others in p.service_others.items():
-        windows[service].setdefault(window, [0, 0])[1] = others
+    for (service, window), count in errors.items():
+        windows[service][window] = [count, 0]
+    for (service, window), count in others.items():
+        windows[service].setdefault(window, [0, 0])[1] = count
     found: list[Found] = []
     for service, counts in windows.items():
         if max(e for e, _ in counts.values()) < settings.spike_min_errors:
@@ -121,10 +136,10 @@ def detect_spikes(p: Partial, settings: Settings) -> list[Found]:
             usual = median_with_zeros([float(e) for e, _ in counts.values()], len(counts))
             expected = dict.fromkeys(counts, usual)
         flagged = []
-        for w, (errors, _) in counts.items():
+        for w, (count, _) in counts.items():
             threshold = max(settings.spike_min_errors, settings.spike_factor * expected[w])
-            if errors >= threshold:
-                flagged.append(Flagged(w, errors, expected[w], threshold))
+            if count >= threshold:
+                flagged.append(Flagged(w, count, expected[w], threshold))
         for run in _runs(flagged):
             found.append(
                 Found(
@@ -144,27 +159,76 @@ def detect_spikes(p: Partial, settings: Settings) -> list[Found]:
 
 def busiest_share(p: Partial) -> float:
     """The busiest ordinary user's median share of a window's lines (see the module doc)."""
-    total = len(p.window_lines)
-    active: dict[bytes, list[float]] = defaultdict(list)
-    for (user, window), lines in p.user_lines.items():
-        active[user].append(lines / p.window_lines[window])
-    best = 0.0
-    for shares in active.values():
-        if 2 * len(shares) >= total:
-            best = max(best, median_with_zeros(shares, total))
-    return best
+    return user_share(p.user_lines, p.window_lines)
 
 
-def detect_bursts(p: Partial, settings: Settings) -> list[Found]:
-    """user_burst anomalies, one per run of adjacent flagged windows of a user."""
-    share = min(busiest_share(p), MAX_SHARE)
-    scale = share / (1 - share)
+def user_share(user_lines: Mapping[tuple[bytes, int], int], window_lines: Mapping[int, int]) -> float:
+    """The largest median share among the users of ``user_lines`` (0 when there is none).
+
+    Every window of a user must be in ``user_lines``; the run's share is the largest over any
+    split of the users into groups. A user seen in fewer than half the windows has median 0.
+    """
+    total = len(window_lines)
+    seen_in = Counter(map(itemgetter(0), user_lines))
+    candidates = {user for user, n in seen_in.items() if 2 * n >= total}
+    if not candidates:
+        return 0.0
+    shares: dict[bytes, list[float]] = defaultdict(list)
+    theirs = map(candidates.__contains__, map(itemgetter(0), user_lines))
+    for (user, window), lines in compress(user_lines.items(), theirs):
+        shares[user].append(lines / window_lines[window])
+    return max(0.0, *(median_with_zeros(s, total) for s in shares.values()))
+
+
+def _burst_scale(share: float) -> float:
+    capped = min(share, MAX_SHARE)
+    return capped / (1 - capped)
+
+
+def _burst_limits(scale: float, lines: int, window_total: int, settings: Settings) -> tuple[float, float]:
+    """(expected lines, threshold) of a user's window; both grow with ``scale``."""
+    expected = scale * (window_total - lines)
+    return expected, max(settings.burst_min_lines, settings.burst_factor * expected)
+
+
+BurstCandidate = tuple[bytes, int, int]
+"""(user, window index, lines) that may be a burst."""
+
+
+def burst_candidates(
+    user_lines: Mapping[tuple[bytes, int], int],
+    window_lines: Mapping[int, int],
+    share_floor: float,
+    settings: Settings,
+) -> list[BurstCandidate]:
+    """The windows that can be flagged once the run's share is known to be at least ``share_floor``.
+
+    The threshold only grows with the share, so filtering a group of users with the group's own
+    share (never above the run's) keeps every window that the run's share flags, and few others.
+    """
+    scale = _burst_scale(share_floor)
+    enough = map(settings.burst_min_lines.__le__, user_lines.values())
+    out: list[BurstCandidate] = []
+    for (user, window), lines in compress(user_lines.items(), enough):
+        if lines >= _burst_limits(scale, lines, window_lines[window], settings)[1]:
+            out.append((user, window, lines))
+    return out
+
+
+def bursts(
+    candidates: Iterable[BurstCandidate],
+    share: float,
+    window_lines: Mapping[int, int],
+    settings: Settings,
+) -> list[Found]:
+    """user_burst anomalies among ``candidates`` under the run's busiest ``share``.
+
+    Every window of a user that can be flagged must be among the candidates.
+    """
+    scale = _burst_scale(share)
     flagged: dict[bytes, list[Flagged]] = defaultdict(list)
-    for (user, window), lines in p.user_lines.items():
-        if lines < settings.burst_min_lines:
-            continue
-        expected = scale * (p.window_lines[window] - lines)
-        threshold = max(settings.burst_min_lines, settings.burst_factor * expected)
+    for user, window, lines in candidates:
+        expected, threshold = _burst_limits(scale, lines, window_lines[window], settings)
         if lines >= threshold:
             flagged[user].append(Flagged(window, lines, expected, threshold))
     found: list[Found] = []
@@ -184,3 +248,10 @@ def detect_bursts(p: Partial, settings: Settings) -> list[Found]:
                 )
             )
     return found
+
+
+def detect_bursts(p: Partial, settings: Settings) -> list[Found]:
+    """user_burst anomalies, one per run of adjacent flagged windows of a user."""
+    share = busiest_share(p)
+    candidates = burst_candidates(p.user_lines, p.window_lines, share, settings)
+    return bursts(candidates, share, p.window_lines, settings)
