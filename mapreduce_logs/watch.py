@@ -72,6 +72,8 @@ MAX_CHUNK = 4 << 20
 MAX_SPLITS = 4096
 """Splits in one batch, whatever the chunk size (``--chunk-size 1`` must not hold millions)."""
 BACKWARD_BLOCK = 64 * 1024
+RETRY_SECONDS = 1.0
+"""A file that failed to read is tried again after this long (or on its next event)."""
 
 LINES, TAIL, WHOLE = "lines", "tail", "whole"
 
@@ -164,7 +166,7 @@ class Watcher:
         self.changed_at: dict[int, float] = {}
         """rid -> clock time when that signature was first seen."""
         self.unsettled: dict[int, float] = {}
-        """rid -> clock time at which its unterminated last line may be taken."""
+        """rid -> clock time to look at it again (its last line settles, or a retry)."""
         self.no_newline: dict[int, tuple[int, int]] = {}
         """rid -> (offset, end): bytes [offset, end) of the file hold no newline."""
         self.problems: dict[str, str] = {}
@@ -523,7 +525,7 @@ class Watcher:
         path = rec.path
         if job.failure is not None:
             self._problem(path, job.failure)
-            self._want(path)
+            self.unsettled[rec.rid] = self.clock() + RETRY_SECONDS
             return None
         got = self._head(path)
         if got is None:
