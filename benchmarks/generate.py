@@ -373,6 +373,11 @@ class Model:
         cum = np.concatenate([[0.0], np.cumsum(intensity * GRID)])
         self.cum = cum * (max(self.lines, 1) / float(np.interp(self.span, self.edges, cum)))
 
+    def rescale(self, lines: int) -> None:
+        """Make ``lines`` the expected number of ordinary lines over the span."""
+        self.cum *= max(lines, 1) / max(self.lines, 1)
+        self.lines = lines
+
     # sampling
 
     def services_of(self, rng: np.random.Generator, n: int) -> IntArray:
@@ -624,7 +629,7 @@ class Planner:
                 return at
         return None
 
-    def _lasting(self, seconds: float, lines: float = 5.0) -> float:
+    def _lasting(self, seconds: float, lines: float = 8.0) -> float:
         """At least ``seconds``, and long enough for ``lines`` expected lines at the quietest
         minute (at most a twentieth of the span)."""
         m = self.m
@@ -1033,11 +1038,17 @@ def generate(path: str, params: Params, truth: str | None = "") -> dict[str, Any
     incident_rows = planner.plan()
     base = target_lines
     if p.lines is not None and len(incident_rows):
-        # Incident lines count in --lines: plan again on the smaller ordinary traffic.
-        model = Model(p, max(0, target_lines - len(incident_rows)), span)
-        planner = Planner(model)
-        incident_rows = planner.plan()
+        # Incident lines count in --lines, and their number grows with the ordinary traffic they
+        # are sized on: plan again on the remaining traffic until the two agree.
+        for _ in range(8):
+            base = max(0, target_lines - len(incident_rows))
+            if abs(base - model.lines) <= max(1, model.lines // 200):
+                break
+            model = Model(p, base, span)
+            planner = Planner(model)
+            incident_rows = planner.plan()
         base = max(0, target_lines - len(incident_rows))
+        model.rescale(base)
     writer = Writer(p, model, planner, incident_rows)
     tally = Truth(model, planner)
     written = 0
