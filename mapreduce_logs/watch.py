@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import functools
 import os
+import pickle
 import signal
 import stat
 import sys
@@ -55,6 +56,7 @@ from .watch_state import (
     FileRecord,
     Forget,
     Merge,
+    MergePickled,
     NextGeneration,
     Op,
     Put,
@@ -68,7 +70,8 @@ RESCAN_SECONDS = 30.0
 PENDING_LIMIT = 4096
 BATCH_BYTES_PER_WORKER = 16 << 20
 """Bytes mapped between two commits, per worker: about a second of work, so a stop is quick."""
-MAX_CHUNK = 4 << 20
+MIN_CHUNK = 256 << 10
+"""Below this a chunk costs more to ship than to count, unless --chunk-size asks for less."""
 MAX_SPLITS = 4096
 """Splits in one batch, whatever the chunk size (``--chunk-size 1`` must not hold millions)."""
 BACKWARD_BLOCK = 64 * 1024
@@ -93,13 +96,20 @@ class Job:
     sig: tuple[int, int]
     splits: list[Split] = field(default_factory=list)
     partial: Partial | None = None
+    blobs: list[bytes] = field(default_factory=list)
     failure: str | None = None
 
 
-def map_tagged(item: tuple[int, Split], settings: Settings) -> tuple[int, Split, Partial]:
-    """What the pool runs: ``map_split``, with the job the split belongs to."""
+def map_tagged(item: tuple[int, Split], settings: Settings) -> tuple[int, Split, bytes]:
+    """What the pool runs: ``map_split``, pickled in the worker, with the job it belongs to.
+
+    ``files`` is left at 0: the watcher counts files itself (a file's first bytes may be read
+    more than once, as a provisional tail). The bytes go into the op log as they are.
+    """
     index, split = item
-    return index, split, map_split(split, settings)
+    partial = map_split(split, settings)
+    partial.files = 0
+    return index, split, pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _regular(path: str) -> os.stat_result | None:
@@ -147,10 +157,9 @@ class Watcher:
         """One line per file per update (off with --quiet)."""
         self.rescan_seconds = rescan_seconds
         self.pending = PendingPaths(pending_limit)
-        workers = max(1, int(getattr(executor, "workers", 1)))
+        self.workers = workers = max(1, int(getattr(executor, "workers", 1)))
         self.batch_bytes = batch_bytes or BATCH_BYTES_PER_WORKER * workers
-        self.chunk_size = max(1, min(settings.chunk_size, MAX_CHUNK,
-                                     self.batch_bytes // (2 * workers)))
+        self.chunk_size = max(1, min(settings.chunk_size, self.batch_bytes))
         self.stop = threading.Event()
         meta = {"folder": os.path.abspath(folder), "spelled": folder,
                 "window": settings.window, "clock_skew": settings.clock_skew}
@@ -330,9 +339,15 @@ class Watcher:
         return jobs
 
     def _cut(self, job: Job, budget: int, most: int) -> bool:
-        """Fill ``job.splits``; False when the budget cut it short (``job.end`` moved back)."""
+        """Fill ``job.splits``; False when the budget cut it short (``job.end`` moved back).
+
+        About one chunk per worker (never more than ``--chunk-size``), so a new file keeps every
+        worker busy for the same time.
+        """
         rec = job.record
-        for split in split_file(rec.path, self.chunk_size, job.start, job.end, rec.generation):
+        share = -(-min(job.end - job.start, budget) // self.workers)
+        chunk = max(1, min(self.chunk_size, max(share, MIN_CHUNK)))
+        for split in split_file(rec.path, chunk, job.start, job.end, rec.generation):
             job.splits.append(split)
             if split.end is None:
                 break
@@ -348,14 +363,16 @@ class Watcher:
         for job in jobs:
             job.partial = Partial(clock_skew_ns=self.settings.clock_skew_ns)
         mapper = functools.partial(map_tagged, settings=self.settings)
-        for index, split, result in self.executor.imap(mapper, items):
+        for index, split, blob in self.executor.imap(mapper, items):
             job = jobs[index]
+            result = pickle.loads(blob)
             problem = _incomplete(split, result)
             if problem is not None:
                 job.failure = job.failure or problem
             elif job.failure is None:
                 assert job.partial is not None
                 job.partial.update(result)
+                job.blobs.append(blob)
 
     # --- what a path holds now -------------------------------------------------------------------
 
@@ -464,8 +481,8 @@ class Watcher:
 
     # --- identity changes ------------------------------------------------------------------------
 
-    def _do(self, op: Op) -> None:
-        self.state.apply(op)
+    def _do(self, op: Op, decoded: Partial | None = None) -> None:
+        self.state.apply(op, decoded)
         self.ops.append(op)
 
     def _new(self, path: str, st: os.stat_result) -> FileRecord:
@@ -542,11 +559,10 @@ class Watcher:
             return None
         self.problems.pop(path, None)
         assert job.partial is not None
-        job.partial.files = 0
         tail = self.state.tails.get(rec.rid)
         dropped = tail.lines if tail is not None else 0
         if job.kind == LINES:
-            self._do(Merge(job.partial))
+            self._do(MergePickled(tuple(job.blobs)), decoded=job.partial)
             if tail is not None:
                 self._do(SetTail(rec.rid, None))
             self._do(Put(rec.with_counted(head, offset=job.end, tail_end=None, tail_sig=None)))

@@ -12,6 +12,7 @@ so a line completed later is counted once, as ``run`` would count it.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -89,6 +90,15 @@ class Merge(NamedTuple):
     partial: Partial
 
 
+class MergePickled(NamedTuple):
+    """Count for good the pickled Partials ``blobs``, as the workers sent them.
+
+    The op log stores the workers' bytes as they are: committing costs no second pickling.
+    """
+
+    blobs: tuple[bytes, ...]
+
+
 class AddFiles(NamedTuple):
     """Change ``totals.files`` by ``delta``."""
 
@@ -128,7 +138,7 @@ class NextGeneration(NamedTuple):
     generation: int
 
 
-Op = Merge | AddFiles | Put | Forget | SetTail | Rekey | NextGeneration
+Op = Merge | MergePickled | AddFiles | Put | Forget | SetTail | Rekey | NextGeneration
 
 
 def _rekey(partial: Partial, old: Source, new: Source) -> None:
@@ -181,10 +191,19 @@ class State:
         if self.by_key.get(record.key) == record.rid:
             del self.by_key[record.key]
 
-    def apply(self, op: Op) -> None:
-        """Change the state by one op (the same code live and on replay)."""
+    def apply(self, op: Op, decoded: Partial | None = None) -> None:
+        """Change the state by one op (the same code live and on replay).
+
+        ``decoded`` may give a ``MergePickled``'s blobs already unpickled and merged.
+        """
         if isinstance(op, Merge):
             self.partial.update(op.partial)
+        elif isinstance(op, MergePickled):
+            if decoded is not None:
+                self.partial.update(decoded)
+            else:
+                for blob in op.blobs:
+                    self.partial.update(pickle.loads(blob))
         elif isinstance(op, AddFiles):
             self.partial.files += op.delta
         elif isinstance(op, Put):
