@@ -167,6 +167,11 @@ class Params:
     diurnal: float = 0.0
     """Amplitude of the daily cycle, 0 (flat) to 1 (silent at the quietest hour)."""
     peak_hour: float = 14.0
+    busy_hours: tuple[float, float] | None = None
+    """Office hours (UTC, start:end): traffic outside them is ``night`` times the traffic inside."""
+    night: float = 0.05
+    error_rate: float = 0.02
+    """Median, over services, of the share of ERROR, CRITICAL and FATAL lines."""
     noise: float = 0.0
     """Sigma of a log-normal factor on each minute's traffic (0 = a plain Poisson process)."""
     jitter: int = 0
@@ -198,6 +203,8 @@ class Params:
             raise ValueError("users and services must be >= 1")
         if not 0 <= self.malformed + self.blank + self.variants <= 1:
             raise ValueError("malformed + blank + variants must be a share between 0 and 1")
+        if not 0 < self.error_rate < 0.5 or self.night < 0:
+            raise ValueError("error_rate must be in (0, 0.5) and night >= 0")
         if not 0 <= self.diurnal <= 1:
             raise ValueError("diurnal is an amplitude between 0 and 1")
         if self.skew < 0 or (self.service_skew or 0) < 0 or self.noise < 0 or self.jitter < 0:
@@ -319,7 +326,8 @@ class Model:
         self.service_p = weights / weights.sum()
         self.service_cdf = np.cumsum(self.service_p)
         self.service_cdf[-1] = 1.0
-        self.error_rate = np.clip(np.exp(rng.normal(math.log(0.02), 0.7, count)), 0.002, 0.12)
+        self.error_rate = np.clip(np.exp(rng.normal(math.log(p.error_rate), 0.7, count)),
+                                  p.error_rate / 10, min(0.45, p.error_rate * 6))
         weights = np.zeros((count, len(LEVELS)))
         weights[:, 0], weights[:, 1], weights[:, 3], weights[:, 4] = 0.02, 0.10, 0.03, 0.07
         weights[:, 5] = self.error_rate * 0.90
@@ -366,6 +374,10 @@ class Model:
         middle = self.t0 + (np.arange(cells) + 0.5) * GRID
         hours = (middle % DAY) / 3600.0
         intensity = 1.0 + p.diurnal * np.cos(2 * np.pi * (hours - p.peak_hour) / 24.0)
+        if p.busy_hours is not None:
+            lo, hi = p.busy_hours
+            inside = (hours >= lo) & (hours < hi) if lo <= hi else (hours >= lo) | (hours < hi)
+            intensity *= np.where(inside, 1.0, p.night)
         if p.noise > 0:
             intensity *= np.exp(rng.normal(0.0, p.noise, cells) - p.noise**2 / 2)
         intensity = np.maximum(intensity, 1e-9)
@@ -619,30 +631,38 @@ class Planner:
             "spec_requires_catch": bool(effective >= 10),
         })
 
-    def _moment(self, before: float, duration: float) -> float | None:
+    def _moment(self, before: float, shortest: float) -> tuple[float, float] | None:
+        """A free moment (relative seconds) and a duration of at least ``shortest`` seconds that
+        holds about 8 expected lines there (at most a twentieth of the span)."""
         m = self.m
         for _ in range(200):
-            at = float(self.rng.uniform(0.05 * m.span, 0.9 * m.span - duration))
-            start, end = m.t0 + at - before - 3 * self.p.window, m.t0 + at + duration + 3 * self.p.window
+            at = float(self.rng.uniform(0.05 * m.span, 0.85 * m.span))
+            duration = self._lasting(at, shortest)
+            start = m.t0 + at - before - 3 * self.p.window
+            end = m.t0 + at + duration + 3 * self.p.window
             if self._free(start, end):
                 self.busy.append((start, end))
-                return at
+                return at, duration
         return None
 
-    def _lasting(self, seconds: float, lines: float = 8.0) -> float:
-        """At least ``seconds``, and long enough for ``lines`` expected lines at the quietest
-        minute (at most a twentieth of the span)."""
+    def _lasting(self, at: float, shortest: float, lines: float = 8.0) -> float:
         m = self.m
-        quietest = float(np.diff(m.cum).min()) / GRID
-        return min(max(seconds, lines / max(quietest, 1e-12)), max(m.span / 20, seconds))
+        longest = max(m.span / 20, shortest)
+        duration = shortest
+        while duration < longest:
+            expected = m.expected_lines(np.array([at]), np.array([at + duration]))[0]
+            if expected >= lines:
+                break
+            duration *= 1.25
+        return min(duration, longest)
 
     def clock_jump(self) -> None:
         skew = self.p.clock_skew
         jump = int(self.rng.integers(2 * skew + 1, 2 * skew + 3601))
-        duration = self._lasting(float(self.rng.uniform(5, 60)))
-        at = self._moment(jump, duration)
-        if at is None:
+        found = self._moment(jump, float(self.rng.uniform(5, 60)))
+        if found is None:
             return
+        at, duration = found
         tag = self._tag("clock_jump")
         self.shifts.append(Shift(at, at + duration, -jump, tag))
         self.truth["clock_jump"].append({
@@ -653,10 +673,10 @@ class Planner:
     def future_stamp(self) -> None:
         m = self.m
         jump = int(self.p.future_jump if self.p.future_jump is not None else m.span + DAY)
-        duration = self._lasting(float(self.rng.uniform(1, 10)))
-        at = self._moment(0, duration)
-        if at is None:
+        found = self._moment(0, float(self.rng.uniform(1, 10)))
+        if found is None:
             return
+        at, duration = found
         tag = self._tag("future_stamp")
         self.shifts.append(Shift(at, at + duration, jump, tag))
         self.truth["future_stamp"].append({
@@ -1179,6 +1199,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--diurnal", type=float, default=d.diurnal,
                     help="daily cycle amplitude, 0 (flat) to 1 (silent at the quietest hour)")
     ap.add_argument("--peak-hour", type=float, default=d.peak_hour, help="busiest hour, UTC")
+    ap.add_argument("--busy-hours", type=_pair(float), default=None, metavar="START:END",
+                    help="office hours, UTC; outside them traffic is --night times lower")
+    ap.add_argument("--night", type=float, default=d.night,
+                    help="traffic outside --busy-hours relative to inside")
+    ap.add_argument("--error-rate", type=float, default=d.error_rate,
+                    help="median share of error lines of a service (each service differs)")
     ap.add_argument("--noise", type=float, default=d.noise,
                     help="sigma of a log-normal factor on each minute's traffic")
     ap.add_argument("--jitter", type=int, default=d.jitter, help="lines up to N seconds late")
@@ -1215,7 +1241,8 @@ def params_from(args: argparse.Namespace) -> Params:
         skew=args.skew, service_skew=args.service_skew, malformed=args.malformed,
         blank=args.blank, variants=args.variants, seed=args.seed, start=args.start,
         span=args.span, lines_per_second=args.lines_per_second, diurnal=args.diurnal,
-        peak_hour=args.peak_hour, noise=args.noise, jitter=args.jitter,
+        peak_hour=args.peak_hour, busy_hours=None if args.busy_hours is None
+        else tuple(args.busy_hours), night=args.night, error_rate=args.error_rate, noise=args.noise, jitter=args.jitter,
         new_user_every_line=args.new_user_every_line, unicode_names=args.unicode_names,
         error_bursts=args.error_bursts if each is None else each,
         user_bursts=args.user_bursts if each is None else each,
