@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import os
 import pickle
 import signal
@@ -70,6 +71,9 @@ RESCAN_SECONDS = 30.0
 PENDING_LIMIT = 4096
 BATCH_BYTES_PER_WORKER = 16 << 20
 """Bytes mapped between two commits, per worker: about a second of work, so a stop is quick."""
+BATCH_SHARE_OF_MEMORY = 25
+"""A batch maps at most ``--memory-mb`` / this: its Partials, pickled and not, take ~3-16 times
+its bytes (5 for typical logs), so a batch holds about a fifth of the budget."""
 MIN_CHUNK = 256 << 10
 """Below this a chunk costs more to ship than to count, unless --chunk-size asks for less."""
 MAX_SPLITS = 4096
@@ -141,6 +145,7 @@ class Watcher:
         say: Callable[[str], None] | None = None,
         tell: Callable[[str], None] | None = None,
         rescan_seconds: float = RESCAN_SECONDS,
+        memory: Callable[[], int] | None = None,
         pending_limit: int = PENDING_LIMIT,
         batch_bytes: int | None = None,
     ) -> None:
@@ -156,9 +161,14 @@ class Watcher:
         self.tell = tell or (lambda message: None)
         """One line per file per update (off with --quiet)."""
         self.rescan_seconds = rescan_seconds
+        self.memory = memory
+        """The sampled peak memory of the process tree, in bytes, if known."""
         self.pending = PendingPaths(pending_limit)
         self.workers = workers = max(1, int(getattr(executor, "workers", 1)))
-        self.batch_bytes = batch_bytes or BATCH_BYTES_PER_WORKER * workers
+        self.batch_bytes = batch_bytes or max(
+            1 << 20,
+            min(BATCH_BYTES_PER_WORKER * workers, settings.memory_mb * 1_000_000 // BATCH_SHARE_OF_MEMORY),
+        )
         self.chunk_size = max(1, min(settings.chunk_size, self.batch_bytes))
         self.stop = threading.Event()
         meta = {"folder": os.path.abspath(folder), "spelled": folder,
@@ -259,6 +269,18 @@ class Watcher:
 
     def step(self) -> bool:
         """Look at what is waiting, count one batch, commit, write the outputs. False if idle."""
+        # The state is millions of small acyclic objects: cycle collection would only rescan
+        # them, so it is off during a step, and what a step leaves behind is frozen.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._step()
+        finally:
+            if collecting:
+                gc.enable()
+                gc.freeze()
+
+    def _step(self) -> bool:
         self._gather(self.clock())
         if not self.todo:
             return False
@@ -278,7 +300,16 @@ class Watcher:
             seconds = time.perf_counter() - started
             for path, lines in added.items():
                 self.tell(f"watch: {path}: {lines:+,} lines in {seconds:.2f} s")
+            self._check_memory()
         return True
+
+    def _check_memory(self) -> None:
+        peak = self.memory() if self.memory is not None else 0
+        if peak > self.settings.memory_mb * 1_000_000 and "memory" not in self.problems:
+            self.problems["memory"] = "over"
+            self.say(f"watch: memory {peak / 1e6:,.0f} MB is over --memory-mb "
+                     f"{self.settings.memory_mb}: the watcher keeps its counts in memory "
+                     f"({len(self.state.partial.user_lines):,} user-window counts)")
 
     def _gather(self, now: float) -> None:
         paths, overflowed = self.pending.take()
@@ -637,7 +668,7 @@ def watch_main(args: argparse.Namespace, settings: Settings) -> int:
         with _executor(settings.workers) as executor, MemorySampler() as sampler:
             watcher = Watcher(args.dir, args.out, settings, executor, settle=args.settle,
                               recursive=args.recursive, say=say,
-                              tell=None if args.quiet else say)
+                              tell=None if args.quiet else say, memory=lambda: sampler.peak)
 
             def on_signal(signum: int, frame: FrameType | None) -> None:
                 watcher.request_stop()

@@ -27,7 +27,7 @@ import os
 import pickle
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from .report import write_atomic
 from .watch_state import Op, State
@@ -44,8 +44,21 @@ class CheckpointError(Exception):
     """The checkpoint on disk cannot be trusted; the message says why."""
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+BLOCK = 1 << 20
+
+
+class _HashingWriter:
+    """A file's ``write`` that also hashes and counts what goes through it."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.f.write(data)
 
 
 def _fsync_folder(folder: str) -> None:
@@ -130,18 +143,24 @@ class Checkpoint:
         )
 
     def _read(self, entry: dict[str, Any]) -> Any:
+        """The object stored in ``entry``'s file, once its size and digest are checked."""
         path = os.path.join(self.folder, entry["name"])
         try:
             with open(path, "rb") as f:
-                data = f.read()
+                digest, size = hashlib.sha256(), 0
+                while block := f.read(BLOCK):
+                    digest.update(block)
+                    size += len(block)
+                if size != entry["bytes"] or digest.hexdigest() != entry["sha256"]:
+                    raise CheckpointError(
+                        f"{path} is damaged (size or digest differs from the manifest)")
+                f.seek(0)
+                try:
+                    return pickle.load(f)
+                except Exception as err:  # noqa: BLE001 - any unpickling failure means "damaged"
+                    raise CheckpointError(f"{path} cannot be read back: {err!r}") from None
         except OSError as err:
             raise CheckpointError(f"cannot read {path}: {err.strerror}") from None
-        if len(data) != entry["bytes"] or _digest(data) != entry["sha256"]:
-            raise CheckpointError(f"{path} is damaged (size or digest differs from the manifest)")
-        try:
-            return pickle.loads(data)
-        except Exception as err:  # noqa: BLE001 - any unpickling failure means "damaged"
-            raise CheckpointError(f"{path} cannot be read back: {err!r}") from None
 
     # --- committing ------------------------------------------------------------------------------
 
@@ -169,15 +188,19 @@ class Checkpoint:
         self._publish(entry, [])
 
     def _write(self, kind: str, payload: object) -> dict[str, Any]:
+        """Stream ``payload`` into a new file, fsynced; its manifest entry."""
         self.seq += 1
         name = f"{kind}-{self.seq:012d}.pickle"
-        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-        path = os.path.join(self.folder, name)
-        with open(path, "wb") as f:
-            f.write(data)
+        with open(os.path.join(self.folder, name), "wb") as f:
+            out = _HashingWriter(f)
+            pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
+            # No memo: it would hold an entry per object of the state (millions); the state has
+            # no cycles, and a shared object is merely written twice.
+            pickler.fast = True
+            pickler.dump(payload)
             f.flush()
             os.fsync(f.fileno())
-        return {"name": name, "bytes": len(data), "sha256": _digest(data)}
+        return {"name": name, "bytes": out.size, "sha256": out.digest.hexdigest()}
 
     def _publish(self, snapshot: dict[str, Any], log: list[dict[str, Any]]) -> None:
         if self.fault is not None:
