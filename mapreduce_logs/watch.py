@@ -35,16 +35,16 @@ import stat
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from types import FrameType
 
 from watchdog.observers.api import BaseObserver
 
-from .engine import Executor, PoolExecutor, SerialExecutor
+from .engine import MAX_UNKNOWN_LEVELS, Executor, PoolExecutor, SerialExecutor
 from .metrics import Clock, MemorySampler, run_metrics
-from .partial import Partial
+from .partial import Partial, Segment
 from .report import build_anomalies, build_summary, to_json, write_atomic
 from .scan import map_split
 from .settings import Settings
@@ -612,11 +612,45 @@ class Watcher:
         self.ops = []
 
     def _write_outputs(self) -> None:
-        view = self.state.view()
+        view = _first_unknown_levels(self.state.view())
         write_atomic(os.path.join(self.out, "summary.json"),
                      to_json(build_summary(view, self.settings)))
         write_atomic(os.path.join(self.out, "anomalies.json"),
                      to_json(build_anomalies(view, self.settings)))
+
+
+def _first_unknown_levels(view: Partial) -> Partial:
+    """``view`` with only the unknown level tokens ``run`` reports: the first MAX_UNKNOWN_LEVELS
+    distinct ones in input order (sorted paths, then lines). Shares what it does not change."""
+    if len(view.unknown_levels) <= MAX_UNKNOWN_LEVELS:
+        return view
+    keep: dict[bytes, None] = {}
+    for source in sorted(view.segments):
+        for segment in view.segments[source]:
+            examples = segment.unknown_examples
+            for token in sorted(examples, key=lambda t: examples[t][0][0]):
+                keep.setdefault(token)
+                if len(keep) == MAX_UNKNOWN_LEVELS:
+                    break
+            else:
+                continue
+            break
+        else:
+            continue
+        break
+
+    def trimmed(segment: Segment) -> Segment:
+        if all(t in keep for t in segment.unknown_examples):
+            return segment
+        return replace(segment, unknown_examples={
+            t: e for t, e in segment.unknown_examples.items() if t in keep})
+
+    return replace(
+        view,
+        unknown_levels=Counter({t: n for t, n in view.unknown_levels.items() if t in keep}),
+        segments={source: [trimmed(s) for s in segments]
+                  for source, segments in view.segments.items()},
+    )
 
 
 def _done(rec: FileRecord, sig: tuple[int, int]) -> bool:

@@ -735,3 +735,19 @@ def test_a_checkpoint_commit_writes_what_changed_not_the_whole_state(tmp_path: A
     newest = max((n for n in sizes if n.endswith(".pickle")), key=lambda n: n.split("-")[1])
     assert newest.startswith("ops-"), sizes
     assert sizes[newest] * 20 < len(pickle.dumps(w.state)), sizes
+
+
+def test_only_the_first_1000_unknown_levels_are_reported_as_run_does(tmp_path: Any) -> None:
+    """Past 1000 distinct unknown level tokens, the ones first in input order are reported."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    w = in_process(logs, out)
+    for name, first in (("b.log", 0), ("a.log", 700), ("b.log", 1400)):
+        with open(os.path.join(logs, name), "ab") as f:
+            f.write(b"".join(b"2024-01-01T00:00:00Z LEVEL%d svc u\n" % (first + i)
+                             for i in range(700)))
+        w.drain()
+    w.close()
+    anomalies = json.loads(outputs(out)[1])
+    assert anomalies["counts"]["unknown_level"] == 1000
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
