@@ -171,6 +171,7 @@ class Watcher:
         )
         self.chunk_size = max(1, min(settings.chunk_size, self.batch_bytes))
         self.stop = threading.Event()
+        self.out_prefix = os.path.join(os.path.abspath(out), "")
         meta = {"folder": os.path.abspath(folder), "spelled": folder,
                 "window": settings.window, "clock_skew": settings.clock_skew}
         self.checkpoint = Checkpoint(os.path.join(out, CHECKPOINT_FOLDER), meta)
@@ -222,13 +223,12 @@ class Watcher:
             self.rescan_seconds = min(self.rescan_seconds, 1.0)
 
     def close(self) -> None:
-        """Stop the notifications and commit whatever is not committed yet."""
+        """Stop the notifications. Every step ends with a commit, so nothing is left to write;
+        ops still pending come from a step an exception interrupted, and are not committed."""
         observer, self.observer = self.observer, None
         if observer is not None:
             observer.stop()
             observer.join()
-        if self.ops:
-            self._commit()
 
     def request_stop(self) -> None:
         """Ask ``run`` to return after the current batch (safe from a signal handler)."""
@@ -339,12 +339,16 @@ class Watcher:
             self._want(path)
 
     def _want(self, path: str, first: bool = False) -> None:
-        if path not in self.todo_set:
+        if path not in self.todo_set and not self._excluded(path):
             self.todo_set.add(path)
             if first:
                 self.todo.appendleft(path)
             else:
                 self.todo.append(path)
+
+    def _excluded(self, path: str) -> bool:
+        """Files under the output folder (``--out`` inside a watched tree) are never input."""
+        return os.path.abspath(path).startswith(self.out_prefix)
 
     def _plan_batch(self) -> list[Job]:
         """Look at waiting paths and cut their new bytes into splits, up to the batch budget."""

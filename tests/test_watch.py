@@ -751,3 +751,17 @@ def test_only_the_first_1000_unknown_levels_are_reported_as_run_does(tmp_path: A
     anomalies = json.loads(outputs(out)[1])
     assert anomalies["counts"]["unknown_level"] == 1000
     assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+
+
+def test_outputs_inside_a_watched_tree_are_not_read_back(tmp_path: Any) -> None:
+    logs = str(tmp_path / "logs")
+    out = os.path.join(logs, "results")
+    os.mkdir(logs)
+    with open(os.path.join(logs, "a.log"), "wb") as f:
+        f.write(log_lines(20))
+    w = in_process(logs, out, recursive=True)
+    w.drain()
+    w.drain()
+    w.close()
+    assert totals(out)["files"] == 1
+    assert totals(out)["lines"] == 20
