@@ -397,7 +397,8 @@ def _details(t: dict[str, Tally]) -> list[str]:
             + (f"{d['min_errors_per_window']} errors/window (usual {d['usual_errors_per_window']})"
                if kind == "error_spike" else
                f"{d['min_lines_per_window']} lines/window (busiest user "
-               f"{d['busiest_user_lines_per_window']})") + f", {d['windows']} window(s)"
+               f"{d['busiest_user_lines_per_window']})")
+            + f", {d['windows']} window(s) from {d['window_start']}"
             for kind, d in others] or ["None."]
     return out
 
