@@ -117,7 +117,7 @@ def ensure(ds: Dataset) -> dict[str, Any]:
     wanted = ds.params() if ds.kind != "giant" else None
     with contextlib.suppress(OSError, ValueError):
         truth = json.loads(Path(truth_file).read_text())
-        same = (truth["params"] == asdict(wanted)) if wanted else (
+        same = (truth["params"] == json.loads(json.dumps(asdict(wanted)))) if wanted else (
             truth["params"] == {"one_giant_line": ds.size})
         if same and os.path.getsize(ds.path) == truth["bytes"]:
             return dict(truth)
@@ -550,16 +550,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 32M files, sizes 16M,32M, 1 repeat, small memory cases")
-    ap.add_argument("--name", default=None, help="result name (default: 'quick' or 'bench')")
-    ap.add_argument("--main-size", type=parse_size, default=1 << 30,
+    ap.add_argument("--name", default=None, help="result name; None means 'quick' or 'bench'")
+    ap.add_argument("--main-size", type=parse_size, default="1G",
                     help="file size of the main table")
-    ap.add_argument("--sizes", type=_list(parse_size), default=[256 << 20, 1 << 30, 4 << 30],
+    ap.add_argument("--sizes", type=_list(parse_size), default="256M,1G,4G",
                     help="sizes of the size sweep, comma-separated")
-    ap.add_argument("--workers", type=_list(int), default=list(range(1, cores + 1)),
+    ap.add_argument("--workers", type=_list(int),
+                    default=",".join(str(w) for w in range(1, cores + 1)),
                     help="mapreduce_logs worker counts, comma-separated")
-    ap.add_argument("--tools", type=_list(str), default=list(TOOLS),
+    ap.add_argument("--tools", type=_list(str), default=",".join(TOOLS),
                     help=f"tools of the main table, out of {','.join(TOOLS)}")
-    ap.add_argument("--sweep-tools", type=_list(str), default=["mapreduce_logs", "duckdb"],
+    ap.add_argument("--sweep-tools", type=_list(str), default="mapreduce_logs,duckdb",
                     help="tools of the size sweep")
     ap.add_argument("--no-sweep", action="store_true", help="skip the size sweep")
     ap.add_argument("--memory", action="store_true",
@@ -582,9 +583,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = ap.parse_args(raw)
     args.argv = raw
     if args.quick:
+        given = {arg.split("=")[0] for arg in raw if arg.startswith("--")}
         defaults = {"main_size": 32 << 20, "sizes": [16 << 20, 32 << 20], "repeats": 1}
         for key, value in defaults.items():
-            if getattr(args, key) == ap.get_default(key):
+            if "--" + key.replace("_", "-") not in given:
                 setattr(args, key, value)
     args.name = args.name or ("quick" if args.quick else "bench")
     unknown = set(args.tools + args.sweep_tools) - set(TOOLS)

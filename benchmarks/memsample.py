@@ -90,6 +90,10 @@ def run_measured(
                 timed_out = True
                 _kill_tree(proc)
                 _, err = proc.communicate()
+            except BaseException:
+                _kill_tree(proc)  # Ctrl-C or any failure here: leave nothing running
+                proc.wait()
+                raise
         wall = time.perf_counter() - started
     return Run(proc.returncode, wall, sampler.peak, sampler.samples,
                err.decode("utf-8", "replace")[-2000:], timed_out)
