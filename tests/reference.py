@@ -1,0 +1,547 @@
+"""The oracle: a deliberately plain second reading of SPEC.md, one line at a time.
+
+Nothing here comes from ``mapreduce_logs`` except ``to_json``-compatible output (we serialise
+with ``json.dumps`` and check elsewhere that it agrees). Every file is read whole, split on
+``b"\\n"``, and each line is classified by walking the rules of SPEC.md section 1 in order.
+It is slow and simple on purpose: when it disagrees with the engine, SPEC.md decides.
+
+Choices the spec leaves open follow the engine, and are listed here so they are visible:
+- an example's text is the raw line (a trailing ``\\r`` included), decoded with replacement;
+- ``malformed_lines`` anomalies are sorted by reason name, ``unknown_level`` by the upper-cased
+  token's bytes, the per-file kinds by file path, the window kinds by window start then subject;
+- ``counts`` lists all six kinds;
+- severities: line-level kinds by share of all lines (< 0.1% info, < 1% warning, else
+  critical); window kinds by the peak of observed / threshold (< 1.5 info, < 5 warning, else
+  critical);
+- error_spike and user_burst follow the rules written in the docstring of
+  ``mapreduce_logs/anomalies.py`` (coded again here from the prose).
+"""
+
+from __future__ import annotations
+
+import bisect
+import gzip
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+WHITESPACE = b" \t\n\r\x0b\x0c"
+"""ASCII whitespace as ``bytes.split()`` knows it."""
+
+LEVEL_NAMES = {
+    "TRACE": "TRACE",
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "NOTICE": "NOTICE",
+    "WARN": "WARN",
+    "WARNING": "WARN",
+    "ERROR": "ERROR",
+    "CRITICAL": "CRITICAL",
+    "FATAL": "FATAL",
+}
+REASONS = ["too_long", "too_few_fields", "bad_timestamp", "unknown_level", "bad_encoding"]
+KINDS = [
+    "malformed_lines",
+    "unknown_level",
+    "time_went_backwards",
+    "future_timestamp",
+    "error_spike",
+    "user_burst",
+]
+LONGEST = 65_536
+BILLION = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Options:
+    """The knobs that change what a run computes (names as in SPEC.md and the CLI)."""
+
+    top: int = 10
+    peak_hours: int = 3
+    window: int = 60
+    clock_skew: int = 300
+    spike_factor: float = 5.0
+    spike_min_errors: int = 20
+    burst_factor: float = 5.0
+    burst_min_lines: int = 50
+
+
+@dataclass(frozen=True)
+class Line:
+    """One classified line: kind is "blank", "valid" or "malformed"."""
+
+    kind: str
+    reason: str = ""
+    token: bytes = b""
+    seconds: int = 0
+    nanos: int = 0
+    level: str = ""
+    service: bytes = b""
+    user: bytes = b""
+
+    @property
+    def instant(self) -> int:
+        """UTC nanoseconds since 1970."""
+        return self.seconds * BILLION + self.nanos
+
+
+# --- section 1: one line ---------------------------------------------------------------------
+
+
+def is_leap(year: int) -> bool:
+    if year % 400 == 0:
+        return True
+    if year % 100 == 0:
+        return False
+    return year % 4 == 0
+
+
+def days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if is_leap(year) else 28
+    if month in (4, 6, 9, 11):
+        return 30
+    return 31
+
+
+def _year_starts() -> list[int]:
+    starts = [0]
+    for year in range(10_002):
+        starts.append(starts[-1] + (366 if is_leap(year) else 365))
+    return starts
+
+
+YEAR_START = _year_starts()
+"""YEAR_START[y]: days from 0000-01-01 to y-01-01, counted year by year."""
+
+
+def day_number(year: int, month: int, day: int) -> int:
+    """Days since 0000-01-01 (proleptic Gregorian, year 0 is a leap year)."""
+    total = YEAR_START[year]
+    for m in range(1, month):
+        total += days_in_month(year, m)
+    return total + day - 1
+
+
+EPOCH_DAY = day_number(1970, 1, 1)
+FIRST_SECOND = (day_number(1, 1, 1) - EPOCH_DAY) * 86_400
+AFTER_LAST_SECOND = (day_number(10_000, 1, 1) - EPOCH_DAY) * 86_400
+
+
+def _digits(token: bytes) -> bool:
+    return len(token) > 0 and all(48 <= c <= 57 for c in token)
+
+
+def read_timestamp(token: bytes) -> tuple[int, int] | None:
+    """(UTC seconds since 1970, nanoseconds) of a valid timestamp token, else None."""
+    if len(token) < 19:
+        return None
+    date, sep, clock, rest = token[:10], token[10:11], token[11:19], token[19:]
+    if sep not in (b"T", b"t"):
+        return None
+    if date[4:5] != b"-" or date[7:8] != b"-" or clock[2:3] != b":" or clock[5:6] != b":":
+        return None
+    parts = [date[0:4], date[5:7], date[8:10], clock[0:2], clock[3:5], clock[6:8]]
+    if not all(_digits(p) for p in parts):
+        return None
+    year, month, day, hour, minute, second = (int(p) for p in parts)
+    nanos = 0
+    if rest.startswith(b"."):
+        n = 1
+        while n < len(rest) and 48 <= rest[n] <= 57:
+            n += 1
+        fraction = rest[1:n]
+        if not 1 <= len(fraction) <= 9:
+            return None
+        nanos = int(fraction + b"0" * (9 - len(fraction)))
+        rest = rest[n:]
+    offset = 0
+    if rest in (b"", b"Z", b"z"):
+        pass
+    elif rest[:1] in (b"+", b"-"):
+        body = rest[1:]
+        if len(body) == 5 and body[2:3] == b":":
+            hh, mm = body[:2], body[3:]
+        elif len(body) == 4:
+            hh, mm = body[:2], body[2:]
+        else:
+            return None
+        if not (_digits(hh) and _digits(mm)):
+            return None
+        if int(hh) > 23 or int(mm) > 59:
+            return None
+        offset = int(hh) * 3600 + int(mm) * 60
+        if rest[:1] == b"-":
+            offset = -offset
+    else:
+        return None
+    if not 1 <= month <= 12 or not 1 <= day <= days_in_month(year, month):
+        return None
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    local = (day_number(year, month, day) - EPOCH_DAY) * 86_400 + hour * 3600 + minute * 60
+    utc = local + second - offset
+    if not FIRST_SECOND <= utc < AFTER_LAST_SECOND:
+        return None
+    return utc, nanos
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def classify(line: bytes) -> Line:
+    """SPEC.md section 1, rule after rule, for one line without its ``\\n``."""
+    if all(c in WHITESPACE for c in line):
+        return Line("blank")
+    if len(line) > LONGEST:
+        return Line("malformed", "too_long")
+    fields = line.split()
+    if len(fields) < 4:
+        return Line("malformed", "too_few_fields")
+    when = read_timestamp(fields[0])
+    if when is None:
+        return Line("malformed", "bad_timestamp")
+    token = fields[1].upper()
+    level = LEVEL_NAMES.get(token.decode("latin-1"))
+    if level is None:
+        return Line("malformed", "unknown_level", token=token)
+    if not (_utf8(fields[2]) and _utf8(fields[3])):
+        return Line("malformed", "bad_encoding")
+    return Line("valid", seconds=when[0], nanos=when[1], level=level,
+                service=fields[2], user=fields[3])
+
+
+# --- input -----------------------------------------------------------------------------------
+
+
+def skipped(name: str) -> bool:
+    return name.startswith(".") or name.endswith(("~", ".tmp", ".part", ".swp"))
+
+
+def list_folder(folder: str) -> list[str]:
+    """The files a folder PATH means (not recursive), in sorted path order."""
+    names = [n for n in os.listdir(folder) if not skipped(n)]
+    paths = [os.path.join(folder, n) for n in names]
+    return sorted(p for p in paths if os.path.isfile(p))
+
+
+def read_lines(path: str) -> tuple[int, list[bytes]]:
+    """(uncompressed size, lines without their newline) of a file, read whole."""
+    if path.endswith(".gz"):
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the text after the last \n is a line only when it is not empty
+    return len(data), lines
+
+
+# --- section 3 and 4 -------------------------------------------------------------------------
+
+
+def text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def utc_text(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ``; a window may start in year 0000 or end in year 10000."""
+    day, rem = divmod(seconds, 86_400)
+    day += EPOCH_DAY
+    year = bisect.bisect_right(YEAR_START, day) - 1
+    day -= YEAR_START[year]
+    month = 1
+    while day >= days_in_month(year, month):
+        day -= days_in_month(year, month)
+        month += 1
+    clock = f"{rem // 3600:02d}:{rem // 60 % 60:02d}:{rem % 60:02d}"
+    return f"{year:04d}-{month:02d}-{day + 1:02d}T{clock}Z"
+
+
+def hour_label(h: int) -> str:
+    return f"{h:02d}:00-{(h + 1) % 24:02d}:00"
+
+
+def ranked(counts: Counter[Any], key: Any = None) -> list[Any]:
+    """Keys by count descending, then by ``key(k)`` ascending."""
+    order = key or (lambda k: k)
+    return sorted(counts, key=lambda k: (-counts[k], order(k)))
+
+
+def line_severity(count: int, lines: int) -> str:
+    share = count / lines if lines else 1.0
+    if share < 0.001:
+        return "info"
+    if share < 0.01:
+        return "warning"
+    return "critical"
+
+
+def window_severity(excess: float) -> str:
+    if excess < 1.5:
+        return "info"
+    if excess < 5:
+        return "warning"
+    return "critical"
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        return 0.0
+    if n % 2:
+        return ordered[n // 2]
+    return (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+@dataclass
+class Tally:
+    """Everything counted while reading the lines in order."""
+
+    files: int = 0
+    nbytes: int = 0
+    lines: int = 0
+    valid: int = 0
+    blank: int = 0
+    levels: Counter[str] = field(default_factory=Counter)
+    services: Counter[bytes] = field(default_factory=Counter)
+    users: Counter[bytes] = field(default_factory=Counter)
+    hours: Counter[int] = field(default_factory=Counter)
+    first: int | None = None
+    last: int | None = None
+    malformed: Counter[str] = field(default_factory=Counter)
+    malformed_examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    unknown: Counter[bytes] = field(default_factory=Counter)
+    unknown_examples: dict[bytes, list[dict[str, Any]]] = field(default_factory=dict)
+    backwards: Counter[str] = field(default_factory=Counter)
+    backwards_examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    future: Counter[str] = field(default_factory=Counter)
+    future_examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # per window of --window seconds
+    errors: Counter[tuple[bytes, int]] = field(default_factory=Counter)
+    others: Counter[tuple[bytes, int]] = field(default_factory=Counter)
+    window_lines: Counter[int] = field(default_factory=Counter)
+    user_lines: Counter[tuple[bytes, int]] = field(default_factory=Counter)
+
+
+def _example(store: dict[Any, list[dict[str, Any]]], key: Any, path: str, number: int,
+             raw: bytes) -> None:
+    examples = store.setdefault(key, [])
+    if len(examples) < 5:
+        examples.append({"file": path, "line": number, "text": text(raw)[:200]})
+
+
+def tally(paths: list[str], options: Options) -> Tally:
+    t = Tally()
+    skew = options.clock_skew * BILLION
+    for path in paths:
+        size, lines = read_lines(path)
+        mtime = os.stat(path).st_mtime_ns
+        t.files += 1
+        t.nbytes += size
+        previous: int | None = None
+        for number, raw in enumerate(lines, start=1):
+            line = classify(raw)
+            t.lines += 1
+            if line.kind == "blank":
+                t.blank += 1
+                continue
+            if line.kind == "malformed":
+                t.malformed[line.reason] += 1
+                _example(t.malformed_examples, line.reason, path, number, raw)
+                if line.reason == "unknown_level":
+                    t.unknown[line.token] += 1
+                    _example(t.unknown_examples, line.token, path, number, raw)
+                continue
+            t.valid += 1
+            t.levels[line.level] += 1
+            t.services[line.service] += 1
+            t.users[line.user] += 1
+            t.hours[line.seconds % 86_400 // 3600] += 1
+            if t.first is None or line.instant < t.first:
+                t.first = line.instant
+            if t.last is None or line.instant > t.last:
+                t.last = line.instant
+            if previous is not None and previous - line.instant > skew:
+                t.backwards[path] += 1
+                _example(t.backwards_examples, path, path, number, raw)
+            previous = line.instant
+            if line.instant - mtime > skew:
+                t.future[path] += 1
+                _example(t.future_examples, path, path, number, raw)
+            window = line.seconds // options.window
+            if line.level in ("ERROR", "CRITICAL", "FATAL"):
+                t.errors[(line.service, window)] += 1
+            else:
+                t.others[(line.service, window)] += 1
+            t.window_lines[window] += 1
+            t.user_lines[(line.user, window)] += 1
+    return t
+
+
+def summary(t: Tally, options: Options) -> dict[str, Any]:
+    services = ranked(t.services, text)[: options.top]
+    users = ranked(t.users, text)[: options.top]
+    busy = [h for h in range(24) if t.hours[h]]
+    peaks = sorted(busy, key=lambda h: (-t.hours[h], h))[: options.peak_hours]
+    time_range = None
+    if t.first is not None and t.last is not None:
+        time_range = {"first": utc_text(t.first // BILLION), "last": utc_text(t.last // BILLION)}
+    return {
+        "log_levels": {name: t.levels[name] for name in ranked(t.levels)},
+        "top_services": [text(s) for s in services],
+        "top_users": [text(u) for u in users],
+        "peak_hours": [hour_label(h) for h in peaks],
+        "service_counts": {text(s): t.services[s] for s in services},
+        "user_counts": {text(u): t.users[u] for u in users},
+        "hourly_counts": {hour_label(h): t.hours[h] for h in range(24)},
+        "distinct_services": len(t.services),
+        "distinct_users": len(t.users),
+        "time_range": time_range,
+        "totals": {
+            "files": t.files,
+            "bytes": t.nbytes,
+            "lines": t.lines,
+            "valid": t.valid,
+            "blank": t.blank,
+            "malformed": sum(t.malformed.values()),
+        },
+        "malformed": {reason: t.malformed[reason] for reason in REASONS},
+    }
+
+
+def _runs(windows: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for w in sorted(windows):
+        if runs and runs[-1][-1] + 1 == w:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    return runs
+
+
+def _window_anomaly(kind: str, options: Options, subject_key: str, subject: bytes,
+                    count_key: str, run: list[int], observed: dict[int, int],
+                    expected: dict[int, float], threshold: dict[int, float]) -> dict[str, Any]:
+    peak = max(observed[w] / threshold[w] for w in run)
+    return {
+        "type": kind,
+        "severity": window_severity(peak),
+        subject_key: text(subject),
+        "window_start": utc_text(run[0] * options.window),
+        "window_end": utc_text((run[-1] + 1) * options.window),
+        count_key: sum(observed[w] for w in run),
+        "baseline": round(sum(expected[w] for w in run) / len(run), 2),
+    }
+
+
+def error_spikes(t: Tally, options: Options) -> list[tuple[int, bytes, dict[str, Any]]]:
+    """A service's expected errors in a window are r * (its other lines there), r the median
+    over the windows it logged in (those with other lines) of errors / other lines; flagged when
+    errors >= max(min errors, factor * expected). A service with only error lines expects the
+    median of its errors per window (the engine's choice for an undefined ratio)."""
+    found = []
+    for service in sorted(t.services):
+        windows = sorted({w for (s, w) in list(t.errors) + list(t.others) if s == service})
+        errors = {w: t.errors[(service, w)] for w in windows}
+        others = {w: t.others[(service, w)] for w in windows}
+        ratios = [errors[w] / others[w] for w in windows if others[w]]
+        if ratios:
+            rate = median(ratios)
+            expected = {w: rate * others[w] for w in windows}
+        else:
+            usual = median([float(errors[w]) for w in windows])
+            expected = {w: usual for w in windows}
+        threshold = {
+            w: max(options.spike_min_errors, options.spike_factor * expected[w]) for w in windows
+        }
+        flagged = [w for w in windows if errors[w] >= threshold[w]]
+        for run in _runs(flagged):
+            found.append((run[0] * options.window, service, _window_anomaly(
+                "error_spike", options, "service", service, "errors", run, errors, expected,
+                threshold)))
+    return found
+
+
+def user_bursts(t: Tally, options: Options) -> list[tuple[int, bytes, dict[str, Any]]]:
+    """S = the largest, over users, of the median over all windows with traffic of the user's
+    share of the window's lines (0 where absent), capped at 0.99. A user's expected lines in a
+    window are S / (1 - S) * (lines of everyone else there); flagged when its lines >=
+    max(min lines, factor * expected)."""
+    windows = sorted(t.window_lines)
+    share = 0.0
+    for user in sorted(t.users):
+        shares = [t.user_lines[(user, w)] / t.window_lines[w] for w in windows]
+        share = max(share, median(shares))
+    share = min(share, 0.99)
+    scale = share / (1 - share)
+    found = []
+    for user in sorted(t.users):
+        lines = {w: t.user_lines[(user, w)] for w in windows}
+        expected = {w: scale * (t.window_lines[w] - lines[w]) for w in windows}
+        threshold = {
+            w: max(options.burst_min_lines, options.burst_factor * expected[w]) for w in windows
+        }
+        flagged = [w for w in windows if lines[w] and lines[w] >= threshold[w]]
+        for run in _runs(flagged):
+            found.append((run[0] * options.window, user, _window_anomaly(
+                "user_burst", options, "user", user, "lines", run, lines, expected, threshold)))
+    return found
+
+
+def anomalies(t: Tally, options: Options) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    for reason in sorted(t.malformed):
+        out.append({
+            "type": "malformed_lines",
+            "severity": line_severity(t.malformed[reason], t.lines),
+            "reason": reason,
+            "count": t.malformed[reason],
+            "examples": t.malformed_examples[reason],
+        })
+    for token in sorted(t.unknown):
+        out.append({
+            "type": "unknown_level",
+            "severity": line_severity(t.unknown[token], t.lines),
+            "level": text(token),
+            "count": t.unknown[token],
+            "examples": t.unknown_examples[token],
+        })
+    for kind, counts, examples in (
+        ("time_went_backwards", t.backwards, t.backwards_examples),
+        ("future_timestamp", t.future, t.future_examples),
+    ):
+        for path in sorted(counts):
+            out.append({
+                "type": kind,
+                "severity": line_severity(counts[path], t.lines),
+                "file": path,
+                "count": counts[path],
+                "examples": examples[path],
+            })
+    for found in (error_spikes(t, options), user_bursts(t, options)):
+        out.extend(body for _, _, body in sorted(found, key=lambda f: (f[0], f[1])))
+    counts = {kind: sum(1 for a in out if a["type"] == kind) for kind in KINDS}
+    return {"anomalies": out, "counts": counts}
+
+
+def dump(document: dict[str, Any]) -> bytes:
+    """UTF-8 JSON, 2-space indent, keys in order, newline at the end."""
+    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def documents(paths: list[str], options: Options | None = None) -> tuple[bytes, bytes]:
+    """summary.json and anomalies.json, as bytes, for ``paths`` read in the given order."""
+    options = options or Options()
+    t = tally(paths, options)
+    return dump(summary(t, options)), dump(anomalies(t, options))

@@ -1,0 +1,184 @@
+"""The batch engine against the oracle: same files in, the same summary.json and anomalies.json
+bytes out, for every worker count and chunk size (SPEC.md sections 3 and 4)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+import reference
+import strategies
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from mapreduce_logs import (
+    Executor,
+    PoolExecutor,
+    SerialExecutor,
+    Settings,
+    build_anomalies,
+    build_summary,
+    discover,
+    run_files,
+    to_json,
+)
+
+DEFAULT_CHUNK = Settings().chunk_size
+CHUNK_SIZES = [1, 2, 7, 64, 4096, DEFAULT_CHUNK]
+
+
+def engine_documents(files: list[str], knobs: Settings, executor: Executor) -> tuple[bytes, bytes]:
+    partial = run_files(files, knobs, executor)
+    return to_json(build_summary(partial, knobs)), to_json(build_anomalies(partial, knobs))
+
+
+def assert_same(got: tuple[bytes, bytes], expected: tuple[bytes, bytes], what: str) -> None:
+    """Line by line first, for a readable diff, then byte for byte."""
+    for name, g, e in zip(("summary.json", "anomalies.json"), got, expected, strict=True):
+        assert g.decode().splitlines() == e.decode().splitlines(), f"{name}, {what}"
+        assert g == e, f"{name}, {what}"
+
+
+def options_of(knobs: Settings) -> reference.Options:
+    return reference.Options(
+        top=knobs.top, peak_hours=knobs.peak_hours, window=knobs.window,
+        clock_skew=knobs.clock_skew, spike_factor=knobs.spike_factor,
+        spike_min_errors=knobs.spike_min_errors, burst_factor=knobs.burst_factor,
+        burst_min_lines=knobs.burst_min_lines,
+    )
+
+
+def check_run(files: list[strategies.LogFile], knobs: Settings, executor: Executor,
+              chunk_sizes: list[int]) -> tuple[bytes, bytes]:
+    """Write ``files``, then compare discovery and both documents with the oracle."""
+    with tempfile.TemporaryDirectory() as folder:
+        strategies.write_run(folder, files)
+        listed = reference.list_folder(folder)
+        assert discover([folder]) == listed
+        expected = reference.documents(listed, options_of(knobs))
+        for chunk in chunk_sizes:
+            tuned = Settings(**{**_fields(knobs), "chunk_size": chunk})
+            assert_same(engine_documents(listed, tuned, executor), expected,
+                        f"chunk size {chunk}")
+    return expected
+
+
+def _fields(knobs: Settings) -> dict[str, object]:
+    return {name: getattr(knobs, name) for name in Settings.__slots__}
+
+
+@pytest.fixture(scope="module")
+def pools() -> Iterator[dict[int, PoolExecutor]]:
+    with PoolExecutor(2) as two, PoolExecutor(3) as three:
+        yield {2: two, 3: three}
+
+
+@settings(max_examples=150)
+@given(files=strategies.runs())
+def test_serial_engine_equals_oracle(files: list[strategies.LogFile]) -> None:
+    """For hostile files, one worker and every chunk size give the oracle's bytes."""
+    check_run(files, Settings(), SerialExecutor(), CHUNK_SIZES)
+
+
+@settings(max_examples=25)
+@given(files=strategies.runs(strategies.with_long_lines, max_files=3, max_lines=8))
+def test_long_lines_equal_oracle(files: list[strategies.LogFile]) -> None:
+    """Lines around 65,536 bytes and giant blank lines, with every chunk size."""
+    check_run(files, Settings(), SerialExecutor(), CHUNK_SIZES)
+
+
+@settings(max_examples=30)
+@given(
+    files=strategies.runs(strategies.with_long_lines, max_lines=12),
+    workers=st.sampled_from([2, 3]),
+    chunk=st.sampled_from(CHUNK_SIZES),
+)
+def test_pool_engine_equals_oracle(
+    pools: dict[int, PoolExecutor], files: list[strategies.LogFile], workers: int, chunk: int
+) -> None:
+    """Two or three worker processes give the oracle's bytes too."""
+    check_run(files, Settings(workers=workers), pools[workers], [chunk])
+
+
+small_knobs = st.builds(
+    Settings,
+    top=st.integers(0, 3),
+    peak_hours=st.integers(0, 3),
+    window=st.sampled_from([1, 7, 60, 3600]),
+    clock_skew=st.sampled_from([0, 1, 59, 300, 3600]),
+    spike_factor=st.sampled_from([1.0, 1.5, 3.0]),
+    spike_min_errors=st.integers(1, 3),
+    burst_factor=st.sampled_from([1.0, 2.5]),
+    burst_min_lines=st.integers(1, 3),
+)
+"""Small --top, --peak-hours, --window, --clock-skew and detector thresholds that fire often."""
+
+
+@settings(max_examples=100)
+@given(files=strategies.runs(), knobs=small_knobs)
+def test_small_options_equal_oracle(files: list[strategies.LogFile], knobs: Settings) -> None:
+    """With small options (ties cut by --top, windows of 1 s, no clock skew), still the same."""
+    check_run(files, knobs, SerialExecutor(), [1, 7, DEFAULT_CHUNK])
+
+
+def _traffic_files(t: strategies.Traffic) -> list[strategies.LogFile]:
+    lines = strategies.traffic_lines(t)
+    half = len(lines) // 2
+    mtime = strategies.NOON * 1_000_000_000
+    return [
+        strategies.LogFile("a.log", tuple(lines[:half]), True, mtime),
+        strategies.LogFile("b.log.gz", tuple(lines[half:]), False, mtime),
+    ]
+
+
+@settings(max_examples=15)
+@given(t=strategies.traffic)
+@example(t=strategies.Traffic(windows=4, window=10, services=((8, 1), (12, 0), (9, 1)), users=3,
+                              spike_service=0, spike_window=1, spike_errors=52, burst_window=0,
+                              start=strategies.NOON + 7))
+def test_detectors_fire_and_equal_oracle(t: strategies.Traffic) -> None:
+    """Steady traffic with one service's errors spiking and one user bursting: the engine
+    reports the same error_spike and user_burst anomalies as the oracle, and there are some."""
+    knobs = Settings(window=t.window)
+    _, anomalies = check_run(_traffic_files(t), knobs, SerialExecutor(), [64, DEFAULT_CHUNK])
+    text = anomalies.decode()
+    assert '"error_spike": 0' not in text
+    assert '"user_burst": 0' not in text
+    assert '"service": "svc' in text
+    assert '"user": "spammer"' in text
+
+
+@settings(max_examples=4)
+@given(t=strategies.traffic, workers=st.sampled_from([2, 3]))
+def test_detectors_with_pool(pools: dict[int, PoolExecutor], t: strategies.Traffic,
+                             workers: int) -> None:
+    """The window detectors see the same totals when the work is spread over processes."""
+    check_run(_traffic_files(t), Settings(window=t.window, workers=workers), pools[workers],
+              [256])
+
+
+@pytest.mark.parametrize("burst", [300, 600])
+def test_dominant_user_burst(burst: int) -> None:
+    """One user writes every line but one: its share is capped, so its expectation stays finite
+    (S / (1 - S) with S = 0.99 gives 99 per line of the others); 600 lines beside one other
+    line is a burst, 300 is not."""
+    minute = strategies.NOON // 60 * 60
+    lines = []
+    for w in range(5):
+        lines += [strategies.log_line(minute + 60 * w + k, b"INFO", b"svc", b"A") for k in range(2)]
+    lines += [strategies.log_line(minute + 300 + k % 60, b"INFO", b"svc", b"A") for k in range(burst)]
+    lines.append(strategies.log_line(minute + 359, b"INFO", b"svc", b"B"))
+    files = [strategies.LogFile("a.log", tuple(lines), True, strategies.NOON * 10**9)]
+    _, anomalies = check_run(files, Settings(), SerialExecutor(), [4096])
+    fired = '"user": "A"' in anomalies.decode()
+    assert fired == (burst == 600)
+    if fired:
+        assert '"baseline": 99.0' in anomalies.decode()
+
+
+def test_oracle_serialises_like_to_json() -> None:
+    """The oracle's json.dumps and the product's to_json agree on hostile text and floats."""
+    doc = {"a": "\r\t\x0b\x00\u2028é😀\ufffd\"\\", "b": [], "c": {}, "d": 0.1, "e": 2.0,
+           "f": None, "g": [1, {"h": 12.35}]}
+    assert reference.dump(doc) == to_json(doc)

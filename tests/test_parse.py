@@ -1,0 +1,142 @@
+"""SPEC.md section 1, one line at a time: a table of raw lines and what each must be, checked
+against the product's ``parse_line`` and against the oracle; then both compared on generated
+hostile lines and timestamp tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from typing import Any
+
+import pytest
+import reference
+import strategies
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mapreduce_logs import Malformed, Record, parse_line, parse_timestamp
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "lines.json")
+EPOCH = dt.datetime(1970, 1, 1)
+
+
+def raw(text: str) -> bytes:
+    """A fixture string as bytes: UTF-8, with ``\\xHH`` standing for one raw byte."""
+    return re.sub(rb"\\x([0-9a-fA-F]{2})", lambda m: bytes([int(m.group(1), 16)]),
+                  text.encode("utf-8"))
+
+
+def line_of(row: dict[str, Any]) -> bytes:
+    line = raw(row["line"])
+    if "pad_to" in row:
+        tail = raw(row.get("tail", ""))
+        fill = raw(row["pad_with"])
+        line += fill * (row["pad_to"] - len(line) - len(tail)) + tail
+        assert len(line) == row["pad_to"]
+    return line
+
+
+def load_rows() -> list[dict[str, Any]]:
+    with open(FIXTURE, encoding="utf-8") as f:
+        rows: list[dict[str, Any]] = json.load(f)["rows"]
+    return rows
+
+
+ROWS = load_rows()
+
+
+def expected_instant(row: dict[str, Any]) -> int:
+    moment = dt.datetime.fromisoformat(row["utc"])
+    return (moment - EPOCH) // dt.timedelta(seconds=1) * 1_000_000_000 + row["ns"]
+
+
+def test_table_covers_every_rule() -> None:
+    """At least 60 rows, and every outcome of SPEC.md section 1 appears."""
+    assert len(ROWS) >= 60
+    outcomes = {"blank" if r.get("blank") else r.get("reason", "valid") for r in ROWS}
+    assert outcomes == {"blank", "valid", *reference.REASONS}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r["why"] for r in ROWS])
+def test_parse_line_table(row: dict[str, Any]) -> None:
+    """The product's parser gives each row its expected record, reason or blank."""
+    got = parse_line(line_of(row))
+    if row.get("blank"):
+        assert got is None
+    elif "reason" in row:
+        assert isinstance(got, Malformed)
+        assert got.reason == row["reason"]
+        if row["reason"] == "unknown_level":
+            assert got.level == raw(row["level"])
+    else:
+        assert isinstance(got, Record)
+        assert got == Record(expected_instant(row), row["level"].encode(), raw(row["service"]),
+                             raw(row["user"]))
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r["why"] for r in ROWS])
+def test_oracle_table(row: dict[str, Any]) -> None:
+    """The oracle reads the same table the same way (so it is worth comparing against)."""
+    got = reference.classify(line_of(row))
+    if row.get("blank"):
+        assert got.kind == "blank"
+    elif "reason" in row:
+        assert (got.kind, got.reason) == ("malformed", row["reason"])
+        if row["reason"] == "unknown_level":
+            assert got.token == raw(row["level"])
+    else:
+        assert got.kind == "valid"
+        assert got.instant == expected_instant(row)
+        assert (got.level, got.service, got.user) == (
+            row["level"], raw(row["service"]), raw(row["user"]))
+
+
+def as_oracle(parsed: Record | Malformed | None) -> tuple[Any, ...]:
+    if parsed is None:
+        return ("blank",)
+    if isinstance(parsed, Malformed):
+        return ("malformed", parsed.reason, parsed.level)
+    return ("valid", parsed.ts_ns, parsed.level.decode(), parsed.service, parsed.user)
+
+
+def oracle(line: bytes) -> tuple[Any, ...]:
+    got = reference.classify(line)
+    if got.kind == "blank":
+        return ("blank",)
+    if got.kind == "malformed":
+        return ("malformed", got.reason, got.token)
+    return ("valid", got.instant, got.level, got.service, got.user)
+
+
+@settings(max_examples=3000)
+@given(token=strategies.timestamps)
+def test_timestamps_agree_with_oracle(token: bytes) -> None:
+    """Every timestamp token, valid or not, gets the same UTC instant (or none) from both."""
+    expected = reference.read_timestamp(token)
+    got = parse_timestamp(token)
+    assert got == (None if expected is None else expected[0] * 1_000_000_000 + expected[1])
+
+
+@settings(max_examples=2000)
+@given(line=strategies.lines)
+def test_lines_agree_with_oracle(line: bytes) -> None:
+    """Every generated hostile line is classified alike by the product and the oracle."""
+    assert as_oracle(parse_line(line)) == oracle(line)
+
+
+@settings(max_examples=60)
+@given(line=strategies.long_lines)
+def test_long_lines_agree_with_oracle(line: bytes) -> None:
+    """Lines around the 65,536-byte limit, and giant blank ones."""
+    assert as_oracle(parse_line(line)) == oracle(line)
+
+
+@settings(max_examples=500)
+@given(day=st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)))
+def test_oracle_calendar(day: dt.date) -> None:
+    """The oracle's own day count agrees with the standard library on years 1-9999."""
+    days = reference.day_number(day.year, day.month, day.day) - reference.EPOCH_DAY
+    assert days == (day - EPOCH.date()).days
+    assert reference.utc_text(days * 86_400) == f"{day.isoformat()}T00:00:00Z"
