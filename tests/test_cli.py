@@ -1,0 +1,268 @@
+"""The command line (SPEC.md sections 2 and 5), in-process through ``main(argv)``, and once as a
+real ``python -m mapreduce_logs run`` subprocess."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import reference
+import strategies
+
+import mapreduce_logs.cli as cli
+from mapreduce_logs.cli import build_parser, main
+
+OPTIONS = ["--out", "--workers", "--chunk-size", "--memory-mb", "--top", "--peak-hours",
+           "--window", "--clock-skew", "--recursive", "--quiet"]
+METRIC_KEYS = {"wall_seconds", "cpu_seconds", "peak_memory_mb", "workers", "chunks", "bytes",
+               "lines", "throughput_mb_s"}
+
+
+def sample(folder: Path) -> Path:
+    """A small input folder with valid, malformed and blank lines in two files and a .gz."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [strategies.log_line(strategies.NOON + 37 * i, level, svc, user)
+             for i, (level, svc, user) in enumerate(
+                 [(b"INFO", b"auth", b"u1"), (b"ERROR", b"pay", b"u2"), (b"warning", b"auth", b"u1"),
+                  (b"INFO", b"db", b"u3")] * 5)]
+    (folder / "a.log").write_bytes(b"\n".join(lines[:10]) + b"\n\nnot a line\n")
+    with gzip.open(folder / "b.log.gz", "wb") as f:
+        f.write(b"\n".join(lines[10:]) + b"\r\n2025-07-22T12:00:00Z VERBOSE x y\n")
+    (folder / ".hidden").write_bytes(b"2025-07-22T12:00:00Z INFO hidden u\n")
+    for p in folder.iterdir():
+        os.utime(p, ns=(strategies.NOON * 10**9, strategies.NOON * 10**9))
+    return folder
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = main(argv)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_bytes())
+
+
+def assert_one_line_error(err: str) -> None:
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("mapreduce-logs: ")
+
+
+# --- help and parsing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["watch", "--help"]])
+def test_help_exits_0_and_lists_options(argv: list[str], capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    if argv == ["--help"]:
+        assert "run" in out and "watch" in out
+        return
+    for option in OPTIONS:
+        assert option in out
+    if argv[0] == "watch":
+        assert "--settle" in out and "--poll" in out
+
+
+def test_defaults_follow_the_spec() -> None:
+    args = build_parser().parse_args(["run", "x"])
+    assert (args.out, args.workers, args.memory_mb, args.top, args.peak_hours, args.window,
+            args.clock_skew) == ("output", os.cpu_count(), 500, 10, 3, 60, 300)
+    assert not args.recursive and not args.quiet
+
+
+def test_every_option_takes_effect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """All options at once: the outputs are the oracle's for the same options."""
+    data, out = sample(tmp_path / "in"), tmp_path / "out"
+    (data / "sub").mkdir()
+    (data / "sub" / "c.log").write_bytes(strategies.log_line(strategies.NOON, b"INFO", b"deep",
+                                                             b"u9") + b"\n")
+    status, _, err = run(["run", str(data), "--out", str(out), "--workers", "2",
+                          "--chunk-size", "7", "--memory-mb", "200", "--top", "1",
+                          "--peak-hours", "1", "--window", "30", "--clock-skew", "10",
+                          "--recursive", "--quiet"], capsys)
+    assert (status, err) == (0, "")
+    files = sorted([*reference.list_folder(str(data)), str(data / "sub" / "c.log")])
+    summary, anomalies = reference.documents(
+        files, reference.Options(top=1, peak_hours=1, window=30, clock_skew=10))
+    assert (out / "summary.json").read_bytes() == summary
+    assert (out / "anomalies.json").read_bytes() == anomalies
+    doc = read_json(out / "summary.json")
+    assert len(doc["top_services"]) == 1 and len(doc["peak_hours"]) == 1
+    assert doc["distinct_services"] == 4  # the recursive file was read
+    assert read_json(out / "metrics.json")["workers"] == 2
+
+
+def test_workers_and_chunk_size_do_not_change_the_outputs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = sample(tmp_path / "in")
+    outputs = []
+    for i, extra in enumerate([["--workers", "1"], ["--workers", "3", "--chunk-size", "1"],
+                               ["--workers", "2", "--chunk-size", "64", "--memory-mb", "64"]]):
+        out = tmp_path / f"out{i}"
+        assert run(["run", str(data), "--out", str(out), "--quiet", *extra], capsys)[0] == 0
+        outputs.append(((out / "summary.json").read_bytes(), (out / "anomalies.json").read_bytes()))
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["run"],
+    ["frobnicate", "x"],
+    ["run", "IN", "--bogus"],
+    ["run", "IN", "--workers", "0"],
+    ["run", "IN", "--workers", "two"],
+    ["run", "IN", "--workers"],
+    ["run", "IN", "--chunk-size", "0"],
+    ["run", "IN", "--chunk-size", "-5"],
+    ["run", "IN", "--chunk-size", "1.5"],
+    ["run", "IN", "--memory-mb", "lots"],
+    ["run", "IN", "--top", "-1"],
+    ["run", "IN", "--peak-hours", "x"],
+    ["run", "IN", "--window", "0"],
+    ["run", "IN", "--clock-skew", "-1"],
+    ["run", "MISSING"],
+    ["run", "IN", "MISSING"],
+])
+def test_usage_errors_exit_2_in_one_line(argv: list[str], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Unknown options, missing paths and bad numbers: status 2, one line, no traceback, and
+    no output written."""
+    data = sample(tmp_path / "in")
+    out = tmp_path / "out"
+    argv = [str(data) if a == "IN" else str(tmp_path / "nope") if a == "MISSING" else a
+            for a in argv]
+    status, _, err = run([*argv, "--out", str(out)] if argv[:1] == ["run"] else argv, capsys)
+    assert status == 2
+    assert_one_line_error(err)
+    if "MISSING" in argv or str(tmp_path / "nope") in argv:
+        assert "nope" in err
+    assert not (out / "summary.json").exists()
+
+
+# --- a run: outputs, metrics, report line -----------------------------------------------------
+
+
+def test_run_writes_the_outputs_and_the_report(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    data, out = sample(tmp_path / "in"), tmp_path / "out"
+    status, stdout, err = run(["run", str(data), "--out", str(out), "--workers", "1"], capsys)
+    assert status == 0
+    assert stdout == ""
+    assert sorted(os.listdir(out)) == ["anomalies.json", "metrics.json", "summary.json"]
+    summary, anomalies = reference.documents(reference.list_folder(str(data)))
+    assert (out / "summary.json").read_bytes() == summary
+    assert (out / "anomalies.json").read_bytes() == anomalies
+    totals = read_json(out / "summary.json")["totals"]
+    assert totals["files"] == 2 and totals["malformed"] == 2 and totals["blank"] == 1
+
+    metrics = read_json(out / "metrics.json")
+    assert set(metrics) >= METRIC_KEYS
+    assert (metrics["bytes"], metrics["lines"], metrics["workers"]) == (
+        totals["bytes"], totals["lines"], 1)
+    assert metrics["chunks"] >= 2 and metrics["peak_memory_mb"] > 0
+    assert metrics["wall_seconds"] > 0 and metrics["cpu_seconds"] >= 0
+    stages = metrics["stages"]
+    assert stages and all(isinstance(v, int | float) and v >= 0 for v in stages.values())
+    assert not METRIC_KEYS & set(read_json(out / "summary.json"))
+
+    report = err.strip().splitlines()
+    assert len(report) == 1, err
+    for part in ("MB", f"{totals['lines']} lines", " s ", "MB/s", "peak memory", "1 workers"):
+        assert part in report[0]
+
+
+def test_quiet_silences_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, out = sample(tmp_path / "in"), tmp_path / "out"
+    assert run(["run", str(data), "--out", str(out), "--quiet"], capsys) == (0, "", "")
+    assert (out / "metrics.json").exists()
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    data = sample(tmp_path / "in")
+    _, _, plain = run(["run", str(data), "--out", str(tmp_path / "o1"), "--workers", "1"], capsys)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    _, _, tty = run(["run", str(data), "--out", str(tmp_path / "o2"), "--workers", "1"], capsys)
+    assert "\r" not in plain
+    assert "\r" in tty and "B" in tty
+
+
+# --- exit 3 and 1 -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("broken", [
+    b"\x1f\x8b\x08\x00garbage that is not deflate data at all",
+    gzip.compress(b"2025-07-22T12:00:00Z INFO auth u1\n" * 200)[:-12],
+])
+def test_unreadable_gz_exits_3_and_still_writes(tmp_path: Path, broken: bytes,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A corrupt or truncated .gz: status 3 naming it; the other files counted, outputs written."""
+    data, out = sample(tmp_path / "in"), tmp_path / "out"
+    (data / "zz-broken.log.gz").write_bytes(broken)
+    status, _, err = run(["run", str(data), "--out", str(out), "--quiet"], capsys)
+    assert status == 3
+    assert "zz-broken.log.gz" in err and "Traceback" not in err
+    summary = read_json(out / "summary.json")
+    assert summary["totals"]["valid"] >= 20
+    assert (out / "anomalies.json").exists() and (out / "metrics.json").exists()
+
+
+def test_file_gone_after_discovery_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file deleted between discovery and reading is named, the rest is still summarised."""
+    data, out = sample(tmp_path / "in"), tmp_path / "out"
+    gone = str(data / "gone.log")
+    found = [*reference.list_folder(str(data)), gone]
+    monkeypatch.setattr(cli, "discover", lambda paths, recursive=False: sorted(found))
+    status, _, err = run(["run", str(data), "--out", str(out), "--quiet"], capsys)
+    assert status == 3
+    assert "gone.log" in err
+    expected, _ = reference.documents(reference.list_folder(str(data)))
+    assert (out / "summary.json").read_bytes() == expected
+
+
+def test_unexpected_failure_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    data = sample(tmp_path / "in")
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "run_files", explode)
+    status, _, err = run(["run", str(data), "--out", str(tmp_path / "out")], capsys)
+    assert status == 1
+    assert_one_line_error(err)
+    assert "boom" in err
+
+
+# --- a real process ---------------------------------------------------------------------------
+
+
+def test_subprocess_run(tmp_path: Path) -> None:
+    """``python -m mapreduce_logs run DIR`` writes output/ in the working folder."""
+    data = sample(tmp_path / "data")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [os.path.dirname(os.path.dirname(cli.__file__)), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "mapreduce_logs", "run", str(data)],
+                          cwd=tmp_path, capture_output=True, timeout=60, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert b"Traceback" not in done.stderr
+    assert len(done.stderr.decode().strip().splitlines()) == 1
+    out = tmp_path / "output"
+    summary, anomalies = reference.documents(reference.list_folder(str(data)))
+    assert (out / "summary.json").read_bytes() == summary
+    assert (out / "anomalies.json").read_bytes() == anomalies
+    assert set(read_json(out / "metrics.json")) >= METRIC_KEYS
+    assert sorted(os.listdir(out)) == ["anomalies.json", "metrics.json", "summary.json"]
