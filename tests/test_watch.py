@@ -439,6 +439,14 @@ def start_watch(folder: str, out: str, *extra: str, log: str) -> subprocess.Pope
         )
 
 
+def _committed_seq(out: str) -> int:
+    try:
+        with open(os.path.join(out, ".watch", MANIFEST), "rb") as f:
+            return int(json.loads(f.read())["seq"])
+    except (OSError, ValueError):
+        return 0
+
+
 def kill_tree(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the watcher, then make sure its pool workers (orphaned) are gone too."""
     try:
@@ -497,15 +505,23 @@ def test_kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice(tmp_pat
     feeder.start()
     log = str(tmp_path / "watch.log")
     common = ["--workers", "2", "--chunk-size", "65536", "--settle", "0.2", "--quiet"]
+    committed = []
     try:
         for round_ in range(6):
             extra = ["--poll", "0.05"] if round_ % 3 == 2 else []
+            before = _committed_seq(out)
             proc = start_watch(logs, out, *common, *extra, log=log)
-            time.sleep(rng.uniform(0.05, 1.0))  # a random moment: the point of this test
+            if round_ % 2:  # at any moment, start-up included
+                time.sleep(rng.uniform(0.05, 1.0))
+            else:  # at some moment after this run has committed work of its own
+                assert wait_for(lambda b=before: _committed_seq(out) > b + 1, 30), seed
+                time.sleep(rng.uniform(0.0, 0.3))
             kill_tree(proc)
+            committed.append(_committed_seq(out))
     finally:
         stop.set()
         feeder.join()
+    assert sum(b > a for a, b in zip([0, *committed], committed, strict=False)) >= 3, (seed, committed)
     want = run_outputs(logs, str(tmp_path / "reference"))
     proc = start_watch(logs, out, *common, log=log)
     try:
