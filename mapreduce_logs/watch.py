@@ -20,6 +20,14 @@ Choices (SPEC.md section 6 leaves them open):
   again whole if it changes.
 - ``future_timestamp`` compares a line with its file's modification time when the line was
   read; ``run`` uses the time when it runs, so the two differ only for a line dated between them.
+- A second name of the same inode (a hard link) is counted once, under the first name seen.
+  Files under the output folder are never input. The checkpoint is tied to DIR as spelled on
+  the command line and to ``--window`` and ``--clock-skew``: with others it is reported and the
+  files are counted again from the start.
+
+Memory: the work in flight is bounded (a bounded set of paths, batches of at most
+``--memory-mb``/25 bytes), but the counts themselves live in memory, as one Partial: tens of
+millions of distinct (user, window) pairs do not fit, and a warning says so on stderr.
 """
 
 from __future__ import annotations
