@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from unittest import mock
 
 import pytest
 import reference
@@ -21,6 +22,7 @@ from mapreduce_logs import (
     build_summary,
     discover,
     run_files,
+    scan,
     to_json,
 )
 
@@ -175,6 +177,45 @@ def test_dominant_user_burst(burst: int) -> None:
     assert fired == (burst == 600)
     if fired:
         assert '"baseline": 99.0' in anomalies.decode()
+
+
+@settings(max_examples=40)
+@given(files=strategies.runs(max_files=2, max_lines=12), block=st.sampled_from([1, 2, 7, 100]))
+def test_tiny_read_blocks_equal_oracle(files: list[strategies.LogFile], block: int) -> None:
+    """Reading a split a few bytes at a time (as a 1 MiB block cuts a big file) changes nothing:
+    lines carried across reads are counted once, where they belong."""
+    with mock.patch.object(scan, "BLOCK", block):
+        check_run(files, Settings(), SerialExecutor(), [1, 64, DEFAULT_CHUNK])
+
+
+@settings(max_examples=25)
+@given(files=strategies.runs(strategies.with_long_lines, max_files=2, max_lines=6),
+       block=st.sampled_from([1000, 4097, 65_535, 65_536, 65_537, 65_538, 100_000]))
+def test_long_lines_across_read_blocks_equal_oracle(files: list[strategies.LogFile],
+                                                    block: int) -> None:
+    """A line over 65,536 bytes that spans reads is streamed, never held whole, and still
+    counted as too_long (or blank, when it is whitespace only) with the right example."""
+    with mock.patch.object(scan, "BLOCK", block):
+        check_run(files, Settings(), SerialExecutor(), [7, DEFAULT_CHUNK])
+
+
+def test_big_file_with_giant_lines_equals_oracle() -> None:
+    """A few MiB, so real 1 MiB reads cut lines: giant lines, blank giants, lines at the edges."""
+    mib = 1 << 20
+    valid = strategies.log_line(strategies.NOON, b"INFO", b"auth", b"u1")
+    parts = [valid + b"\n"] * 1000
+    size = sum(map(len, parts))
+    parts.append(b"x" * (mib - size - 10) + b"\n")  # ends 9 bytes before the first read's end
+    parts.append(b"2025-07-22T12:00:00Z INFO a u " + b"m" * (3 * mib) + b"\n")  # spans 4 reads
+    parts.append(b" " * (2 * mib) + b"\r\n")  # a blank giant
+    parts.append(valid + b" " + b"m" * (65_536 - len(valid) - 1) + b"\n")  # exactly the limit
+    parts.append(b"\t" * 70_000 + b"x\n")  # whitespace, then one byte: too_long
+    parts.append(valid)  # no final newline
+    content = b"".join(parts)
+    files = [strategies.LogFile("big.log", tuple(content.split(b"\n")), False, 0)]
+    assert files[0].content == content
+    _, anomalies = check_run(files, Settings(), SerialExecutor(), [mib // 3, DEFAULT_CHUNK])
+    assert b'"reason": "too_long"' in anomalies
 
 
 def test_oracle_serialises_like_to_json() -> None:
