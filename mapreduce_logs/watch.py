@@ -154,6 +154,7 @@ class Watcher:
         tell: Callable[[str], None] | None = None,
         rescan_seconds: float = RESCAN_SECONDS,
         memory: Callable[[], int] | None = None,
+        manage_gc: bool = False,
         pending_limit: int = PENDING_LIMIT,
         batch_bytes: int | None = None,
     ) -> None:
@@ -170,6 +171,9 @@ class Watcher:
         """One line per file per update (off with --quiet)."""
         self.rescan_seconds = rescan_seconds
         self.memory = memory
+        self.manage_gc = manage_gc
+        """Pause cycle collection during a step and freeze what survives it (a process of its
+        own: the objects of a caller would be frozen too)."""
         """The sampled peak memory of the process tree, in bytes, if known."""
         self.pending = PendingPaths(pending_limit)
         self.workers = workers = max(1, int(getattr(executor, "workers", 1)))
@@ -277,6 +281,8 @@ class Watcher:
 
     def step(self) -> bool:
         """Look at what is waiting, count one batch, commit, write the outputs. False if idle."""
+        if not self.manage_gc:
+            return self._step()
         # The state is millions of small acyclic objects: cycle collection would only rescan
         # them, so it is off during a step, and what a step leaves behind is frozen.
         collecting = gc.isenabled()
@@ -714,7 +720,8 @@ def watch_main(args: argparse.Namespace, settings: Settings) -> int:
         with _executor(settings.workers) as executor, MemorySampler() as sampler:
             watcher = Watcher(args.dir, args.out, settings, executor, settle=args.settle,
                               recursive=args.recursive, say=say,
-                              tell=None if args.quiet else say, memory=lambda: sampler.peak)
+                              tell=None if args.quiet else say, memory=lambda: sampler.peak,
+                              manage_gc=True)
 
             def on_signal(signum: int, frame: FrameType | None) -> None:
                 watcher.request_stop()
