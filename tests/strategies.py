@@ -14,6 +14,15 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+SCALE = float(os.environ.get("MAPREDUCE_LOGS_TEST_SCALE", "1"))
+"""Multiplies every property test's example count: 10 for a deep hunt, 0.2 for a smoke run."""
+
+
+def examples(n: int) -> int:
+    """``n`` examples, scaled by MAPREDUCE_LOGS_TEST_SCALE."""
+    return max(1, round(n * SCALE))
+
+
 NOON = 1_753_185_600
 """2025-07-22T12:00:00Z, the middle of the "near" timestamps."""
 

@@ -76,21 +76,21 @@ def pools() -> Iterator[dict[int, PoolExecutor]]:
         yield {2: two, 3: three}
 
 
-@settings(max_examples=150)
+@settings(max_examples=strategies.examples(300))
 @given(files=strategies.runs())
 def test_serial_engine_equals_oracle(files: list[strategies.LogFile]) -> None:
     """For hostile files, one worker and every chunk size give the oracle's bytes."""
     check_run(files, Settings(), SerialExecutor(), CHUNK_SIZES)
 
 
-@settings(max_examples=25)
+@settings(max_examples=strategies.examples(25))
 @given(files=strategies.runs(strategies.with_long_lines, max_files=3, max_lines=8))
 def test_long_lines_equal_oracle(files: list[strategies.LogFile]) -> None:
     """Lines around 65,536 bytes and giant blank lines, with every chunk size."""
     check_run(files, Settings(), SerialExecutor(), CHUNK_SIZES)
 
 
-@settings(max_examples=30)
+@settings(max_examples=strategies.examples(50))
 @given(
     files=strategies.runs(strategies.with_long_lines, max_lines=12),
     workers=st.sampled_from([2, 3]),
@@ -117,7 +117,7 @@ small_knobs = st.builds(
 """Small --top, --peak-hours, --window, --clock-skew and detector thresholds that fire often."""
 
 
-@settings(max_examples=100)
+@settings(max_examples=strategies.examples(200))
 @given(files=strategies.runs(), knobs=small_knobs)
 def test_small_options_equal_oracle(files: list[strategies.LogFile], knobs: Settings) -> None:
     """With small options (ties cut by --top, windows of 1 s, no clock skew), still the same."""
@@ -134,7 +134,7 @@ def _traffic_files(t: strategies.Traffic) -> list[strategies.LogFile]:
     ]
 
 
-@settings(max_examples=15)
+@settings(max_examples=strategies.examples(25))
 @given(t=strategies.traffic)
 @example(t=strategies.Traffic(windows=4, window=10, services=((8, 1), (12, 0), (9, 1)), users=3,
                               spike_service=0, spike_window=1, spike_errors=52, burst_window=0,
@@ -151,7 +151,7 @@ def test_detectors_fire_and_equal_oracle(t: strategies.Traffic) -> None:
     assert '"user": "spammer"' in text
 
 
-@settings(max_examples=4)
+@settings(max_examples=strategies.examples(4))
 @given(t=strategies.traffic, workers=st.sampled_from([2, 3]))
 def test_detectors_with_pool(pools: dict[int, PoolExecutor], t: strategies.Traffic,
                              workers: int) -> None:
@@ -179,7 +179,7 @@ def test_dominant_user_burst(burst: int) -> None:
         assert '"baseline": 99.0' in anomalies.decode()
 
 
-@settings(max_examples=40)
+@settings(max_examples=strategies.examples(40))
 @given(files=strategies.runs(max_files=2, max_lines=12), block=st.sampled_from([1, 2, 7, 100]))
 def test_tiny_read_blocks_equal_oracle(files: list[strategies.LogFile], block: int) -> None:
     """Reading a split a few bytes at a time (as a 1 MiB block cuts a big file) changes nothing:
@@ -188,7 +188,7 @@ def test_tiny_read_blocks_equal_oracle(files: list[strategies.LogFile], block: i
         check_run(files, Settings(), SerialExecutor(), [1, 64, DEFAULT_CHUNK])
 
 
-@settings(max_examples=25)
+@settings(max_examples=strategies.examples(25))
 @given(files=strategies.runs(strategies.with_long_lines, max_files=2, max_lines=6),
        block=st.sampled_from([1000, 4097, 65_535, 65_536, 65_537, 65_538, 100_000]))
 def test_long_lines_across_read_blocks_equal_oracle(files: list[strategies.LogFile],

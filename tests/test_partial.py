@@ -112,7 +112,7 @@ def three(partials: list[Partial], data: st.DataObject, knobs: Settings = KNOBS
     return chosen[0], chosen[1], chosen[2]
 
 
-@settings(max_examples=80)
+@settings(max_examples=strategies.examples(150))
 @given(files=piece_files, data=st.data())
 def test_merge_is_associative(files: list[strategies.LogFile], data: st.DataObject) -> None:
     """merge(merge(a, b), c) == merge(a, merge(b, c))."""
@@ -121,7 +121,7 @@ def test_merge_is_associative(files: list[strategies.LogFile], data: st.DataObje
         assert_equal(merge(merge(a, b), c), merge(a, merge(b, c)))
 
 
-@settings(max_examples=80)
+@settings(max_examples=strategies.examples(150))
 @given(files=piece_files, data=st.data())
 def test_merge_is_commutative(files: list[strategies.LogFile], data: st.DataObject) -> None:
     """merge(a, b) == merge(b, a), and neither argument changes."""
@@ -132,7 +132,7 @@ def test_merge_is_commutative(files: list[strategies.LogFile], data: st.DataObje
         assert (canonical(a), canonical(b)) == before
 
 
-@settings(max_examples=60)
+@settings(max_examples=strategies.examples(60))
 @given(files=piece_files, data=st.data())
 def test_empty_partial_is_the_identity(files: list[strategies.LogFile],
                                        data: st.DataObject) -> None:
@@ -144,7 +144,7 @@ def test_empty_partial_is_the_identity(files: list[strategies.LogFile],
         assert_equal(merge(Partial(), Partial()), Partial())
 
 
-@settings(max_examples=60)
+@settings(max_examples=strategies.examples(60))
 @given(files=piece_files, data=st.data(), skew=st.sampled_from([0, 1, 60, 3600]))
 def test_any_order_gives_the_run(files: list[strategies.LogFile], data: st.DataObject,
                                  skew: int) -> None:

@@ -62,7 +62,7 @@ def check_cover(splits: list[Split], data: bytes, start: int = 0) -> None:
     assert b"".join(data[s.start : s.end] for s in splits) == data[start:]
 
 
-@settings(max_examples=300)
+@settings(max_examples=strategies.examples(300))
 @given(data=contents, chunk=chunk_sizes)
 def test_every_byte_in_exactly_one_split(data: bytes, chunk: int) -> None:
     """For any content and chunk size, the splits tile the file at line boundaries."""
@@ -77,7 +77,7 @@ def test_every_byte_in_exactly_one_split(data: bytes, chunk: int) -> None:
         assert {s.path for s in splits} == {path}
 
 
-@settings(max_examples=100)
+@settings(max_examples=strategies.examples(100))
 @given(data=contents, chunk=chunk_sizes, pick=st.integers(0, 1000))
 def test_split_from_a_line_start(data: bytes, chunk: int, pick: int) -> None:
     """Splitting from a line start (as a growing file is read on) covers the rest the same way."""
@@ -184,7 +184,7 @@ def test_recursive(tmp_path: Path) -> None:
     ])
 
 
-@settings(max_examples=50)
+@settings(max_examples=strategies.examples(50))
 @given(names=st.sets(st.one_of(st.sampled_from(strategies.FILE_NAMES + SKIPPED + KEPT),
                                st.text(alphabet="ab.~_-", min_size=1, max_size=6)
                                .map(lambda n: "n" + n)), max_size=10))
