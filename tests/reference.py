@@ -531,8 +531,8 @@ def anomalies(t: Tally, options: Options) -> dict[str, Any]:
             })
     for found in (error_spikes(t, options), user_bursts(t, options)):
         out.extend(body for _, _, body in sorted(found, key=lambda f: (f[0], f[1])))
-    counts = {kind: sum(1 for a in out if a["type"] == kind) for kind in KINDS}
-    return {"anomalies": out, "counts": counts}
+    kinds = {kind: sum(1 for a in out if a["type"] == kind) for kind in KINDS}
+    return {"anomalies": out, "counts": kinds}
 
 
 def dump(document: dict[str, Any]) -> bytes:

@@ -49,7 +49,8 @@ ROWS = load_rows()
 
 def expected_instant(row: dict[str, Any]) -> int:
     moment = dt.datetime.fromisoformat(row["utc"])
-    return (moment - EPOCH) // dt.timedelta(seconds=1) * 1_000_000_000 + row["ns"]
+    fraction: int = row["ns"]
+    return (moment - EPOCH) // dt.timedelta(seconds=1) * 1_000_000_000 + fraction
 
 
 def test_table_covers_every_rule() -> None:
