@@ -253,6 +253,12 @@ def text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def shown(path: str) -> str:
+    """A path as JSON shows it: its bytes decoded as UTF-8, invalid bytes replaced (a Linux file
+    name need not be UTF-8; Python hands it over with surrogate escapes)."""
+    return text(os.fsencode(path))
+
+
 def utc_text(seconds: int) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ``; a window may start in year 0000 or end in year 10000."""
     day, rem = divmod(seconds, 86_400)
@@ -338,7 +344,7 @@ def _example(store: dict[Any, list[dict[str, Any]]], key: Any, path: str, number
              raw: bytes) -> None:
     examples = store.setdefault(key, [])
     if len(examples) < 5:
-        examples.append({"file": path, "line": number, "text": text(raw)[:200]})
+        examples.append({"file": shown(path), "line": number, "text": text(raw)[:200]})
 
 
 def tally(paths: list[str], options: Options) -> Tally:
@@ -525,7 +531,7 @@ def anomalies(t: Tally, options: Options) -> dict[str, Any]:
             out.append({
                 "type": kind,
                 "severity": line_severity(counts[path], t.lines),
-                "file": path,
+                "file": shown(path),
                 "count": counts[path],
                 "examples": examples[path],
             })
