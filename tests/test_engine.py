@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -19,9 +21,11 @@ from mapreduce_logs import (
     PoolExecutor,
     SerialExecutor,
     Settings,
+    Split,
     build_anomalies,
     build_summary,
     discover,
+    map_split,
     run_files,
     scan,
     to_json,
@@ -213,6 +217,31 @@ def test_big_file_with_giant_lines_equals_oracle() -> None:
     assert files[0].content == content
     _, anomalies = check_run(files, Settings(), SerialExecutor(), [mib // 3, DEFAULT_CHUNK])
     assert b'"reason": "too_long"' in anomalies
+
+
+@pytest.mark.parametrize("fill", [b"x", b" "])
+def test_giant_line_is_streamed(tmp_path: Path, fill: bytes) -> None:
+    """A 48 MiB line is never held whole: the mapper's Python allocations stay a few MiB, and
+    the line is too_long (or blank, when it is whitespace only)."""
+    path = tmp_path / "giant.log"
+    valid = strategies.log_line(strategies.NOON, b"INFO", b"auth", b"u1")
+    with open(path, "wb") as f:
+        f.write(valid + b"\n")
+        for _ in range(48):
+            f.write(fill * (1 << 20))
+        f.write(b"\n" + valid + b"\n")
+    size = path.stat().st_size
+    split = Split(str(path), 0, size, path.stat().st_mtime_ns)
+    tracemalloc.start()
+    try:
+        partial = map_split(split, Settings())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * (1 << 20), f"peak {peak / (1 << 20):.1f} MiB"
+    assert (partial.lines, partial.valid, partial.bytes_read) == (3, 2, size)
+    assert partial.malformed["too_long"] == (1 if fill == b"x" else 0)
+    assert partial.blank == (1 if fill == b" " else 0)
 
 
 def test_oracle_serialises_like_to_json() -> None:
