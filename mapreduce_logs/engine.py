@@ -1,25 +1,38 @@
-"""Map Splits to Partials over an executor, then reduce them into one Partial.
+"""Map Splits to Partials over an executor, then reduce them into one Partial, in a memory budget.
 
 The executor is passed in: ``SerialExecutor`` maps in this process (tests, debugging), and
 ``PoolExecutor`` maps on a ``multiprocessing`` pool with a bounded number of splits in flight,
 so memory does not grow with the input. Anything with the same ``imap`` fits the seam.
+
+Memory (``--memory-mb``, the whole process tree) is shared out by ``plan``: a fixed part per
+process, the chunk size (a chunk's Partial is at most CHUNK_GROWTH times its bytes, in the
+worker that builds it and in the parent until it is merged, for every split in flight), and
+the reducer's share, past which the (user, window) and (service, window) counters are spilled
+to disk (``spill.py``) and digested one key partition at a time at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
+import math
 import multiprocessing
 import multiprocessing.pool
+import os
 import queue
+import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from .partial import Partial
+from .partial import Partial, add_counts
 from .scan import map_split
 from .settings import Settings
-from .split import Split, split_files
+from .spill import Candidates, CandidateSink, SpillStore, Tables, digest, removed_on_sigterm
+from .split import Split, is_compressed, split_files
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -55,12 +68,16 @@ class PoolExecutor:
     def __init__(self, workers: int, in_flight: int | None = None) -> None:
         self.workers = workers
         self.in_flight = in_flight or 2 * workers
+        self.reorder = REORDER * self.in_flight
+        """An item is submitted only while the oldest unfinished one is fewer than this many
+        before it: a slow split holds the others back a little, and what waits on it (pieces
+        of files that cannot be joined yet) stays bounded."""
         self._pool: multiprocessing.pool.Pool | None = None
 
     def __enter__(self) -> PoolExecutor:
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        self._pool = ctx.Pool(self.workers)
+        self._pool = ctx.Pool(self.workers, initializer=_ignore_sigint)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -73,27 +90,40 @@ class PoolExecutor:
         if self._pool is None:
             raise RuntimeError("PoolExecutor is used inside a with block")
         pool = self._pool
-        finished: queue.SimpleQueue[tuple[T, R | None, BaseException | None]] = queue.SimpleQueue()
-        source = iter(items)
+        finished: queue.SimpleQueue[tuple[int, T, R | None, BaseException | None]] = (
+            queue.SimpleQueue()
+        )
+        source = enumerate(items)
         pending = 0
+        submitted = 0
+        oldest = 0  # every item before this one has finished
+        done_ahead: set[int] = set()
         failed = False
         try:
             while True:
-                while pending < self.in_flight and not failed:
-                    item = next(source, _END)
-                    if item is _END:
+                while (
+                    pending < self.in_flight and submitted < oldest + self.reorder and not failed
+                ):
+                    numbered = next(source, _END)
+                    if numbered is _END:
                         break
+                    index, item = numbered
                     pool.apply_async(
                         fn,
                         (item,),
-                        callback=functools.partial(_put_result, finished, item),
-                        error_callback=functools.partial(_put_error, finished, item),
+                        callback=functools.partial(_put_result, finished, index, item),
+                        error_callback=functools.partial(_put_error, finished, index, item),
                     )
                     pending += 1
+                    submitted += 1
                 if not pending:
                     return
-                item, value, error = finished.get()
+                index, item, value, error = finished.get()
                 pending -= 1
+                done_ahead.add(index)
+                while oldest in done_ahead:
+                    done_ahead.remove(oldest)
+                    oldest += 1
                 if error is not None:
                     failed = True
                     raise MapError(f"failed on {_name(item)}: {error!r}") from error
@@ -105,18 +135,30 @@ class PoolExecutor:
                 self.__enter__()
 
 
+REORDER = 4
+"""PoolExecutor.reorder as a multiple of in_flight."""
+
 _END: Any = object()
 
 
-def _put_result(q: queue.SimpleQueue[Any], item: object, value: object) -> None:
-    q.put((item, value, None))
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them. A worker interrupted while it
+    writes a result would leave half a message in the pool's pipe, and the pool's result
+    thread would wait for the rest for ever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _put_error(q: queue.SimpleQueue[Any], item: object, error: BaseException) -> None:
-    q.put((item, None, error))
+def _put_result(q: queue.SimpleQueue[Any], index: int, item: object, value: object) -> None:
+    q.put((index, item, value, None))
+
+
+def _put_error(q: queue.SimpleQueue[Any], index: int, item: object, error: BaseException) -> None:
+    q.put((index, item, None, error))
 
 
 def _name(item: object) -> str:
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Split):
+        item = item[1]
     if isinstance(item, Split):
         end = "end" if item.end is None else str(item.end)
         return f"{item.path} bytes {item.start}-{end}"
@@ -132,11 +174,219 @@ class RunStats:
 
 
 def reduce_partials(partials: Iterable[Partial], settings: Settings) -> Partial:
-    """Merge partials in arrival order; ``Partial()`` is the start, so one partial is reduced too."""
+    """Merge partials in arrival order, in memory; ``Partial()`` is the start, so one is reduced too."""
     acc = Partial(clock_skew_ns=settings.clock_skew_ns)
     for partial in partials:
         acc.update(partial)
     return acc
+
+
+# --- the memory budget --------------------------------------------------------------------------
+
+MB = 1_000_000
+
+PROCESS_BYTES = 25 * MB
+"""The parent: interpreter, modules, the memory sampler, the small totals."""
+WORKER_BYTES = 24 * MB
+"""A worker: its share of the interpreter, its 1 MiB read blocks and the lists made from them."""
+CHUNK_GROWTH = 16
+"""Most bytes a chunk's Partial takes per input byte, its pickle included. Measured worst case:
+every line a new unknown level token (lines full of new users take 6 to 9, typical logs 3)."""
+ENTRY_BYTES = 200
+"""One (subject, window) entry in the reducer's dicts: key tuple, bytes, int, dict slot."""
+DIGEST_ENTRY_BYTES = 400
+"""One entry while its partition is digested: the summed dict, totals, shares, candidates."""
+HEADROOM = 0.15
+"""Left free: transient peaks between samples, and freed memory a process does not give back."""
+GZIP_GROWTH = 8
+"""Guess of uncompressed bytes per compressed byte, only to size the first spill partitions."""
+SPILL_DIR: str | None = None
+"""Where spill folders are made; None is the system's temporary folder (``TMPDIR``)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How a run fits its memory budget."""
+
+    chunk_size: int
+    """Split size: ``--chunk-size`` or less, so that every chunk in flight fits."""
+    spill_entries: int
+    """(subject, window) entries the reducer holds in memory before it spills them."""
+    partition_entries: int
+    """Entries a spilled partition may have to be digested in memory; bigger ones are split."""
+
+
+def plan(settings: Settings, workers: int, in_flight: int) -> Budget:
+    """Share ``settings.memory_mb`` out between processes, chunks in flight and the reducer.
+
+    After a fixed part per process and HEADROOM, 40% goes to chunks (each split in flight can
+    be CHUNK_GROWTH times its size, once in a worker and once in the parent), 45% to the
+    reducer's counters, which are spilled past it and digested within it.
+    """
+    free = settings.memory_mb * MB * (1 - HEADROOM) - PROCESS_BYTES - workers * WORKER_BYTES
+    free = max(free, 8 * MB)
+    chunk = int(0.40 * free / (CHUNK_GROWTH * (workers + in_flight)))
+    reducer = 0.45 * free
+    return Budget(
+        chunk_size=max(1, min(settings.chunk_size, chunk)),
+        spill_entries=max(1, int(reducer / ENTRY_BYTES)),
+        partition_entries=max(1, int(reducer / DIGEST_ENTRY_BYTES)),
+    )
+
+
+# --- the reducer --------------------------------------------------------------------------------
+
+MAX_UNKNOWN_LEVELS = 1000
+"""unknown_level anomalies reported: the first this many distinct tokens in input order.
+
+Tokens are unbounded in number (a file in another format can have a new one on every line),
+and each anomaly carries examples. Every unknown_level line is still counted in
+``malformed.unknown_level``, and every reported token's count is exact."""
+
+
+class FirstTokens:
+    """Finds the first ``limit`` distinct unknown level tokens in input order, as chunks arrive.
+
+    Chunks are numbered in input order. Once every chunk before some point has arrived and the
+    tokens before it number ``limit``, no later token can be among the first: from then on the
+    others are dropped. Until then only the tokens of chunks past that point wait.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.admitted: dict[bytes, None] = {}
+        self.full = False
+        self._waiting: dict[int, list[bytes]] = {}
+        self._next = 0
+
+    def add(self, seq: int, part: Partial) -> bool:
+        """Take chunk number ``seq``; True when this made the admitted tokens complete."""
+        if self.full:
+            return False
+        self._waiting[seq] = _tokens_in_order(part)
+        while self._next in self._waiting:
+            for token in self._waiting.pop(self._next):
+                if token not in self.admitted:
+                    self.admitted[token] = None
+                    if len(self.admitted) == self.limit:
+                        self.full = True
+                        self._waiting.clear()
+                        return True
+            self._next += 1
+        return False
+
+
+def _tokens_in_order(part: Partial) -> list[bytes]:
+    """A chunk's unknown level tokens by first line (every token has at least one example)."""
+    tokens: list[bytes] = []
+    for source in sorted(part.segments):
+        for segment in part.segments[source]:
+            examples = segment.unknown_examples
+            tokens += sorted(examples, key=lambda t: examples[t][0][0])
+    return tokens
+
+
+class Reducer:
+    """Merges chunk Partials, arriving in any order, into one digested Partial within a budget.
+
+    Small totals merge into one Partial. The (user, window) and (service, window) counters
+    gather in Tables, spilled to disk when they pass ``budget.spill_entries`` and digested at
+    the end, partition by partition. ``close()`` removes whatever was spilled.
+    """
+
+    def __init__(
+        self, settings: Settings, budget: Budget, input_bytes: int = 0, spill_dir: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.budget = budget
+        self.input_bytes = input_bytes
+        self.spill_dir = spill_dir
+        self.acc = Partial(clock_skew_ns=settings.clock_skew_ns)
+        self.tables = Tables.empty()
+        self.tokens = FirstTokens(MAX_UNKNOWN_LEVELS)
+        self.store: SpillStore | None = None
+        self.spill_seconds = 0.0
+
+    def add(self, seq: int, part: Partial) -> None:
+        """Merge chunk number ``seq`` (in input order) into the result."""
+        if self.tokens.full:
+            part.retain_unknown(self.tokens.admitted)
+        elif self.tokens.add(seq, part):
+            part.retain_unknown(self.tokens.admitted)
+            self.acc.retain_unknown(self.tokens.admitted)
+        for table, mine in zip(_take_tables(part), self.tables, strict=True):
+            add_counts(mine, table)
+        # users and services are sums of the tables over windows: the digest counts them there.
+        part.users, part.services = Counter(), Counter()
+        self.acc.update(part)
+        if self.tables.entries() > self.budget.spill_entries:
+            self.spill()
+
+    def spill(self) -> None:
+        started = time.perf_counter()
+        if self.store is None:
+            self.store = SpillStore(self._fanout(), self.budget.partition_entries, self.spill_dir)
+        self.store.spill(self.tables)
+        self.spill_seconds += time.perf_counter() - started
+
+    def _fanout(self) -> int:
+        """Partitions for the first spill: the entries expected in all, over what one may hold."""
+        seen = max(self.acc.bytes_read, 1)
+        expected = self.tables.entries() * max(1.0, self.input_bytes / seen)
+        return math.ceil(2 * expected / self.budget.partition_entries)
+
+    def finish(self) -> Partial:
+        """The merged Partial with its digest; the tables are emptied into it."""
+        if self.store is None and self.tables.entries() > self.budget.partition_entries:
+            self.spill()
+        sink: CandidateSink
+        if self.store is not None:
+            self.spill()
+            partitions: Iterable[Tables] = self.store.partitions()
+            sink = self.store
+        else:
+            partitions, sink = [self.tables], Candidates()
+        self.tables = Tables.empty()
+        acc = self.acc
+        acc.digest = digest(partitions, acc.window_lines, self.settings, sink)
+        return acc
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def _take_tables(part: Partial) -> Tables:
+    """Move the (subject, window) counters out of ``part``, leaving it empty ones."""
+    tables = Tables(part.user_lines, part.service_errors, part.service_others)
+    part.user_lines, part.service_errors, part.service_others = Counter(), Counter(), Counter()
+    return tables
+
+
+def map_chunk(item: tuple[int, Split], settings: Settings) -> tuple[int, Partial]:
+    """The worker's task: chunk number ``seq`` -> its Partial, without the counters it repeats.
+
+    ``users`` and ``services`` are the sums over windows of ``user_lines`` and of
+    ``service_errors`` + ``service_others``; the reducer counts them from those, so they are not
+    shipped (a third less to pickle and hold). The sums are checked, in case the mapper changes.
+    """
+    seq, split = item
+    part = map_split(split, settings)
+    if sum(part.users.values()) != sum(part.user_lines.values()) or sum(
+        part.services.values()
+    ) != sum(part.service_errors.values()) + sum(part.service_others.values()):
+        raise RuntimeError("the mapper's users or services are not the sums of its window counts")
+    part.users, part.services = Counter(), Counter()
+    return seq, part
+
+
+def _input_bytes(files: list[str]) -> int:
+    total = 0
+    for path in files:
+        with contextlib.suppress(OSError):
+            size = os.path.getsize(path)
+            total += size * GZIP_GROWTH if is_compressed(path) else size
+    return total
 
 
 def run_files(
@@ -146,30 +396,50 @@ def run_files(
     progress: Callable[[int], None] | None = None,
     stats: RunStats | None = None,
 ) -> Partial:
-    """Split, map and reduce ``files`` into one Partial. Unreadable files land in ``failures``."""
+    """Split, map and reduce ``files`` into one digested Partial. Unreadable files land in
+    ``failures``. Memory follows ``plan``; anything spilled is removed before this returns or
+    raises, and by SIGTERM before it kills the process."""
     stats = stats if stats is not None else RunStats()
+    workers = getattr(executor, "workers", 1)
+    budget = plan(settings, workers, getattr(executor, "in_flight", workers))
     started = time.perf_counter()
     failed: dict[str, str] = {}
 
-    def splits() -> Iterator[Split]:
-        for item in split_files(files, settings.chunk_size):
+    def splits() -> Iterator[tuple[int, Split]]:
+        for item in split_files(files, budget.chunk_size):
             if isinstance(item, Split):
+                yield stats.chunks, item
                 stats.chunks += 1
-                yield item
             else:
                 failed[item[0]] = item[1]
 
-    mapper = functools.partial(map_split, settings=settings)
-    acc = Partial(clock_skew_ns=settings.clock_skew_ns)
+    mapper = functools.partial(map_chunk, settings=settings)
+    reducer = Reducer(settings, budget, _input_bytes(files), SPILL_DIR)
     merge_seconds = 0.0
-    for partial in executor.imap(mapper, splits()):
-        t = time.perf_counter()
-        acc.update(partial)
-        merge_seconds += time.perf_counter() - t
-        if progress is not None:
-            progress(partial.bytes_read)
-    for path, reason in failed.items():
-        acc.failures.setdefault(path, reason)
-    stats.stages["map"] = time.perf_counter() - started - merge_seconds
-    stats.stages["reduce"] = merge_seconds
-    return acc
+    # Millions of small acyclic objects pass through here: cycle collection would only rescan them.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with removed_on_sigterm():
+            for seq, partial in executor.imap(mapper, splits()):
+                t = time.perf_counter()
+                nbytes = partial.bytes_read
+                reducer.add(seq, partial)
+                del partial
+                merge_seconds += time.perf_counter() - t
+                if progress is not None:
+                    progress(nbytes)
+            for path, reason in failed.items():
+                reducer.acc.failures.setdefault(path, reason)
+            stats.stages["map"] = time.perf_counter() - started - merge_seconds
+            spilling = reducer.spill_seconds
+            t = time.perf_counter()
+            result = reducer.finish()
+            stats.stages["reduce"] = merge_seconds - spilling
+            stats.stages["spill"] = reducer.spill_seconds
+            stats.stages["digest"] = time.perf_counter() - t - (reducer.spill_seconds - spilling)
+            return result
+    finally:
+        reducer.close()
+        if collecting:
+            gc.enable()

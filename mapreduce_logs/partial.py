@@ -9,8 +9,12 @@ Merging joins segments that touch, so a chunk never needs to know its first line
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from .spill import Digest
 
 K = TypeVar("K")
 
@@ -89,6 +93,24 @@ class Segment:
         )
 
 
+def add_counts(total: dict[K, int], more: Mapping[K, int]) -> None:
+    """Add ``more`` into ``total`` key by key, like ``Counter.update``, in C loops but one.
+
+    ``Counter.update`` adds a mapping with a Python loop over every key; here only the keys the
+    two share are summed in Python, the rest are copied by ``dict.update``.
+    """
+    if not more:
+        return
+    # dict.update replaces values (Counter.update, which total may be, would add them).
+    common = total.keys() & more.keys() if total else ()
+    if not common:
+        dict.update(total, more)
+        return
+    sums = {key: total[key] + more[key] for key in common}
+    dict.update(total, more)
+    dict.update(total, sums)
+
+
 def _shifted(example: Example | None, shift: int) -> Example | None:
     return None if example is None else (example[0] + shift, example[1])
 
@@ -148,28 +170,34 @@ class Partial:
     segments: dict[Source, list[Segment]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     """path -> why it could not be read (whole or in part)."""
+    digest: Digest | None = None
+    """Set by the spilling reducer, which empties the (user, window) and (service, window)
+    counters (and the users and services they sum to) and keeps only what the report needs
+    from them. Such a partial is finished: it cannot be merged any more."""
 
     def update(self, other: Partial) -> Partial:
         """Merge ``other`` into this partial in place and return it."""
+        if self.digest is not None or other.digest is not None:
+            raise ValueError("a digested Partial is finished and cannot be merged")
         self.files += other.files
         self.bytes_read += other.bytes_read
         self.lines += other.lines
         self.valid += other.valid
         self.blank += other.blank
-        self.levels.update(other.levels)
-        self.services.update(other.services)
-        self.users.update(other.users)
+        add_counts(self.levels, other.levels)
+        add_counts(self.services, other.services)
+        add_counts(self.users, other.users)
         self.hours = [a + b for a, b in zip(self.hours, other.hours, strict=True)]
         if other.min_ts is not None and (self.min_ts is None or other.min_ts < self.min_ts):
             self.min_ts = other.min_ts
         if other.max_ts is not None and (self.max_ts is None or other.max_ts > self.max_ts):
             self.max_ts = other.max_ts
-        self.malformed.update(other.malformed)
-        self.unknown_levels.update(other.unknown_levels)
-        self.service_errors.update(other.service_errors)
-        self.service_others.update(other.service_others)
-        self.window_lines.update(other.window_lines)
-        self.user_lines.update(other.user_lines)
+        add_counts(self.malformed, other.malformed)
+        add_counts(self.unknown_levels, other.unknown_levels)
+        add_counts(self.service_errors, other.service_errors)
+        add_counts(self.service_others, other.service_others)
+        add_counts(self.window_lines, other.window_lines)
+        add_counts(self.user_lines, other.user_lines)
         for source, segments in other.segments.items():
             mine = self.segments.setdefault(source, [])
             for segment in segments:
@@ -178,6 +206,16 @@ class Partial:
             self.failures.setdefault(path, reason)
             self.failures[path] = min(self.failures[path], reason)
         return self
+
+    def retain_unknown(self, keep: Collection[bytes]) -> None:
+        """Forget the counts and examples of the unknown level tokens that are not in ``keep``."""
+        for token in [t for t in self.unknown_levels if t not in keep]:
+            del self.unknown_levels[token]
+        for segments in self.segments.values():
+            for segment in segments:
+                examples = segment.unknown_examples
+                if any(t not in keep for t in examples):
+                    segment.unknown_examples = {t: e for t, e in examples.items() if t in keep}
 
 
 def merge(a: Partial, b: Partial) -> Partial:

@@ -7,7 +7,7 @@ import functools
 import heapq
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -16,13 +16,9 @@ from .anomalies import ANOMALY_TYPES, Found, detect_bursts, detect_spikes, sever
 from .parse import REASONS, format_utc
 from .partial import MAX_EXAMPLES, Example, Partial, Segment, Source
 from .settings import Settings
+from .spill import top_k
 
 HOURS = [f"{h:02d}:00-{(h + 1) % 24:02d}:00" for h in range(24)]
-
-
-def top_k(counts: Iterable[tuple[bytes, int]], k: int) -> list[tuple[bytes, int]]:
-    """The ``k`` largest counts, by count descending then key ascending (code-point order)."""
-    return heapq.nsmallest(k, counts, key=lambda kv: (-kv[1], kv[0]))
 
 
 def _text(key: bytes) -> str:
@@ -31,8 +27,15 @@ def _text(key: bytes) -> str:
 
 def build_summary(p: Partial, settings: Settings) -> dict[str, Any]:
     """The summary.json document, keys in SPEC.md order."""
-    services = top_k(p.services.items(), settings.top)
-    users = top_k(p.users.items(), settings.top)
+    if p.digest is not None:
+        p.digest.check(settings)
+        services = p.digest.top_services[: settings.top]
+        users = p.digest.top_users[: settings.top]
+        distinct_services, distinct_users = p.digest.distinct_services, p.digest.distinct_users
+    else:
+        services = top_k(p.services.items(), settings.top)
+        users = top_k(p.users.items(), settings.top)
+        distinct_services, distinct_users = len(p.services), len(p.users)
     peak = heapq.nsmallest(
         settings.peak_hours, ((h, c) for h, c in enumerate(p.hours) if c), key=lambda hc: (-hc[1], hc[0])
     )
@@ -46,8 +49,8 @@ def build_summary(p: Partial, settings: Settings) -> dict[str, Any]:
         "service_counts": {_text(k): v for k, v in services},
         "user_counts": {_text(k): v for k, v in users},
         "hourly_counts": dict(zip(HOURS, p.hours, strict=True)),
-        "distinct_services": len(p.services),
-        "distinct_users": len(p.users),
+        "distinct_services": distinct_services,
+        "distinct_users": distinct_users,
         "time_range": None
         if p.min_ts is None or p.max_ts is None
         else {"first": format_utc(p.min_ts), "last": format_utc(p.max_ts)},
@@ -137,9 +140,14 @@ def build_anomalies(p: Partial, settings: Settings) -> dict[str, Any]:
                 "count": future,
                 "examples": _examples(only, lambda seg: seg.future_examples),
             }))
-    for item in detect_spikes(p, settings):
+    if p.digest is not None:
+        p.digest.check(settings)
+        spikes, bursts = p.digest.spikes, p.digest.bursts
+    else:
+        spikes, bursts = detect_spikes(p, settings), detect_bursts(p, settings)
+    for item in spikes:
         add("error_spike", item)
-    for item in detect_bursts(p, settings):
+    for item in bursts:
         add("user_burst", item)
     found.sort(key=lambda f: f[:3])
     anomalies = [f[3] for f in found]

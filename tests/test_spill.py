@@ -1,0 +1,461 @@
+"""The spilling reducer (``engine.Reducer``, ``spill.py``) and the memory budget (``engine.plan``).
+
+With a budget so small that every chunk is spilled and partitions are split again, both
+documents are the bytes of an in-memory run, for several chunk sizes and worker counts; the spill
+folder is gone after success, a failing mapper, KeyboardInterrupt, SIGINT and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import strategies
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mapreduce_logs import (
+    Executor,
+    Partial,
+    PoolExecutor,
+    Segment,
+    SerialExecutor,
+    Settings,
+    Split,
+    build_anomalies,
+    build_summary,
+    discover,
+    engine,
+    map_split,
+    merge,
+    reduce_partials,
+    run_files,
+    spill,
+    split_files,
+    to_json,
+)
+from mapreduce_logs.engine import Budget, FirstTokens, MapError
+
+KNOBS = Settings(
+    top=3, window=10, spike_factor=2.0, spike_min_errors=2, burst_factor=2.0, burst_min_lines=3
+)
+"""Small windows and low thresholds, so that small inputs have many windows and anomalies."""
+
+CHUNK_SIZES = [1, 13, 200, 1 << 20]
+
+
+def documents(paths: list[str], knobs: Settings, executor: Executor) -> tuple[bytes, bytes]:
+    partial = run_files(paths, knobs, executor)
+    return to_json(build_summary(partial, knobs)), to_json(build_anomalies(partial, knobs))
+
+
+def raw_documents(paths: list[str], knobs: Settings) -> tuple[bytes, bytes]:
+    """The plain in-memory path: every chunk merged into one raw Partial (no digest)."""
+    chunks = [s for s in split_files(paths, 64) if isinstance(s, Split)]
+    partial = reduce_partials((map_split(s, knobs) for s in chunks), knobs)
+    for path, reason in (s for s in split_files(paths, 64) if not isinstance(s, Split)):
+        partial.failures.setdefault(path, reason)
+    return to_json(build_summary(partial, knobs)), to_json(build_anomalies(partial, knobs))
+
+
+@contextlib.contextmanager
+def forced_spill(folder: str, partition_entries: int = 2) -> Iterator[list[spill.SpillStore]]:
+    """Every chunk spills, partitions of more than ``partition_entries`` are split again; the
+    stores made are listed."""
+    stores: list[spill.SpillStore] = []
+
+    class Recorded(spill.SpillStore):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            stores.append(self)
+
+    def tiny(knobs: Settings, workers: int, in_flight: int) -> Budget:
+        return Budget(knobs.chunk_size, spill_entries=0, partition_entries=partition_entries)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "plan", tiny)
+        patch.setattr(engine, "SpillStore", Recorded)
+        patch.setattr(engine, "SPILL_DIR", folder)
+        yield stores
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[PoolExecutor]:
+    with PoolExecutor(2) as two:
+        yield two
+
+
+# --- inputs with many users, services, windows and level tokens ----------------------------------
+
+
+def _line(parts: tuple[int, bytes, bytes, bytes]) -> bytes:
+    second, level, service, user = parts
+    return b"2025-07-22T12:%02d:%02dZ %s %s %s m" % (second // 60, second % 60, level, service, user)
+
+
+crowd_lines = st.tuples(
+    st.integers(0, 299),
+    st.sampled_from([b"INFO", b"INFO", b"ERROR", b"ERROR", b"fatal", b"debug"])
+    | st.integers(0, 40).map(lambda n: b"Tok%d" % n),
+    st.sampled_from([b"auth", b"db"]) | st.integers(0, 30).map(lambda n: b"s%d" % n),
+    st.sampled_from([b"hot", b"hot", b"warm"]) | st.integers(0, 500).map(lambda n: b"u%d" % n),
+).map(_line)
+"""Lines over 30 windows of 10 s: new users, services and unknown level tokens on most lines."""
+
+bursts = st.tuples(st.integers(0, 299), st.integers(3, 12), st.sampled_from([b"hot", b"spam"])).map(
+    lambda t: [_line((t[0], b"INFO", b"auth", t[2]))] * t[1]
+)
+"""One user's lines piled into one window."""
+
+
+def _crowd_file(parts: tuple[str, list[bytes], list[list[bytes]], bool]) -> strategies.LogFile:
+    name, lines, piles, newline = parts
+    for pile in piles:
+        lines = lines + pile
+    return strategies.LogFile(name, tuple(lines), newline, strategies.NOON * 1_000_000_000)
+
+
+crowds = st.lists(
+    st.tuples(
+        st.sampled_from(["a.log", "b.log", "c.log"]),
+        st.lists(crowd_lines, max_size=40),
+        st.lists(bursts, max_size=2),
+        st.booleans(),
+    ).map(_crowd_file),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda f: f.name,
+)
+
+
+# --- the documents do not depend on spilling ------------------------------------------------------
+
+
+@settings(max_examples=30)
+@given(files=st.one_of(crowds, strategies.runs(max_files=3, max_lines=12)))
+def test_spilled_run_equals_in_memory_run(files: list[strategies.LogFile], pool: PoolExecutor
+                                          ) -> None:
+    """For any input, chunk size and worker count, a run that spills every chunk and splits
+    every partition gives the bytes of a run held in memory, and leaves no spill file."""
+    with tempfile.TemporaryDirectory() as data, tempfile.TemporaryDirectory() as spills:
+        strategies.write_run(data, files)
+        paths = discover([data])
+        expected = documents(paths, KNOBS, SerialExecutor())
+        assert raw_documents(paths, KNOBS) == expected
+        executors: list[Executor] = [SerialExecutor(), pool]
+        for executor in executors:
+            for chunk in CHUNK_SIZES:
+                knobs = dataclasses.replace(KNOBS, chunk_size=chunk)
+                with forced_spill(spills) as stores:
+                    got = documents(paths, knobs, executor)
+                assert got[0].decode().splitlines() == expected[0].decode().splitlines()
+                assert got[1].decode().splitlines() == expected[1].decode().splitlines()
+                assert got == expected
+                assert os.listdir(spills) == []
+                valid = run_files(paths, knobs, SerialExecutor()).valid
+                assert bool(stores) == (valid > 0), "every valid line is spilled"
+
+
+subjects = st.sampled_from([b"a", b"b", b"c", b"d", b"e"])
+window_counts = st.dictionaries(st.tuples(subjects, st.integers(0, 7)), st.integers(1, 120),
+                                max_size=40)
+
+
+@settings(max_examples=300)
+@given(user_lines=window_counts, errors=window_counts, others=window_counts,
+       groups=st.dictionaries(subjects, st.integers(0, 2)))
+def test_detectors_group_by_group_equal_detectors_on_all(
+    user_lines: dict[tuple[bytes, int], int],
+    errors: dict[tuple[bytes, int], int],
+    others: dict[tuple[bytes, int], int],
+    groups: dict[bytes, int],
+) -> None:
+    """Users and services judged group by group, as the spilling reducer does with its
+    partitions (a group's own busiest share filters its burst candidates), give the anomalies
+    found on all of them at once."""
+    from mapreduce_logs import anomalies
+
+    window_lines: Counter[int] = Counter()
+    for (_, window), n in user_lines.items():
+        window_lines[window] += n
+    whole = Partial(user_lines=Counter(user_lines), window_lines=window_lines,
+                    service_errors=Counter(errors), service_others=Counter(others))
+
+    def group(table: dict[tuple[bytes, int], int], g: int) -> dict[tuple[bytes, int], int]:
+        return {key: n for key, n in table.items() if groups.get(key[0], 0) == g}
+
+    share = 0.0
+    candidates: list[anomalies.BurstCandidate] = []
+    spikes: list[anomalies.Found] = []
+    for g in range(3):
+        own = anomalies.user_share(group(user_lines, g), window_lines)
+        share = max(share, own)
+        candidates += anomalies.burst_candidates(group(user_lines, g), window_lines, own, KNOBS)
+        spikes += anomalies.spikes(group(errors, g), group(others, g), KNOBS)
+    assert share == anomalies.busiest_share(whole)
+    found = anomalies.bursts(candidates, share, window_lines, KNOBS)
+    assert sorted(found) == sorted(anomalies.detect_bursts(whole, KNOBS))
+    assert sorted(spikes) == sorted(anomalies.detect_spikes(whole, KNOBS))
+
+
+def test_spill_store_splits_partitions_that_do_not_fit(tmp_path: Path) -> None:
+    """Runs summed per partition give the exact totals; a partition over its capacity is split
+    on further hash digits until each fits, except one subject alone, which cannot be split."""
+    store = spill.SpillStore(2, 5, str(tmp_path))
+    expected: Counter[tuple[bytes, int]] = Counter()
+    for run in range(3):
+        tables = spill.Tables.empty()
+        for i in range(200):
+            key = (b"user%d" % (i * (run + 1) % 150), i % 7)
+            tables.user_lines[key] = tables.user_lines.get(key, 0) + 1
+            expected[key] += 1
+        for w in range(40):  # one service with many windows: cannot be split
+            tables.service_others[(b"only", w)] = 1
+        store.spill(tables)
+        assert tables.entries() == 0
+    got: Counter[tuple[bytes, int]] = Counter()
+    users_seen: set[bytes] = set()
+    others = 0
+    for part in store.partitions():
+        mine = {user for user, _ in part.user_lines}
+        assert not mine & users_seen, "a user's windows are all in one partition"
+        users_seen |= mine
+        assert part.entries() <= 5 or len({key[0] for table in part for key in table}) == 1
+        got.update(part.user_lines)
+        others += sum(part.service_others.values())
+    assert got == expected
+    assert others == 120
+    assert sorted(os.listdir(store.folder)) == []
+    store.close()
+    assert not os.path.exists(store.folder)
+
+
+def test_first_tokens_do_not_depend_on_arrival_order() -> None:
+    """The admitted tokens are the first ``limit`` distinct ones in chunk order, whatever the
+    order in which chunks arrive."""
+    chunks = [[b"C", b"A"], [b"A", b"B"], [b"D"], [b"E", b"B", b"F"]]
+
+    def part_with(tokens: list[bytes]) -> Partial:
+        p = Partial()
+        seg = Segment(0, 1)
+        seg.unknown_examples = {t: [(i, t.decode())] for i, t in enumerate(tokens)}
+        p.segments[("f", 0)] = [seg]
+        return p
+
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
+        first = FirstTokens(4)
+        for seq in order:
+            first.add(seq, part_with(chunks[seq]))
+        assert list(first.admitted) == [b"C", b"A", b"B", b"D"]
+        assert first.full
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_unknown_levels_past_the_cap_are_dropped_exactly(tmp_path: Path, workers: int) -> None:
+    """Only the first MAX_UNKNOWN_LEVELS distinct tokens in input order are reported, each with
+    its exact count and first examples; every unknown_level line still counts as malformed."""
+    tokens = [b"T%d" % (i * 7 % 23) for i in range(300)]
+    lines = [_line((i % 300, token, b"auth", b"u%d" % i)) for i, token in enumerate(tokens)]
+    (tmp_path / "a.log").write_bytes(b"\n".join(lines[:170]) + b"\n")
+    (tmp_path / "b.log").write_bytes(b"\n".join(lines[170:]) + b"\n")
+    paths = discover([str(tmp_path)])
+    summary, full = documents(paths, KNOBS, SerialExecutor())
+    first = list(dict.fromkeys(tokens))[:3]
+    expected = _only_tokens(full, {t.decode().upper() for t in first})
+    with contextlib.ExitStack() as stack:
+        executor: Executor = (
+            stack.enter_context(PoolExecutor(2)) if workers == 2 else SerialExecutor()
+        )
+        stack.enter_context(pytest.MonkeyPatch.context()).setattr(engine, "MAX_UNKNOWN_LEVELS", 3)
+        for chunk in [1, 50, 1 << 20]:
+            knobs = dataclasses.replace(KNOBS, chunk_size=chunk)
+            assert documents(paths, knobs, executor) == (summary, expected)
+
+
+def _only_tokens(anomalies_json: bytes, keep: set[str]) -> bytes:
+    import json
+
+    doc = json.loads(anomalies_json)
+    doc["anomalies"] = [
+        a for a in doc["anomalies"] if a["type"] != "unknown_level" or a["level"] in keep
+    ]
+    doc["counts"]["unknown_level"] = len(keep)
+    return to_json(doc)
+
+
+# --- a digested Partial is finished ---------------------------------------------------------------
+
+
+def test_digested_partial_refuses_merges_and_other_settings(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_bytes(_line((1, b"INFO", b"auth", b"u1")) + b"\n")
+    partial = run_files([str(tmp_path / "a.log")], KNOBS, SerialExecutor())
+    assert partial.digest is not None
+    with pytest.raises(ValueError, match="digested"):
+        merge(partial, Partial())
+    with pytest.raises(ValueError, match="digested"):
+        build_summary(partial, dataclasses.replace(KNOBS, top=KNOBS.top + 1))
+    with pytest.raises(ValueError, match="digested"):
+        build_anomalies(partial, dataclasses.replace(KNOBS, burst_factor=3.0))
+    assert build_summary(partial, dataclasses.replace(KNOBS, top=1))["top_users"] == ["u1"]
+
+
+# --- spill files are removed whatever happens -----------------------------------------------------
+
+
+def _spilling_input(folder: Path) -> list[str]:
+    lines = [_line((i % 300, b"INFO", b"s%d" % (i % 5), b"u%d" % i)) for i in range(2000)]
+    (folder / "a.log").write_bytes(b"\n".join(lines) + b"\n")
+    return [str(folder / "a.log")]
+
+
+def test_spill_folder_removed_after_success(tmp_path: Path) -> None:
+    paths = _spilling_input(tmp_path)
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    with forced_spill(str(spills), partition_entries=300) as stores:
+        run_files(paths, dataclasses.replace(KNOBS, chunk_size=4096), SerialExecutor())
+    assert stores and not os.path.exists(stores[0].folder)
+    assert os.listdir(spills) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_spill_folder_removed_after_a_mapper_fails(tmp_path: Path, workers: int) -> None:
+    paths = _spilling_input(tmp_path)
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    real = engine.map_split
+
+    def failing(split: Split, knobs: Settings) -> Partial:
+        if split.start > 20_000:
+            raise RuntimeError("disk on fire")
+        return real(split, knobs)
+
+    knobs = dataclasses.replace(KNOBS, chunk_size=4096)
+    with forced_spill(str(spills), partition_entries=300) as stores:
+        engine_patch = pytest.MonkeyPatch()
+        engine_patch.setattr(engine, "map_split", failing)
+        try:
+            if workers == 1:
+                with pytest.raises(RuntimeError, match="disk on fire"):
+                    run_files(paths, knobs, SerialExecutor())
+            else:
+                with PoolExecutor(2) as two, pytest.raises(MapError, match="disk on fire"):
+                    run_files(paths, knobs, two)
+        finally:
+            engine_patch.undo()
+    assert stores, "the failure came after a spill"
+    assert os.listdir(spills) == []
+
+
+@pytest.mark.parametrize("stage", ["map", "digest"])
+def test_spill_folder_removed_after_keyboard_interrupt(
+    tmp_path: Path, pool: PoolExecutor, stage: str
+) -> None:
+    paths = _spilling_input(tmp_path)
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    arrived = []
+
+    def progress(nbytes: int) -> None:
+        arrived.append(nbytes)
+        if stage == "map" and len(arrived) == 5:
+            raise KeyboardInterrupt
+
+    def interrupted(*args: Any) -> float:
+        raise KeyboardInterrupt
+
+    knobs = dataclasses.replace(KNOBS, chunk_size=4096)
+    with forced_spill(str(spills), partition_entries=300) as stores, pytest.MonkeyPatch.context(
+    ) as patch:
+        if stage == "digest":
+            patch.setattr(spill, "user_share", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_files(paths, knobs, pool, progress=progress)
+    assert stores
+    assert os.listdir(spills) == []
+    assert documents(paths, KNOBS, pool) == documents(paths, KNOBS, SerialExecutor())
+
+
+def _write_many_users(path: Path, lines: int) -> None:
+    with open(path, "wb") as f:
+        for start in range(0, lines, 10_000):
+            f.write(b"".join(
+                b"2025-07-22T12:%02d:%02dZ INFO svc user%d m\n" % (i // 60 % 60, i % 60, i)
+                for i in range(start, min(lines, start + 10_000))
+            ))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_spill_folder_removed_when_the_command_is_stopped(tmp_path: Path, sig: int) -> None:
+    """The real command with a small budget: stopped by a signal while it spills (SIGINT to
+    the whole process group, like Ctrl-C), it leaves nothing behind."""
+    log = tmp_path / "users.log"
+    _write_many_users(log, 600_000)
+    spills = tmp_path / "tmp"
+    spills.mkdir()
+    command = [sys.executable, "-m", "mapreduce_logs", "run", str(log), "--quiet",
+               "--workers", "2", "--memory-mb", "50", "--out", str(tmp_path / "out")]
+    with open(tmp_path / "stderr", "wb") as stderr:
+        proc = subprocess.Popen(command, env={**os.environ, "TMPDIR": str(spills)},
+                                stderr=stderr, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        # (gettempdir's first call probes the folder with a file of its own: wait for ours)
+        while not any(name.startswith("mapreduce_logs-spill-") for name in os.listdir(spills)):
+            assert proc.poll() is None, "finished before spilling"
+            assert time.monotonic() < deadline, "never spilled"
+            time.sleep(0.005)
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        status = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert status == (130 if sig == signal.SIGINT else -signal.SIGTERM), (
+        (tmp_path / "stderr").read_text(errors="replace"))
+    assert os.listdir(spills) == []
+
+
+# --- the budget -----------------------------------------------------------------------------------
+
+
+@settings(max_examples=200)
+@given(
+    memory_mb=st.integers(50, 100_000),
+    workers=st.integers(1, 8),
+    chunk=st.integers(1, 1 << 30),
+)
+def test_plan_shares_the_budget(memory_mb: int, workers: int, chunk: int) -> None:
+    """The chunk size never grows past --chunk-size; when the budget can hold the processes,
+    chunks in flight plus the reducer's counters fit in what is left."""
+    knobs = Settings(memory_mb=memory_mb, chunk_size=chunk)
+    budget = engine.plan(knobs, workers, 2 * workers)
+    assert 1 <= budget.chunk_size <= chunk
+    assert budget.partition_entries <= budget.spill_entries
+    fixed = engine.PROCESS_BYTES + workers * engine.WORKER_BYTES
+    room = memory_mb * engine.MB * (1 - engine.HEADROOM) - fixed
+    if room > 8 * engine.MB:
+        chunks = engine.CHUNK_GROWTH * budget.chunk_size * 3 * workers
+        reducer = budget.spill_entries * engine.ENTRY_BYTES
+        assert chunks + reducer <= room
+        assert budget.partition_entries * engine.DIGEST_ENTRY_BYTES <= room
+
+
+def test_default_budget_leaves_useful_chunks() -> None:
+    budget = engine.plan(Settings(), 2, 4)
+    assert budget.chunk_size >= 1 << 20
+    assert budget.spill_entries >= 500_000
