@@ -45,6 +45,7 @@ def map_split(split: Split, settings: Settings) -> Partial:
             scanner.read_all(f)
     except READ_ERRORS as err:
         scanner.partial.failures[split.path] = _describe(err)
+        scanner.drop_fragment()
     finally:
         if collecting:
             gc.enable()
@@ -92,6 +93,11 @@ class Scanner:
             if remaining > 0:
                 remaining -= len(data)
             self.feed(data)
+
+    def drop_fragment(self) -> None:
+        """Forget a line cut short by a read error: it is not the file's last line."""
+        self.carry = b""
+        self.long_prefix = None
 
     def finish(self) -> Partial:
         """Count the unterminated last line, if any, and seal the partial."""

@@ -38,7 +38,12 @@ def is_skipped(name: str) -> bool:
 
 
 def discover(paths: Iterable[str], recursive: bool = False) -> list[str]:
-    """The regular files that ``paths`` name, in sorted path order, each once."""
+    """The regular files that ``paths`` name, in sorted path order, each once.
+
+    A file reached by two spellings (``./d/a.log`` and ``d/a.log``, or a hard link) is read once,
+    under the first spelling in sorted order. ``--recursive`` does not follow links to folders,
+    so a link loop cannot trap it.
+    """
     found: set[str] = set()
     for path in paths:
         if os.path.isdir(path):
@@ -50,7 +55,18 @@ def discover(paths: Iterable[str], recursive: bool = False) -> list[str]:
                 raise InputError(f"not a regular file or folder: {path}")
         else:
             raise InputError(f"no such file or folder: {path}")
-    return sorted(found)
+    unique: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    for path in sorted(found):
+        try:
+            st = os.stat(path)
+        except OSError:
+            unique.append(path)  # reported as unreadable when it is split
+            continue
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            unique.append(path)
+    return unique
 
 
 def _list_dir(folder: str, recursive: bool) -> Iterator[str]:
@@ -60,7 +76,7 @@ def _list_dir(folder: str, recursive: bool) -> Iterator[str]:
                 continue
             if entry.is_file():
                 yield entry.path
-            elif recursive and entry.is_dir():
+            elif recursive and entry.is_dir(follow_symlinks=False):
                 yield from _list_dir(entry.path, recursive)
 
 

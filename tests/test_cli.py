@@ -222,8 +222,6 @@ def test_unreadable_gz_exits_3_and_still_writes(tmp_path: Path, broken: bytes,
     assert (out / "anomalies.json").exists() and (out / "metrics.json").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: when a read fails mid-file, the fragment "
-                   "of the line the error cut is counted as a whole line (here a valid one)")
 def test_read_error_counts_no_line_fragment(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """A .gz that breaks after a MiB or more: whatever the engine keeps of it, it counts only
