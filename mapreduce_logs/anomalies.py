@@ -162,14 +162,20 @@ def busiest_share(p: Partial) -> float:
     return user_share(p.user_lines, p.window_lines)
 
 
-def user_share(user_lines: Mapping[tuple[bytes, int], int], window_lines: Mapping[int, int]) -> float:
+def user_share(
+    user_lines: Mapping[tuple[bytes, int], int],
+    window_lines: Mapping[int, int],
+    seen_in: Mapping[bytes, int] | None = None,
+) -> float:
     """The largest median share among the users of ``user_lines`` (0 when there is none).
 
     Every window of a user must be in ``user_lines``; the run's share is the largest over any
     split of the users into groups. A user seen in fewer than half the windows has median 0.
+    ``seen_in`` (windows per user) may be given when the caller has counted it already.
     """
     total = len(window_lines)
-    seen_in = Counter(map(itemgetter(0), user_lines))
+    if seen_in is None:
+        seen_in = Counter(map(itemgetter(0), user_lines))
     candidates = {user for user, n in seen_in.items() if 2 * n >= total}
     if not candidates:
         return 0.0

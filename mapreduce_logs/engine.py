@@ -28,10 +28,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from .anomalies import BurstCandidate
 from .partial import Partial, add_counts
 from .scan import map_split
 from .settings import Settings
-from .spill import Candidates, CandidateSink, SpillStore, Tables, digest, removed_on_sigterm
+from .spill import (
+    SpillStore,
+    Tables,
+    combine,
+    digest_partition,
+    digest_tables,
+    finish,
+    removed_on_sigterm,
+    write_run,
+)
 from .split import Split, is_compressed, split_files
 
 T = TypeVar("T")
@@ -157,7 +167,7 @@ def _put_error(q: queue.SimpleQueue[Any], index: int, item: object, error: BaseE
 
 
 def _name(item: object) -> str:
-    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Split):
+    if isinstance(item, tuple) and len(item) >= 2 and isinstance(item[1], Split):
         item = item[1]
     if isinstance(item, Split):
         end = "end" if item.end is None else str(item.end)
@@ -220,17 +230,17 @@ def plan(settings: Settings, workers: int, in_flight: int) -> Budget:
     """Share ``settings.memory_mb`` out between processes, chunks in flight and the reducer.
 
     After a fixed part per process and HEADROOM, 40% goes to chunks (each split in flight can
-    be CHUNK_GROWTH times its size, once in a worker and once in the parent), 45% to the
-    reducer's counters, which are spilled past it and digested within it.
+    be CHUNK_GROWTH times its size, once in a worker and once in the parent) and, once the
+    chunks are done, to the partitions being digested (one per worker at a time); 45% goes to
+    the reducer's counters, which are spilled past it.
     """
     free = settings.memory_mb * MB * (1 - HEADROOM) - PROCESS_BYTES - workers * WORKER_BYTES
     free = max(free, 8 * MB)
-    chunk = int(0.40 * free / (CHUNK_GROWTH * (workers + in_flight)))
-    reducer = 0.45 * free
+    chunks = 0.40 * free
     return Budget(
-        chunk_size=max(1, min(settings.chunk_size, chunk)),
-        spill_entries=max(1, int(reducer / ENTRY_BYTES)),
-        partition_entries=max(1, int(reducer / DIGEST_ENTRY_BYTES)),
+        chunk_size=max(1, min(settings.chunk_size, int(chunks / (CHUNK_GROWTH * (workers + in_flight))))),
+        spill_entries=max(1, int(0.45 * free / ENTRY_BYTES)),
+        partition_entries=max(1, int(chunks / (workers * DIGEST_ENTRY_BYTES))),
     )
 
 
@@ -290,8 +300,9 @@ class Reducer:
     """Merges chunk Partials, arriving in any order, into one digested Partial within a budget.
 
     Small totals merge into one Partial. The (user, window) and (service, window) counters
-    gather in Tables, spilled to disk when they pass ``budget.spill_entries`` and digested at
-    the end, partition by partition. ``close()`` removes whatever was spilled.
+    gather in Tables, spilled to disk when they pass ``budget.spill_entries``; from then on the
+    workers write their chunks' tables to the spill folder themselves (``target``). At the end
+    the partitions are digested, on the executor. ``close()`` removes whatever was spilled.
     """
 
     def __init__(
@@ -307,13 +318,21 @@ class Reducer:
         self.store: SpillStore | None = None
         self.spill_seconds = 0.0
 
-    def add(self, seq: int, part: Partial) -> None:
-        """Merge chunk number ``seq`` (in input order) into the result."""
+    def target(self) -> tuple[str, int] | None:
+        """Where a chunk mapped from now on writes its tables (None: it ships them here)."""
+        return None if self.store is None else self.store.target
+
+    def add(self, seq: int, part: Partial, written: list[int] | None = None) -> None:
+        """Merge chunk number ``seq`` (in input order) into the result; ``written`` tells what
+        its worker wrote to the spill folder instead of shipping it."""
         if self.tokens.full:
             part.retain_unknown(self.tokens.admitted)
         elif self.tokens.add(seq, part):
             part.retain_unknown(self.tokens.admitted)
             self.acc.retain_unknown(self.tokens.admitted)
+        if written is not None:
+            assert self.store is not None
+            self.store.add_written(written)
         for table, mine in zip(_take_tables(part), self.tables, strict=True):
             add_counts(mine, table)
         # users and services are sums of the tables over windows: the digest counts them there.
@@ -335,20 +354,24 @@ class Reducer:
         expected = self.tables.entries() * max(1.0, self.input_bytes / seen)
         return math.ceil(2 * expected / self.budget.partition_entries)
 
-    def finish(self) -> Partial:
-        """The merged Partial with its digest; the tables are emptied into it."""
+    def finish(self, executor: Executor) -> Partial:
+        """The merged Partial with its digest; spilled partitions are digested on ``executor``."""
+        acc = self.acc
         if self.store is None and self.tables.entries() > self.budget.partition_entries:
             self.spill()
-        sink: CandidateSink
-        if self.store is not None:
-            self.spill()
-            partitions: Iterable[Tables] = self.store.partitions()
-            sink = self.store
+        if self.store is None:
+            groups: list[list[BurstCandidate]] = []
+            part = digest_tables(self.tables, acc.window_lines, self.settings, groups.append)
+            acc.digest = finish(part, groups, acc.window_lines, self.settings)
         else:
-            partitions, sink = [self.tables], Candidates()
+            if self.tables.entries():
+                self.spill()
+            task = functools.partial(
+                digest_partition, settings=self.settings, window_lines=acc.window_lines
+            )
+            part = combine(executor.imap(task, self.store.jobs()), self.settings.top)
+            acc.digest = finish(part, self.store.candidates(), acc.window_lines, self.settings)
         self.tables = Tables.empty()
-        acc = self.acc
-        acc.digest = digest(partitions, acc.window_lines, self.settings, sink)
         return acc
 
     def close(self) -> None:
@@ -363,21 +386,29 @@ def _take_tables(part: Partial) -> Tables:
     return tables
 
 
-def map_chunk(item: tuple[int, Split], settings: Settings) -> tuple[int, Partial]:
-    """The worker's task: chunk number ``seq`` -> its Partial, without the counters it repeats.
+Chunk = tuple[int, Split, "tuple[str, int] | None"]
+"""A worker's task: (number in input order, split, spill folder and fanout or None)."""
+
+
+def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, list[int] | None]:
+    """Chunk -> its Partial, without the counters the reducer does not need shipped.
 
     ``users`` and ``services`` are the sums over windows of ``user_lines`` and of
-    ``service_errors`` + ``service_others``; the reducer counts them from those, so they are not
-    shipped (a third less to pickle and hold). The sums are checked, in case the mapper changes.
-    """
-    seq, split = item
+    ``service_errors`` + ``service_others``: the reducer counts them from those, so they are not
+    shipped (the sums are checked, in case the mapper changes). Once the reducer spills, the
+    chunk's tables are written to the spill folder here (returned: entries per partition)."""
+    seq, split, target = item
     part = map_split(split, settings)
     if sum(part.users.values()) != sum(part.user_lines.values()) or sum(
         part.services.values()
     ) != sum(part.service_errors.values()) + sum(part.service_others.values()):
         raise RuntimeError("the mapper's users or services are not the sums of its window counts")
     part.users, part.services = Counter(), Counter()
-    return seq, part
+    written = None
+    if target is not None:
+        folder, fanout = target
+        written = write_run(folder, fanout, _take_tables(part), f"w{os.getpid()}")
+    return seq, part, written
 
 
 def _input_bytes(files: list[str]) -> int:
@@ -405,26 +436,27 @@ def run_files(
     started = time.perf_counter()
     failed: dict[str, str] = {}
 
-    def splits() -> Iterator[tuple[int, Split]]:
+    reducer = Reducer(settings, budget, _input_bytes(files), SPILL_DIR)
+
+    def splits() -> Iterator[Chunk]:
         for item in split_files(files, budget.chunk_size):
             if isinstance(item, Split):
-                yield stats.chunks, item
+                yield stats.chunks, item, reducer.target()
                 stats.chunks += 1
             else:
                 failed[item[0]] = item[1]
 
     mapper = functools.partial(map_chunk, settings=settings)
-    reducer = Reducer(settings, budget, _input_bytes(files), SPILL_DIR)
     merge_seconds = 0.0
     # Millions of small acyclic objects pass through here: cycle collection would only rescan them.
     collecting = gc.isenabled()
     gc.disable()
     try:
         with removed_on_sigterm():
-            for seq, partial in executor.imap(mapper, splits()):
+            for seq, partial, written in executor.imap(mapper, splits()):
                 t = time.perf_counter()
                 nbytes = partial.bytes_read
-                reducer.add(seq, partial)
+                reducer.add(seq, partial, written)
                 del partial
                 merge_seconds += time.perf_counter() - t
                 if progress is not None:
@@ -434,7 +466,7 @@ def run_files(
             stats.stages["map"] = time.perf_counter() - started - merge_seconds
             spilling = reducer.spill_seconds
             t = time.perf_counter()
-            result = reducer.finish()
+            result = reducer.finish(executor)
             stats.stages["reduce"] = merge_seconds - spilling
             stats.stages["spill"] = reducer.spill_seconds
             stats.stages["digest"] = time.perf_counter() - t - (reducer.spill_seconds - spilling)

@@ -2,10 +2,11 @@
 
 The reducer keeps the (user, window) and (service, window) counters in memory until they pass
 their share of the memory budget, then appends them as a *run* to the partition files of a
-private temporary folder. An entry goes to the partition of ``crc32(user or service)``, a hash
-that is the same in every process (``hash()`` is not), so all the windows of one user or service
-land in one partition and no key is in two. At the end each partition's runs are summed in
-memory, one partition at a time (one that would not fit is first split again on further digits
+private temporary folder; from then on the workers write their chunks' counters there
+themselves. An entry goes to the partition of ``crc32(user or service)``, a hash that is the
+same in every process (``hash()`` is not), so all the windows of one user or service land in
+one partition and no key is in two. At the end each partition's runs are summed in memory, one
+partition per worker at a time (one that would not fit is first split again on further digits
 of the same hash), and digested into what the report needs: top-k lists (the top k of the
 partitions' top-k lists is exact because the partitions are disjoint), distinct counts, error
 spikes, and the busiest user share with the burst candidates it filters.
@@ -35,16 +36,9 @@ from dataclasses import dataclass
 from itertools import compress
 from operator import itemgetter
 from types import FrameType
-from typing import IO, Any, NamedTuple, Protocol
+from typing import IO, Any, NamedTuple
 
-from .anomalies import (
-    BurstCandidate,
-    Found,
-    burst_candidates,
-    bursts,
-    spikes,
-    user_share,
-)
+from .anomalies import BurstCandidate, Found, burst_candidates, bursts, spikes, user_share
 from .partial import add_counts
 from .settings import Settings
 
@@ -55,7 +49,7 @@ BATCH = 1 << 15
 """Entries routed at a time: bounds the lists a spill builds besides the counters it empties."""
 
 MAX_FANOUT = 256
-"""Most partition files written at once (open file handles)."""
+"""Most partition files one writer has open at once."""
 
 
 class Tables(NamedTuple):
@@ -73,20 +67,38 @@ class Tables(NamedTuple):
         return len(self.user_lines) + len(self.service_errors) + len(self.service_others)
 
 
+# --- digesting partitions -----------------------------------------------------------------------
+
+
 def top_k(counts: Iterable[tuple[bytes, int]], k: int) -> list[tuple[bytes, int]]:
     """The ``k`` largest counts, by count descending then key ascending (code-point order)."""
     return heapq.nsmallest(k, counts, key=lambda kv: (-kv[1], kv[0]))
+
+
+def top_of(totals: Mapping[bytes, int], k: int) -> list[tuple[bytes, int]]:
+    """``top_k`` of a large mapping: the k-th largest count first (no key function), then only
+    the entries that reach it are ranked."""
+    if k <= 0:
+        return []
+    if len(totals) <= 4 * k:
+        return top_k(totals.items(), k)
+    least = heapq.nlargest(k, totals.values())[-1]
+    return top_k(compress(totals.items(), map(least.__le__, totals.values())), k)
 
 
 def subject_totals(*tables: Mapping[Key, int]) -> Counter[bytes]:
     """Lines per subject, summed over windows (and over the given tables)."""
     totals: Counter[bytes] = Counter()
     for table in tables:
-        # One per entry in C, then the rest of the counts above 1 in Python: few of them.
         totals.update(map(itemgetter(0), table))
-        for (subject, _), n in compress(table.items(), map((1).__lt__, table.values())):
-            totals[subject] += n - 1
+        _add_above_one(totals, table)
     return totals
+
+
+def _add_above_one(totals: Counter[bytes], table: Mapping[Key, int]) -> None:
+    # ``totals`` counted each entry once, in C; what counts above 1 add is done in Python: few.
+    for (subject, _), n in compress(table.items(), map((1).__lt__, table.values())):
+        totals[subject] += n - 1
 
 
 def _rules(settings: Settings) -> tuple[int, float, int, float, int]:
@@ -120,72 +132,80 @@ class Digest:
             raise ValueError("this Partial was digested with other --top or anomaly settings")
 
 
-class CandidateSink(Protocol):
-    """Where burst candidates wait, a partition's group at a time, for the run's busiest share."""
+class PartDigest(NamedTuple):
+    """What some disjoint partitions contribute to the Digest, burst candidates aside."""
 
-    def put(self, group: list[BurstCandidate]) -> None: ...
-
-    def __iter__(self) -> Iterator[list[BurstCandidate]]: ...
-
-
-class Candidates:
-    """Burst candidates kept in memory (when nothing was spilled)."""
-
-    def __init__(self) -> None:
-        self.groups: list[list[BurstCandidate]] = []
-
-    def put(self, group: list[BurstCandidate]) -> None:
-        if group:
-            self.groups.append(group)
-
-    def __iter__(self) -> Iterator[list[BurstCandidate]]:
-        return iter(self.groups)
+    top_services: list[tuple[bytes, int]]
+    top_users: list[tuple[bytes, int]]
+    distinct_services: int
+    distinct_users: int
+    spikes: list[Found]
+    share: float
+    """The busiest share among their users: the run's is the largest of these."""
 
 
-def digest(
-    partitions: Iterable[Tables],
+def digest_tables(
+    tables: Tables,
     window_lines: Mapping[int, int],
     settings: Settings,
-    candidates: CandidateSink,
+    put_candidates: Callable[[list[BurstCandidate]], None],
+) -> PartDigest:
+    """Digest one partition (every window of each of its subjects is in it)."""
+    services = subject_totals(tables.service_errors, tables.service_others)
+    windows = Counter(map(itemgetter(0), tables.user_lines))
+    own = user_share(tables.user_lines, window_lines, windows)
+    # The partition's own share is at most the run's: its filter keeps every burst.
+    put_candidates(burst_candidates(tables.user_lines, window_lines, own, settings))
+    users = windows
+    _add_above_one(users, tables.user_lines)
+    return PartDigest(
+        top_services=top_of(services, settings.top),
+        top_users=top_of(users, settings.top),
+        distinct_services=len(services),
+        distinct_users=len(users),
+        spikes=spikes(tables.service_errors, tables.service_others, settings),
+        share=own,
+    )
+
+
+def combine(parts: Iterable[PartDigest], k: int) -> PartDigest:
+    """The digest of the union of disjoint partitions."""
+    out = PartDigest([], [], 0, 0, [], 0.0)
+    for part in parts:
+        out = PartDigest(
+            top_services=top_k(itertools.chain(out.top_services, part.top_services), k),
+            top_users=top_k(itertools.chain(out.top_users, part.top_users), k),
+            distinct_services=out.distinct_services + part.distinct_services,
+            distinct_users=out.distinct_users + part.distinct_users,
+            spikes=out.spikes + part.spikes,
+            share=max(out.share, part.share),
+        )
+    return out
+
+
+def finish(
+    part: PartDigest,
+    candidates: Iterable[list[BurstCandidate]],
+    window_lines: Mapping[int, int],
+    settings: Settings,
 ) -> Digest:
-    """Digest disjoint partitions (every key of a subject in one partition), one at a time."""
-    k = settings.top
-    top_services: list[tuple[bytes, int]] = []
-    top_users: list[tuple[bytes, int]] = []
-    distinct_services = distinct_users = 0
-    found_spikes: list[Found] = []
-    share = 0.0
-    for tables in partitions:
-        services = subject_totals(tables.service_errors, tables.service_others)
-        distinct_services += len(services)
-        top_services = top_k(itertools.chain(top_services, services.items()), k)
-        del services
-        found_spikes += spikes(tables.service_errors, tables.service_others, settings)
-        users = subject_totals(tables.user_lines)
-        distinct_users += len(users)
-        top_users = top_k(itertools.chain(top_users, users.items()), k)
-        del users
-        # The partition's own share is at most the run's: its filter keeps every burst.
-        own = user_share(tables.user_lines, window_lines)
-        share = max(share, own)
-        candidates.put(burst_candidates(tables.user_lines, window_lines, own, settings))
-        del tables
+    """The run's Digest from all its partitions' and their burst candidates."""
     found_bursts: list[Found] = []
     for group in candidates:
-        found_bursts += bursts(group, share, window_lines, settings)
+        found_bursts += bursts(group, part.share, window_lines, settings)
     return Digest(
-        top=k,
+        top=settings.top,
         rules=_rules(settings),
-        top_services=top_services,
-        top_users=top_users,
-        distinct_services=distinct_services,
-        distinct_users=distinct_users,
-        spikes=found_spikes,
+        top_services=part.top_services,
+        top_users=part.top_users,
+        distinct_services=part.distinct_services,
+        distinct_users=part.distinct_users,
+        spikes=part.spikes,
         bursts=found_bursts,
     )
 
 
-# --- the store on disk --------------------------------------------------------------------------
+# --- the folder and its removal -----------------------------------------------------------------
 
 PREFIX = "mapreduce_logs-spill-"
 """Spill folders are named PREFIX + the process id + "-" + random letters."""
@@ -198,8 +218,13 @@ _PARENTS: set[str] = set()
 ``mkdtemp`` and the folder's entry in _LIVE."""
 
 
-def _made_here(parent: str) -> list[str]:
-    return glob.glob(os.path.join(glob.escape(parent), f"{PREFIX}{os.getpid()}-*"))
+def _remove(folder: str) -> None:
+    """Rename, then delete: a worker still writing cannot create files in the old path."""
+    doomed = f"{folder}.removing"
+    with contextlib.suppress(OSError):
+        os.rename(folder, doomed)
+        folder = doomed
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @atexit.register
@@ -207,11 +232,11 @@ def remove_spills() -> None:
     """Remove every spill folder this process made and has not removed yet."""
     for folder, pid in list(_LIVE.items()):
         if pid == os.getpid():
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove(folder)
             _LIVE.pop(folder, None)
     for parent in list(_PARENTS):
-        for folder in _made_here(parent):
-            shutil.rmtree(folder, ignore_errors=True)
+        for folder in glob.glob(os.path.join(glob.escape(parent), f"{PREFIX}{os.getpid()}-*")):
+            _remove(folder)
 
 
 @contextlib.contextmanager
@@ -227,7 +252,6 @@ def removed_on_sigterm() -> Iterator[None]:
     ):
         yield
         return
-
     signal.signal(signal.SIGTERM, _remove_then_die)
     try:
         yield
@@ -251,6 +275,13 @@ def _default_in_child() -> None:
 os.register_at_fork(after_in_child=_default_in_child)
 
 
+# --- runs on disk -------------------------------------------------------------------------------
+#
+# A partition file is named WRITER.INDEX (WRITER: "m" for the reducer, "wPID" for a worker) and
+# holds records (table index, [(key, count), ...]) pickled one after another. Splits of a
+# partition go to split/, burst candidates to cand/.
+
+
 def _dump(f: IO[bytes], record: Any) -> None:
     pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.fast = True  # no memo: records are plain trees, and the memo costs a dict per object
@@ -265,83 +296,6 @@ def _records(path: str) -> Iterator[Any]:
             except EOFError:
                 return
             yield record
-
-
-class SpillStore:
-    """Runs of Tables in partition files under a private temporary folder.
-
-    ``capacity`` is how many entries one partition may hold in memory when it is summed; a
-    partition that received more is split again before it is read.
-    """
-
-    def __init__(self, fanout: int, capacity: int, parent: str | None = None) -> None:
-        self.fanout = max(1, min(fanout, MAX_FANOUT))
-        self.capacity = max(1, capacity)
-        parent = parent if parent is not None else tempfile.gettempdir()
-        _PARENTS.add(parent)
-        self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent)
-        _LIVE[self.folder] = os.getpid()
-        self.written = [0] * self.fanout
-        self.runs = 0
-        self._candidates = 0
-
-    def _path(self, name: str) -> str:
-        return os.path.join(self.folder, name)
-
-    def spill(self, tables: Tables) -> None:
-        """Append ``tables`` as one run to the partition files, then empty them."""
-        with _Appender([self._path(f"p{i}") for i in range(self.fanout)], self.written) as out:
-            for index, table in enumerate(tables):
-                _route(table.items(), index, out.write, self.fanout, 1)
-        for table in tables:
-            table.clear()
-        self.runs += 1
-
-    def partitions(self) -> Iterator[Tables]:
-        """Every partition summed, one at a time; its files are deleted once read."""
-        for i in range(self.fanout):
-            yield from self._partition(self._path(f"p{i}"), self.written[i], self.fanout)
-
-    def _partition(self, path: str, written: int, divisor: int) -> Iterator[Tables]:
-        if not written:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            return
-        parts = min(MAX_FANOUT, math.ceil(2 * written / self.capacity))
-        if written <= self.capacity or divisor * parts > 1 << 32:
-            yield _sum_runs(path)
-            return
-        # Too big to sum in memory: split on the next digits of the same hash.
-        names = [f"{path}.{j}" for j in range(parts)]
-        counts = [0] * parts
-        subjects: set[bytes] = set()
-        with _Appender(names, counts) as out:
-            for table, items in _records(path):
-                if len(subjects) < 2:
-                    subjects.update(key[0] for key, _ in items)
-                _route(items, table, out.write, parts, divisor)
-        os.unlink(path)
-        for name, count in zip(names, counts, strict=True):
-            if len(subjects) == 1 and count:
-                yield _sum_runs(name)  # one user or service: no split can divide it
-            else:
-                yield from self._partition(name, count, divisor * parts)
-
-    def put(self, group: list[BurstCandidate]) -> None:
-        """Keep a partition's burst candidates on disk until the run's share is known."""
-        if group:
-            with open(self._path("candidates"), "ab") as f:
-                _dump(f, group)
-            self._candidates += 1
-
-    def __iter__(self) -> Iterator[list[BurstCandidate]]:
-        if self._candidates:
-            yield from _records(self._path("candidates"))
-
-    def close(self) -> None:
-        """Remove the folder and everything in it."""
-        shutil.rmtree(self.folder, ignore_errors=True)
-        _LIVE.pop(self.folder, None)
 
 
 class _Appender:
@@ -391,9 +345,140 @@ def _route(
                 write(i, table, bucket)
 
 
-def _sum_runs(path: str) -> Tables:
+def write_run(folder: str, fanout: int, tables: Tables, writer: str) -> list[int]:
+    """Append ``tables`` as one run to ``writer``'s partition files, empty them, and return how
+    many entries went to each partition."""
+    counts = [0] * fanout
+    paths = [os.path.join(folder, f"{writer}.{i}") for i in range(fanout)]
+    with _Appender(paths, counts) as out:
+        for index, table in enumerate(tables):
+            _route(table.items(), index, out.write, fanout, 1)
+    for table in tables:
+        table.clear()
+    return counts
+
+
+def _sum_runs(paths: list[str]) -> Tables:
     tables = Tables.empty()
-    for table, items in _records(path):
-        add_counts(tables[table], dict(items))
-    os.unlink(path)
+    for path in paths:
+        for table, items in _records(path):
+            add_counts(tables[table], dict(items))
+        os.unlink(path)
     return tables
+
+
+def _partition(
+    paths: list[str], written: int, divisor: int, capacity: int, scratch: str
+) -> Iterator[Tables]:
+    """The partition in ``paths`` summed, or, when more than ``capacity`` entries were written
+    to it, split on the next digit of the hash into files named ``scratch``.N and each of
+    those in turn. The files are deleted as they are read."""
+    if written <= capacity or divisor >= 1 << 32:
+        yield _sum_runs(paths)
+        return
+    parts = min(MAX_FANOUT, math.ceil(2 * written / capacity))
+    names = [f"{scratch}.{j}" for j in range(parts)]
+    counts = [0] * parts
+    subjects: set[bytes] = set()
+    with _Appender(names, counts) as out:
+        for path in paths:
+            for table, items in _records(path):
+                if len(subjects) < 2:
+                    subjects.update(key[0] for key, _ in items)
+                _route(items, table, out.write, parts, divisor)
+            os.unlink(path)
+    for name, count in zip(names, counts, strict=True):
+        if not count:
+            continue
+        if len(subjects) == 1:
+            yield _sum_runs([name])  # one user or service: no split can divide it
+        else:
+            yield from _partition([name], count, divisor * parts, capacity, name)
+
+
+class PartitionJob(NamedTuple):
+    """One partition to digest: its files, the entries written to them, where to put scratch."""
+
+    folder: str
+    number: int
+    paths: list[str]
+    written: int
+    divisor: int
+    capacity: int
+
+
+def digest_partition(
+    job: PartitionJob, settings: Settings, window_lines: Mapping[int, int]
+) -> PartDigest:
+    """Sum and digest one spilled partition (a task for any executor); its burst candidates go
+    to the folder's cand/ files. Memory: at most ``job.capacity`` entries at a time."""
+    cand = os.path.join(job.folder, "cand", str(job.number))
+
+    def put(group: list[BurstCandidate]) -> None:
+        if group:
+            with open(cand, "ab") as f:
+                _dump(f, group)
+
+    parts = (digest_tables(tables, window_lines, settings, put) for tables in summed(job))
+    return combine(parts, settings.top)
+
+
+def summed(job: PartitionJob) -> Iterator[Tables]:
+    """The partition's runs summed, in pieces of at most ``job.capacity`` entries (split on
+    further hash digits), except that one subject's windows are never divided."""
+    scratch = os.path.join(job.folder, "split", str(job.number))
+    return _partition(job.paths, job.written, job.divisor, job.capacity, scratch)
+
+
+class SpillStore:
+    """A private temporary folder of partition files, written by the reducer and the workers."""
+
+    def __init__(self, fanout: int, capacity: int, parent: str | None = None) -> None:
+        self.fanout = max(1, min(fanout, MAX_FANOUT))
+        self.capacity = max(1, capacity)
+        parent = parent if parent is not None else tempfile.gettempdir()
+        _PARENTS.add(parent)
+        self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent)
+        _LIVE[self.folder] = os.getpid()
+        os.mkdir(os.path.join(self.folder, "split"))
+        os.mkdir(os.path.join(self.folder, "cand"))
+        self.written = [0] * self.fanout
+
+    @property
+    def target(self) -> tuple[str, int]:
+        """Where a worker writes its runs: (folder, fanout)."""
+        return self.folder, self.fanout
+
+    def spill(self, tables: Tables) -> None:
+        """Append ``tables`` as one run of the reducer's, then empty them."""
+        self.add_written(write_run(self.folder, self.fanout, tables, "m"))
+
+    def add_written(self, counts: list[int]) -> None:
+        """Count the entries a worker wrote (``write_run``'s answer)."""
+        self.written = [a + b for a, b in zip(self.written, counts, strict=True)]
+
+    def jobs(self) -> list[PartitionJob]:
+        """The partitions to digest, once every run is written."""
+        return [
+            PartitionJob(
+                self.folder,
+                i,
+                sorted(glob.glob(os.path.join(glob.escape(self.folder), f"*.{i}"))),
+                written,
+                self.fanout,
+                self.capacity,
+            )
+            for i, written in enumerate(self.written)
+            if written
+        ]
+
+    def candidates(self) -> Iterator[list[BurstCandidate]]:
+        """Every burst candidate group the digest tasks wrote."""
+        folder = os.path.join(self.folder, "cand")
+        for name in sorted(os.listdir(folder)):
+            yield from _records(os.path.join(folder, name))
+
+    def close(self) -> None:
+        """Remove the folder and everything in it."""
+        _remove(self.folder)
+        _LIVE.pop(self.folder, None)

@@ -119,10 +119,12 @@ bursts = st.tuples(st.integers(0, 299), st.integers(3, 12), st.sampled_from([b"h
 """One user's lines piled into one window."""
 
 
-def _crowd_file(parts: tuple[str, list[bytes], list[list[bytes]], bool]) -> strategies.LogFile:
-    name, lines, piles, newline = parts
+def _crowd_file(parts: tuple[str, list[bytes], list[list[bytes]], int, bool]) -> strategies.LogFile:
+    name, lines, piles, steady, newline = parts
     for pile in piles:
         lines = lines + pile
+    # A steady user in every window, so that the busiest share is not 0 and bursts need it.
+    lines += [_line((w * 10 + 5, b"INFO", b"auth", b"steady")) for w in range(30)] * steady
     return strategies.LogFile(name, tuple(lines), newline, strategies.NOON * 1_000_000_000)
 
 
@@ -131,6 +133,7 @@ crowds = st.lists(
         st.sampled_from(["a.log", "b.log", "c.log"]),
         st.lists(crowd_lines, max_size=40),
         st.lists(bursts, max_size=2),
+        st.sampled_from([0, 0, 1, 2]),
         st.booleans(),
     ).map(_crowd_file),
     min_size=1,
@@ -142,7 +145,7 @@ crowds = st.lists(
 # --- the documents do not depend on spilling ------------------------------------------------------
 
 
-@settings(max_examples=30)
+@settings(max_examples=60)
 @given(files=st.one_of(crowds, strategies.runs(max_files=3, max_lines=12)))
 def test_spilled_run_equals_in_memory_run(files: list[strategies.LogFile], pool: PoolExecutor
                                           ) -> None:
@@ -210,11 +213,12 @@ def test_detectors_group_by_group_equal_detectors_on_all(
 
 
 def test_spill_store_splits_partitions_that_do_not_fit(tmp_path: Path) -> None:
-    """Runs summed per partition give the exact totals; a partition over its capacity is split
-    on further hash digits until each fits, except one subject alone, which cannot be split."""
+    """Runs of the reducer and of workers, summed per partition, give the exact totals; a
+    partition over its capacity is split on further hash digits until each piece fits, except
+    one subject alone, which cannot be split."""
     store = spill.SpillStore(2, 5, str(tmp_path))
     expected: Counter[tuple[bytes, int]] = Counter()
-    for run in range(3):
+    for run in range(4):
         tables = spill.Tables.empty()
         for i in range(200):
             key = (b"user%d" % (i * (run + 1) % 150), i % 7)
@@ -222,23 +226,27 @@ def test_spill_store_splits_partitions_that_do_not_fit(tmp_path: Path) -> None:
             expected[key] += 1
         for w in range(40):  # one service with many windows: cannot be split
             tables.service_others[(b"only", w)] = 1
-        store.spill(tables)
+        if run % 2:
+            store.add_written(spill.write_run(store.folder, store.fanout, tables, f"w{run}"))
+        else:
+            store.spill(tables)
         assert tables.entries() == 0
     got: Counter[tuple[bytes, int]] = Counter()
     users_seen: set[bytes] = set()
     others = 0
-    for part in store.partitions():
-        mine = {user for user, _ in part.user_lines}
-        assert not mine & users_seen, "a user's windows are all in one partition"
-        users_seen |= mine
-        assert part.entries() <= 5 or len({key[0] for table in part for key in table}) == 1
-        got.update(part.user_lines)
-        others += sum(part.service_others.values())
+    for job in store.jobs():
+        for part in spill.summed(job):
+            mine = {user for user, _ in part.user_lines}
+            assert not mine & users_seen, "a user's windows are all in one partition"
+            users_seen |= mine
+            assert part.entries() <= 5 or len({key[0] for table in part for key in table}) == 1
+            got.update(part.user_lines)
+            others += sum(part.service_others.values())
     assert got == expected
-    assert others == 120
-    assert sorted(os.listdir(store.folder)) == []
+    assert others == 160
+    assert [f for _, _, files in os.walk(store.folder) for f in files] == []
     store.close()
-    assert not os.path.exists(store.folder)
+    assert os.listdir(tmp_path) == []
 
 
 def test_first_tokens_do_not_depend_on_arrival_order() -> None:
@@ -358,7 +366,7 @@ def test_spill_folder_removed_after_a_mapper_fails(tmp_path: Path, workers: int)
     assert os.listdir(spills) == []
 
 
-@pytest.mark.parametrize("stage", ["map", "digest"])
+@pytest.mark.parametrize("stage", ["map", "digest", "digest in this process"])
 def test_spill_folder_removed_after_keyboard_interrupt(
     tmp_path: Path, pool: PoolExecutor, stage: str
 ) -> None:
@@ -375,13 +383,20 @@ def test_spill_folder_removed_after_keyboard_interrupt(
     def interrupted(*args: Any) -> float:
         raise KeyboardInterrupt
 
+    def combine_interrupted(parts: Iterator[spill.PartDigest], k: int) -> spill.PartDigest:
+        next(parts)  # the other partitions are still being digested
+        raise KeyboardInterrupt
+
     knobs = dataclasses.replace(KNOBS, chunk_size=4096)
+    executor: Executor = SerialExecutor() if stage == "digest in this process" else pool
     with forced_spill(str(spills), partition_entries=300) as stores, pytest.MonkeyPatch.context(
     ) as patch:
         if stage == "digest":
+            patch.setattr(engine, "combine", combine_interrupted)
+        if stage == "digest in this process":
             patch.setattr(spill, "user_share", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            run_files(paths, knobs, pool, progress=progress)
+            run_files(paths, knobs, executor, progress=progress)
     assert stores
     assert os.listdir(spills) == []
     assert documents(paths, KNOBS, pool) == documents(paths, KNOBS, SerialExecutor())
@@ -452,7 +467,7 @@ def test_plan_shares_the_budget(memory_mb: int, workers: int, chunk: int) -> Non
         chunks = engine.CHUNK_GROWTH * budget.chunk_size * 3 * workers
         reducer = budget.spill_entries * engine.ENTRY_BYTES
         assert chunks + reducer <= room
-        assert budget.partition_entries * engine.DIGEST_ENTRY_BYTES <= room
+        assert workers * budget.partition_entries * engine.DIGEST_ENTRY_BYTES <= room - reducer
 
 
 def test_default_budget_leaves_useful_chunks() -> None:
