@@ -1,15 +1,18 @@
 """The time-based detectors (error spikes, user bursts) over a reduced Partial, and severities.
 
-Both rules compare a window against a robust expectation scaled by that window's traffic, so a
-busy hour is not a spike and a burst cannot raise its own baseline:
+Both rules compare a window with a robust expectation, so a busy hour is not a spike, skew alone
+never fires, and a burst cannot raise its own baseline. "Trimmed" means: leave out the tenth of
+the windows (rounded up, never all) where the subject counted most, which is where any burst sits.
 
-- error_spike: a service's expected errors in a window are r * n, where n is its lines of other
-  levels in that window and r the median, over the windows it logged in, of errors / other lines.
-  A window is flagged when errors >= max(spike_min_errors, spike_factor * expected).
-- user_burst: S is the busiest ordinary user's share of traffic: the largest, over users, of the
-  median over all windows with traffic of (user's lines / all lines), capped at 0.99. A user's
-  expected lines in a window are what a user holding share S would write beside everyone else's
-  lines there: S / (1 - S) * (lines of everyone else). The window is flagged when
+- error_spike: for a service, r = its errors / its lines of other levels, summed over its trimmed
+  windows (the windows it logged in, less the tenth with most errors), and m = the median of its
+  errors over the windows it logged in. Expected errors in a window: max(r * its other lines
+  there, m). A window is flagged when errors >= max(spike_min_errors, spike_factor * expected).
+- user_burst: over all windows with traffic, a user's trimmed share is its lines / all lines,
+  both summed over the windows left after trimming that user's tenth of busiest windows; S, the
+  busiest ordinary user's share, is the largest trimmed share (capped at 0.99). The user's own
+  usual rate u is its trimmed lines / the number of trimmed windows. Expected lines of a user in
+  a window: max(S * lines of everyone else there, u). The window is flagged when
   lines >= max(burst_min_lines, burst_factor * expected).
 
 Adjacent flagged windows of one subject form one anomaly.
@@ -18,7 +21,7 @@ Adjacent flagged windows of one subject form one anomaly.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import compress
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -128,13 +131,12 @@ def spikes(
     for service, counts in windows.items():
         if max(e for e, _ in counts.values()) < settings.spike_min_errors:
             continue
-        ratios = [e / n for e, n in counts.values() if n]
-        if ratios:
-            rate = median_with_zeros(ratios, len(ratios))
-            expected = {w: rate * n for w, (_, n) in counts.items()}
-        else:
-            usual = median_with_zeros([float(e) for e, _ in counts.values()], len(counts))
-            expected = dict.fromkeys(counts, usual)
+        kept = trimmed(counts, key=lambda w: counts[w][0])
+        kept_errors = sum(counts[w][0] for w in kept)
+        kept_others = sum(counts[w][1] for w in kept)
+        rate = kept_errors / kept_others if kept_others else 0.0
+        usual = median_with_zeros([float(e) for e, _ in counts.values()], len(counts))
+        expected = {w: max(rate * n, usual) for w, (_, n) in counts.items()}
         flagged = []
         for w, (count, _) in counts.items():
             threshold = max(settings.spike_min_errors, settings.spike_factor * expected[w])
@@ -157,8 +159,65 @@ def spikes(
     return found
 
 
+def trimmed(counts: Mapping[int, Any], key: Callable[[int], int], total: int | None = None) -> list[int]:
+    """The windows of ``counts`` left after dropping the tenth (of ``total``, default all of
+    them) where ``key`` is largest; ties drop the earlier window."""
+    drop = trim_count(len(counts) if total is None else total)
+    ranked = sorted(counts, key=lambda w: (-key(w), w))
+    return ranked[drop:]
+
+
+def trim_count(windows: int) -> int:
+    """How many of ``windows`` the trim leaves out: a tenth, rounded up, but never all."""
+    return min((windows + 9) // 10, max(windows - 1, 0))
+
+
+class UserRate(NamedTuple):
+    share: float
+    """Trimmed share of all lines."""
+    usual: float
+    """Trimmed lines per window with traffic."""
+
+
+def user_rates(
+    user_lines: Mapping[tuple[bytes, int], int],
+    window_lines: Mapping[int, int],
+    users: Iterable[bytes] | None = None,
+    seen_in: Mapping[bytes, int] | None = None,
+) -> dict[bytes, UserRate]:
+    """Trimmed share and usual rate of ``users`` (default all) seen in more windows than a tenth.
+
+    Every window of such a user must be in ``user_lines``. A user seen in at most a tenth of the
+    windows has share and rate 0 (its every window is trimmed) and is left out.
+    """
+    total = len(window_lines)
+    drop = trim_count(total)
+    if seen_in is None:
+        seen_in = Counter(map(itemgetter(0), user_lines))
+    wanted = {u for u, n in seen_in.items() if n > drop}
+    if users is not None:
+        wanted.intersection_update(users)
+    if not wanted:
+        return {}
+    mine: dict[bytes, dict[int, int]] = defaultdict(dict)
+    theirs = map(wanted.__contains__, map(itemgetter(0), user_lines))
+    for (user, window), lines in compress(user_lines.items(), theirs):
+        mine[user][window] = lines
+    all_lines = sum(window_lines.values())
+    rates: dict[bytes, UserRate] = {}
+    for user, counts in mine.items():
+        ranked = sorted(counts, key=lambda w: (-counts[w], w))
+        dropped = ranked[:drop]
+        kept_lines = sum(counts[w] for w in ranked[drop:])
+        kept_total = all_lines - sum(window_lines[w] for w in dropped)
+        rates[user] = UserRate(
+            kept_lines / kept_total if kept_total else 0.0, kept_lines / (total - drop)
+        )
+    return rates
+
+
 def busiest_share(p: Partial) -> float:
-    """The busiest ordinary user's median share of a window's lines (see the module doc)."""
+    """The busiest ordinary user's trimmed share of all lines (see the module doc)."""
     return user_share(p.user_lines, p.window_lines)
 
 
@@ -167,38 +226,25 @@ def user_share(
     window_lines: Mapping[int, int],
     seen_in: Mapping[bytes, int] | None = None,
 ) -> float:
-    """The largest median share among the users of ``user_lines`` (0 when there is none).
+    """The largest trimmed share among the users of ``user_lines`` (0 when there is none).
 
     Every window of a user must be in ``user_lines``; the run's share is the largest over any
-    split of the users into groups. A user seen in fewer than half the windows has median 0.
-    ``seen_in`` (windows per user) may be given when the caller has counted it already.
+    split of the users into groups.
     """
-    total = len(window_lines)
-    if seen_in is None:
-        seen_in = Counter(map(itemgetter(0), user_lines))
-    candidates = {user for user, n in seen_in.items() if 2 * n >= total}
-    if not candidates:
-        return 0.0
-    shares: dict[bytes, list[float]] = defaultdict(list)
-    theirs = map(candidates.__contains__, map(itemgetter(0), user_lines))
-    for (user, window), lines in compress(user_lines.items(), theirs):
-        shares[user].append(lines / window_lines[window])
-    return max(0.0, *(median_with_zeros(s, total) for s in shares.values()))
+    rates = user_rates(user_lines, window_lines, seen_in=seen_in)
+    return max((r.share for r in rates.values()), default=0.0)
 
 
-def _burst_scale(share: float) -> float:
-    capped = min(share, MAX_SHARE)
-    return capped / (1 - capped)
-
-
-def _burst_limits(scale: float, lines: int, window_total: int, settings: Settings) -> tuple[float, float]:
-    """(expected lines, threshold) of a user's window; both grow with ``scale``."""
-    expected = scale * (window_total - lines)
+def _burst_limits(
+    share: float, usual: float, lines: int, window_total: int, settings: Settings
+) -> tuple[float, float]:
+    """(expected lines, threshold) of a user's window; both grow with ``share``."""
+    expected = max(min(share, MAX_SHARE) * (window_total - lines), usual)
     return expected, max(settings.burst_min_lines, settings.burst_factor * expected)
 
 
-BurstCandidate = tuple[bytes, int, int]
-"""(user, window index, lines) that may be a burst."""
+BurstCandidate = tuple[bytes, int, int, float]
+"""(user, window index, lines, the user's usual rate) that may be a burst."""
 
 
 def burst_candidates(
@@ -211,13 +257,16 @@ def burst_candidates(
 
     The threshold only grows with the share, so filtering a group of users with the group's own
     share (never above the run's) keeps every window that the run's share flags, and few others.
+    Every window of a user must be in ``user_lines``.
     """
-    scale = _burst_scale(share_floor)
     enough = map(settings.burst_min_lines.__le__, user_lines.values())
+    busy = [(key, lines) for key, lines in compress(user_lines.items(), enough)]
+    rates = user_rates(user_lines, window_lines, users={user for (user, _), _ in busy})
     out: list[BurstCandidate] = []
-    for (user, window), lines in compress(user_lines.items(), enough):
-        if lines >= _burst_limits(scale, lines, window_lines[window], settings)[1]:
-            out.append((user, window, lines))
+    for (user, window), lines in busy:
+        usual = rates[user].usual if user in rates else 0.0
+        if lines >= _burst_limits(share_floor, usual, lines, window_lines[window], settings)[1]:
+            out.append((user, window, lines, usual))
     return out
 
 
@@ -231,10 +280,9 @@ def bursts(
 
     Every window of a user that can be flagged must be among the candidates.
     """
-    scale = _burst_scale(share)
     flagged: dict[bytes, list[Flagged]] = defaultdict(list)
-    for user, window, lines in candidates:
-        expected, threshold = _burst_limits(scale, lines, window_lines[window], settings)
+    for user, window, lines, usual in candidates:
+        expected, threshold = _burst_limits(share, usual, lines, window_lines[window], settings)
         if lines >= threshold:
             flagged[user].append(Flagged(window, lines, expected, threshold))
     found: list[Found] = []

@@ -451,23 +451,32 @@ def _window_anomaly(kind: str, options: Options, subject_key: str, subject: byte
     }
 
 
+def trim_count(n: int) -> int:
+    """A tenth of n windows, rounded up, but never all of them."""
+    return min((n + 9) // 10, max(n - 1, 0))
+
+
+def keep_after_trim(counts: dict[int, int], drop: int) -> list[int]:
+    """The windows left after dropping the `drop` with the largest counts (earlier ones first
+    on ties)."""
+    order = sorted(counts, key=lambda w: (-counts[w], w))
+    return order[drop:]
+
+
 def error_spikes(t: Tally, options: Options) -> list[tuple[int, bytes, dict[str, Any]]]:
-    """A service's expected errors in a window are r * (its other lines there), r the median
-    over the windows it logged in (those with other lines) of errors / other lines; flagged when
-    errors >= max(min errors, factor * expected). A service with only error lines expects the
-    median of its errors per window (the engine's choice for an undefined ratio)."""
+    """r = errors / other lines summed over the service's windows less the tenth (rounded up, never all)
+    with most errors; m = the median of its errors over its windows; expected = max(r * other
+    lines, m); flagged when errors >= max(min errors, factor * expected)."""
     found = []
     for service in sorted(t.services):
         windows = sorted({w for (s, w) in list(t.errors) + list(t.others) if s == service})
         errors = {w: t.errors[(service, w)] for w in windows}
         others = {w: t.others[(service, w)] for w in windows}
-        ratios = [errors[w] / others[w] for w in windows if others[w]]
-        if ratios:
-            rate = median(ratios)
-            expected = {w: rate * others[w] for w in windows}
-        else:
-            usual = median([float(errors[w]) for w in windows])
-            expected = {w: usual for w in windows}
+        kept = keep_after_trim(errors, trim_count(len(windows)))
+        kept_others = sum(others[w] for w in kept)
+        rate = sum(errors[w] for w in kept) / kept_others if kept_others else 0.0
+        usual = median([float(errors[w]) for w in windows])
+        expected = {w: max(rate * others[w], usual) for w in windows}
         threshold = {
             w: max(options.spike_min_errors, options.spike_factor * expected[w]) for w in windows
         }
@@ -480,21 +489,27 @@ def error_spikes(t: Tally, options: Options) -> list[tuple[int, bytes, dict[str,
 
 
 def user_bursts(t: Tally, options: Options) -> list[tuple[int, bytes, dict[str, Any]]]:
-    """S = the largest, over users, of the median over all windows with traffic of the user's
-    share of the window's lines (0 where absent), capped at 0.99. A user's expected lines in a
-    window are S / (1 - S) * (lines of everyone else there); flagged when its lines >=
-    max(min lines, factor * expected)."""
+    """Over all windows with traffic: drop each user's tenth (rounded up, never all) of busiest windows;
+    its share = its kept lines / all lines of those kept windows, its usual = kept lines / kept
+    window count. S = the largest share, capped at 0.99. Expected lines in a window =
+    max(S * lines of everyone else there, usual); flagged when lines >= max(min lines,
+    factor * expected)."""
     windows = sorted(t.window_lines)
+    drop = trim_count(len(windows))
     share = 0.0
+    usual: dict[bytes, float] = {}
     for user in sorted(t.users):
-        shares = [t.user_lines[(user, w)] / t.window_lines[w] for w in windows]
-        share = max(share, median(shares))
+        lines = {w: t.user_lines[(user, w)] for w in windows}
+        kept = keep_after_trim(lines, drop)
+        kept_lines = sum(lines[w] for w in kept)
+        kept_all = sum(t.window_lines[w] for w in kept)
+        usual[user] = kept_lines / len(kept) if kept else 0.0
+        share = max(share, kept_lines / kept_all if kept_all else 0.0)
     share = min(share, 0.99)
-    scale = share / (1 - share)
     found = []
     for user in sorted(t.users):
         lines = {w: t.user_lines[(user, w)] for w in windows}
-        expected = {w: scale * (t.window_lines[w] - lines[w]) for w in windows}
+        expected = {w: max(share * (t.window_lines[w] - lines[w]), usual[user]) for w in windows}
         threshold = {
             w: max(options.burst_min_lines, options.burst_factor * expected[w]) for w in windows
         }
