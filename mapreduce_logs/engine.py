@@ -60,7 +60,12 @@ class SerialExecutor:
     workers = 1
 
     def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        return map(fn, items)
+        for item in items:
+            try:
+                result = fn(item)
+            except Exception as err:
+                raise MapError(f"failed on {_name(item)}: {err!r}") from err
+            yield result
 
 
 class MapError(Exception):

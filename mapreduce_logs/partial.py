@@ -115,6 +115,9 @@ def _shifted(example: Example | None, shift: int) -> Example | None:
     return None if example is None else (example[0] + shift, example[1])
 
 
+DEFAULT_SKEW_NS = 300 * 1_000_000_000
+
+
 def add_segment(segments: list[Segment], new: Segment, clock_skew_ns: int) -> None:
     """Insert ``new`` into a start-sorted list of disjoint segments, joining any it touches.
 
@@ -145,7 +148,8 @@ def add_segment(segments: list[Segment], new: Segment, clock_skew_ns: int) -> No
 class Partial:
     """Raw, combinable totals of some lines. ``Partial()`` is the identity of ``merge``."""
 
-    clock_skew_ns: int = 300 * 1_000_000_000
+    clock_skew_ns: int | None = None
+    """The --clock-skew the segments are joined with; None until a partial that has one merges in."""
     files: int = 0
     bytes_read: int = 0
     lines: int = 0
@@ -198,10 +202,13 @@ class Partial:
         add_counts(self.service_others, other.service_others)
         add_counts(self.window_lines, other.window_lines)
         add_counts(self.user_lines, other.user_lines)
+        if self.clock_skew_ns is None:
+            self.clock_skew_ns = other.clock_skew_ns
+        skew = DEFAULT_SKEW_NS if self.clock_skew_ns is None else self.clock_skew_ns
         for source, segments in other.segments.items():
             mine = self.segments.setdefault(source, [])
             for segment in segments:
-                add_segment(mine, segment, self.clock_skew_ns)
+                add_segment(mine, segment, skew)
         for path, reason in other.failures.items():
             self.failures.setdefault(path, reason)
             self.failures[path] = min(self.failures[path], reason)

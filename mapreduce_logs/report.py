@@ -88,7 +88,7 @@ def _examples(
             for line, text in pick(segment):
                 if len(out) == MAX_EXAMPLES:
                     return out
-                out.append({"file": path, "line": before + line + 1, "text": text})
+                out.append({"file": shown(path), "line": before + line + 1, "text": text})
     return out
 
 
@@ -126,17 +126,17 @@ def build_anomalies(p: Partial, settings: Settings) -> dict[str, Any]:
         only = {source: segments}
         backwards = sum(seg.backwards for _, seg in segments)
         if backwards:
-            add("time_went_backwards", Found(0, source[0].encode(), {
+            add("time_went_backwards", Found(0, os.fsencode(source[0]), {
                 "severity": severity_for_count(backwards, p.lines),
-                "file": source[0],
+                "file": shown(source[0]),
                 "count": backwards,
                 "examples": _examples(only, lambda seg: seg.backwards_examples),
             }))
         future = sum(seg.future for _, seg in segments)
         if future:
-            add("future_timestamp", Found(0, source[0].encode(), {
+            add("future_timestamp", Found(0, os.fsencode(source[0]), {
                 "severity": severity_for_count(future, p.lines),
-                "file": source[0],
+                "file": shown(source[0]),
                 "count": future,
                 "examples": _examples(only, lambda seg: seg.future_examples),
             }))
@@ -160,6 +160,11 @@ def build_anomalies(p: Partial, settings: Settings) -> dict[str, Any]:
 def to_json(document: dict[str, Any]) -> bytes:
     """UTF-8 JSON, 2-space indent, key order kept, newline at the end."""
     return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def shown(path: str) -> str:
+    """A path as JSON shows it: bytes that are not UTF-8 in a file name become U+FFFD."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def write_atomic(path: str, data: bytes) -> None:

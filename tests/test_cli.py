@@ -275,9 +275,7 @@ def _explode_on_b(split: Any, settings: Any) -> Any:
 
 
 @pytest.mark.parametrize("workers", [
-    pytest.param("1", marks=pytest.mark.xfail(
-        strict=True, reason="engine bug (STYLE.md, not SPEC.md): with one worker the mapper's "
-        "error is reported without the file and byte range it failed on")),
+    "1",
     "2",
 ])
 def test_worker_failure_exits_1_naming_the_split(tmp_path: Path, workers: str,
@@ -315,9 +313,6 @@ def test_outputs_are_replaced_atomically(tmp_path: Path, capsys: pytest.CaptureF
     assert (out / "summary.json").read_bytes() != before["summary.json"]
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a file name that is not UTF-8 crashes the "
-                   "run (exit 1, orjson rejects the surrogate-escaped path; anomalies.json and "
-                   "metrics.json are not written)")
 def test_file_name_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A Linux file name is bytes: one that is not UTF-8 is still a regular file of the folder,
     read like any other, and named in anomalies.json with its invalid bytes replaced."""

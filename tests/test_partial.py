@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 import strategies
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -170,9 +169,6 @@ def _tree_merge(items: list[Partial], data: st.DataObject) -> Partial:
     return merge(_tree_merge(items[:cut], data), _tree_merge(items[cut:], data))
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: Partial() carries the default clock skew "
-                   "(300 s) and a merge keeps the left operand's, so Partial() is not the "
-                   "identity of merge when --clock-skew is not 300")
 def test_empty_partial_is_the_identity_with_another_clock_skew() -> None:
     """With --clock-skew 60, two pieces of one file 120 s apart backwards must count one
     time_went_backwards whether or not an empty Partial() was merged in first."""
