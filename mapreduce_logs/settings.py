@@ -19,7 +19,7 @@ class Settings:
     spike_factor: float = 5.0
     spike_min_errors: int = 20
     burst_factor: float = 5.0
-    burst_min_lines: int = 50
+    burst_min_lines: int = 20
 
     @property
     def clock_skew_ns(self) -> int:

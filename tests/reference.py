@@ -65,7 +65,7 @@ class Options:
     spike_factor: float = 5.0
     spike_min_errors: int = 20
     burst_factor: float = 5.0
-    burst_min_lines: int = 50
+    burst_min_lines: int = 20
 
 
 @dataclass(frozen=True)

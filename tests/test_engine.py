@@ -162,10 +162,10 @@ def test_detectors_with_pool(pools: dict[int, PoolExecutor], t: strategies.Traff
               [256])
 
 
-@pytest.mark.parametrize("burst", [30, 300])
+@pytest.mark.parametrize("burst", [15, 300])
 def test_dominant_user_burst(burst: int) -> None:
     """One user writes every line but one: its share is capped at 0.99, so its expectation is its
-    own usual rate (2 lines a window); 300 lines in a window is a burst, 30 is under the 50-line
+    own usual rate (2 lines a window); 300 lines in a window is a burst, 15 is under the 20-line
     floor."""
     minute = strategies.NOON // 60 * 60
     lines = []
