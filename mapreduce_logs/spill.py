@@ -21,6 +21,7 @@ import atexit
 import contextlib
 import glob
 import heapq
+import io
 import itertools
 import math
 import os
@@ -265,14 +266,15 @@ def _remove_then_die(signum: int, frame: FrameType | None) -> None:
     os.kill(os.getpid(), signum)
 
 
-def _default_in_child() -> None:
+def _after_fork_in_child() -> None:
     # A pool forked inside the block must keep SIGTERM's default action: a Python handler only
     # runs between bytecodes, and Pool.terminate() must be able to stop a stuck worker.
     if signal.getsignal(signal.SIGTERM) is _remove_then_die:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    close_writers()  # the parent's files are the parent's
 
 
-os.register_at_fork(after_in_child=_default_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # --- runs on disk -------------------------------------------------------------------------------
@@ -286,6 +288,28 @@ def _dump(f: IO[bytes], record: Any) -> None:
     pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.fast = True  # no memo: records are plain trees, and the memo costs a dict per object
     pickler.dump(record)
+
+
+_WRITERS: dict[str, int] = {}
+"""This process's partition files open for appending (path -> fd), kept from one chunk to the
+next: opening a file costs more than writing a chunk's share to it."""
+
+
+def _append(path: str, record: Any) -> None:
+    buffer = io.BytesIO()
+    _dump(buffer, record)
+    fd = _WRITERS.get(path)
+    if fd is None:
+        fd = _WRITERS[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    data = memoryview(buffer.getbuffer())
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def close_writers(keep: str | None = None) -> None:
+    """Close this process's open partition files, but those in folder ``keep``."""
+    for path in [p for p in _WRITERS if keep is None or os.path.dirname(p) != keep]:
+        os.close(_WRITERS.pop(path))
 
 
 def _records(path: str) -> Iterator[Any]:
@@ -347,12 +371,16 @@ def _route(
 
 def write_run(folder: str, fanout: int, tables: Tables, writer: str) -> list[int]:
     """Append ``tables`` as one run to ``writer``'s partition files, empty them, and return how
-    many entries went to each partition."""
+    many entries went to each partition. The files stay open for the next run."""
+    close_writers(keep=folder)
     counts = [0] * fanout
-    paths = [os.path.join(folder, f"{writer}.{i}") for i in range(fanout)]
-    with _Appender(paths, counts) as out:
-        for index, table in enumerate(tables):
-            _route(table.items(), index, out.write, fanout, 1)
+
+    def write(i: int, table: int, items: list[tuple[Key, int]]) -> None:
+        _append(os.path.join(folder, f"{writer}.{i}"), (table, items))
+        counts[i] += len(items)
+
+    for index, table in enumerate(tables):
+        _route(table.items(), index, write, fanout, 1)
     for table in tables:
         table.clear()
     return counts
@@ -412,6 +440,7 @@ def digest_partition(
 ) -> PartDigest:
     """Sum and digest one spilled partition (a task for any executor); its burst candidates go
     to the folder's cand/ files. Memory: at most ``job.capacity`` entries at a time."""
+    close_writers()  # every run is written: let go of the files
     cand = os.path.join(job.folder, "cand", str(job.number))
 
     def put(group: list[BurstCandidate]) -> None:
@@ -480,5 +509,6 @@ class SpillStore:
 
     def close(self) -> None:
         """Remove the folder and everything in it."""
+        close_writers()
         _remove(self.folder)
         _LIVE.pop(self.folder, None)

@@ -355,7 +355,7 @@ def test_spill_folder_removed_after_a_mapper_fails(tmp_path: Path, workers: int)
         engine_patch.setattr(engine, "map_split", failing)
         try:
             if workers == 1:
-                with pytest.raises(RuntimeError, match="disk on fire"):
+                with pytest.raises(MapError, match="disk on fire"):
                     run_files(paths, knobs, SerialExecutor())
             else:
                 with PoolExecutor(2) as two, pytest.raises(MapError, match="disk on fire"):
