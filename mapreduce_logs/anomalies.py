@@ -107,6 +107,26 @@ def _round(x: float) -> float:
     return round(x, 2)
 
 
+def _window_anomalies(
+    flagged: Iterable[Flagged], subject_key: str, subject: bytes, count_key: str, settings: Settings
+) -> list[Found]:
+    """One anomaly per run of adjacent flagged windows of one subject."""
+    return [
+        Found(
+            run[0].window * settings.window,
+            subject,
+            {
+                "severity": severity_for_excess(max(f.observed / f.threshold for f in run)),
+                subject_key: subject.decode("utf-8", "replace"),
+                **_window_fields(run, settings),
+                count_key: sum(f.observed for f in run),
+                "baseline": _round(sum(f.expected for f in run) / len(run)),
+            },
+        )
+        for run in _runs(flagged)
+    ]
+
+
 def detect_spikes(p: Partial, settings: Settings) -> list[Found]:
     """error_spike anomalies, one per run of adjacent flagged windows of a service."""
     return spikes(p.service_errors, p.service_others, settings)
@@ -142,20 +162,7 @@ def spikes(
             threshold = max(settings.spike_min_errors, settings.spike_factor * expected[w])
             if count >= threshold:
                 flagged.append(Flagged(w, count, expected[w], threshold))
-        for run in _runs(flagged):
-            found.append(
-                Found(
-                    run[0].window * settings.window,
-                    service,
-                    {
-                        "severity": severity_for_excess(max(f.observed / f.threshold for f in run)),
-                        "service": service.decode("utf-8", "replace"),
-                        **_window_fields(run, settings),
-                        "errors": sum(f.observed for f in run),
-                        "baseline": _round(sum(f.expected for f in run) / len(run)),
-                    },
-                )
-            )
+        found += _window_anomalies(flagged, "service", service, "errors", settings)
     return found
 
 
@@ -287,20 +294,7 @@ def bursts(
             flagged[user].append(Flagged(window, lines, expected, threshold))
     found: list[Found] = []
     for user, items in flagged.items():
-        for run in _runs(items):
-            found.append(
-                Found(
-                    run[0].window * settings.window,
-                    user,
-                    {
-                        "severity": severity_for_excess(max(f.observed / f.threshold for f in run)),
-                        "user": user.decode("utf-8", "replace"),
-                        **_window_fields(run, settings),
-                        "lines": sum(f.observed for f in run),
-                        "baseline": _round(sum(f.expected for f in run) / len(run)),
-                    },
-                )
-            )
+        found += _window_anomalies(items, "user", user, "lines", settings)
     return found
 
 
