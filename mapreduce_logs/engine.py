@@ -207,7 +207,7 @@ WORKER_BYTES = 24 * MB
 CHUNK_GROWTH = 16
 """Most bytes a chunk's Partial takes per input byte, its pickle included. Measured worst case:
 every line a new unknown level token (lines full of new users take 6 to 9, typical logs 3)."""
-ENTRY_BYTES = 200
+ENTRY_BYTES = 240
 """One (subject, window) entry in the reducer's dicts: key tuple, bytes, int, dict slot."""
 DIGEST_ENTRY_BYTES = 400
 """One entry while its partition is digested: the summed dict, totals, shares, candidates."""

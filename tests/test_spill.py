@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -316,6 +317,9 @@ def test_digested_partial_refuses_merges_and_other_settings(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="digested"):
         build_anomalies(partial, dataclasses.replace(KNOBS, burst_factor=3.0))
     assert build_summary(partial, dataclasses.replace(KNOBS, top=1))["top_users"] == ["u1"]
+    again = pickle.loads(pickle.dumps(partial))
+    assert build_anomalies(again, KNOBS) == build_anomalies(partial, KNOBS)
+    assert build_summary(again, KNOBS) == build_summary(partial, KNOBS)
 
 
 # --- spill files are removed whatever happens -----------------------------------------------------
