@@ -8,7 +8,8 @@ Memory (``--memory-mb``, the whole process tree) is shared out by ``plan``: a fi
 process, the chunk size (a chunk's Partial is at most CHUNK_GROWTH times its bytes, in the
 worker that builds it and in the parent until it is merged, for every split in flight), and
 the reducer's share, past which the (user, window) and (service, window) counters are spilled
-to disk (``spill.py``) and digested one key partition at a time at the end.
+to disk (``spill.py``); after that the workers write their chunks' counters there themselves,
+and at the end the partitions are digested on the executor, one per worker at a time.
 """
 
 from __future__ import annotations
@@ -242,8 +243,9 @@ def plan(settings: Settings, workers: int, in_flight: int) -> Budget:
     free = settings.memory_mb * MB * (1 - HEADROOM) - PROCESS_BYTES - workers * WORKER_BYTES
     free = max(free, 8 * MB)
     chunks = 0.40 * free
+    chunk_size = int(chunks / (CHUNK_GROWTH * (workers + in_flight)))
     return Budget(
-        chunk_size=max(1, min(settings.chunk_size, int(chunks / (CHUNK_GROWTH * (workers + in_flight))))),
+        chunk_size=max(1, min(settings.chunk_size, chunk_size)),
         spill_entries=max(1, int(0.45 * free / ENTRY_BYTES)),
         partition_entries=max(1, int(chunks / (workers * DIGEST_ENTRY_BYTES))),
     )
@@ -322,10 +324,19 @@ class Reducer:
         self.tokens = FirstTokens(MAX_UNKNOWN_LEVELS)
         self.store: SpillStore | None = None
         self.spill_seconds = 0.0
+        self._kept: frozenset[bytes] | None = None
 
     def target(self) -> tuple[str, int] | None:
         """Where a chunk mapped from now on writes its tables (None: it ships them here)."""
         return None if self.store is None else self.store.target
+
+    def tokens_kept(self) -> frozenset[bytes] | None:
+        """The only unknown level tokens a chunk mapped from now on need ship (None: all)."""
+        if not self.tokens.full:
+            return None
+        if self._kept is None:
+            self._kept = frozenset(self.tokens.admitted)
+        return self._kept
 
     def add(self, seq: int, part: Partial, written: list[int] | None = None) -> None:
         """Merge chunk number ``seq`` (in input order) into the result; ``written`` tells what
@@ -391,19 +402,23 @@ def _take_tables(part: Partial) -> Tables:
     return tables
 
 
-Chunk = tuple[int, Split, "tuple[str, int] | None"]
-"""A worker's task: (number in input order, split, spill folder and fanout or None)."""
+Chunk = tuple[int, Split, "tuple[str, int] | None", "frozenset[bytes] | None"]
+"""A worker's task: (number in input order, split, spill folder and fanout or None, the unknown
+level tokens to keep or None for all)."""
 
 
 def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, list[int] | None]:
-    """Chunk -> its Partial, without the counters the reducer does not need shipped.
+    """Chunk -> its Partial, without what the reducer does not need shipped.
 
     ``users`` and ``services`` are the sums over windows of ``user_lines`` and of
     ``service_errors`` + ``service_others``: the reducer counts them from those, so they are not
     shipped (the sums are checked, in case the mapper changes). Once the reducer spills, the
-    chunk's tables are written to the spill folder here (returned: entries per partition)."""
-    seq, split, target = item
+    chunk's tables are written to the spill folder here (returned: entries per partition); once
+    the reported unknown level tokens are known, the others are dropped here."""
+    seq, split, target, kept = item
     part = map_split(split, settings)
+    if kept is not None:
+        part.retain_unknown(kept)
     if sum(part.users.values()) != sum(part.user_lines.values()) or sum(
         part.services.values()
     ) != sum(part.service_errors.values()) + sum(part.service_others.values()):
@@ -446,7 +461,7 @@ def run_files(
     def splits() -> Iterator[Chunk]:
         for item in split_files(files, budget.chunk_size):
             if isinstance(item, Split):
-                yield stats.chunks, item, reducer.target()
+                yield stats.chunks, item, reducer.target(), reducer.tokens_kept()
                 stats.chunks += 1
             else:
                 failed[item[0]] = item[1]
