@@ -251,6 +251,13 @@ def plan(settings: Settings, workers: int, in_flight: int) -> Budget:
     )
 
 
+def workers_within(settings: Settings) -> int:
+    """The most worker processes ``settings.memory_mb`` holds, each with as much room again for
+    its work as its fixed part; at least one. More workers than this would eat the budget."""
+    room = settings.memory_mb * MB * (1 - HEADROOM) - PROCESS_BYTES
+    return max(1, int(room / (2 * WORKER_BYTES)))
+
+
 # --- the reducer --------------------------------------------------------------------------------
 
 MAX_UNKNOWN_LEVELS = 1000

@@ -474,6 +474,18 @@ def test_plan_shares_the_budget(memory_mb: int, workers: int, chunk: int) -> Non
         assert workers * budget.partition_entries * engine.DIGEST_ENTRY_BYTES <= room - reducer
 
 
+def test_workers_within_the_budget() -> None:
+    """The default budget holds a few workers, the smallest one, and more memory never fewer."""
+    counts = [engine.workers_within(Settings(memory_mb=mb)) for mb in range(50, 5000, 50)]
+    assert counts == sorted(counts)
+    assert counts[0] == 1
+    assert engine.workers_within(Settings()) >= 4
+    for mb in (50, 200, 500, 2000):
+        room = mb * engine.MB * (1 - engine.HEADROOM) - engine.PROCESS_BYTES
+        workers = engine.workers_within(Settings(memory_mb=mb))
+        assert workers == 1 or 2 * workers * engine.WORKER_BYTES <= room
+
+
 def test_default_budget_leaves_useful_chunks() -> None:
     budget = engine.plan(Settings(), 2, 4)
     assert budget.chunk_size >= 1 << 20
