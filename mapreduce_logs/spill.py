@@ -448,7 +448,10 @@ def digest_partition(
             with open(cand, "ab") as f:
                 _dump(f, group)
 
-    parts = (digest_tables(tables, window_lines, settings, put) for tables in summed(job))
+    parts = []
+    for tables in summed(job):
+        parts.append(digest_tables(tables, window_lines, settings, put))
+        del tables  # before the next piece is summed
     return combine(parts, settings.top)
 
 
