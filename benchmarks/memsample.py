@@ -5,61 +5,20 @@ from outside, so every tool in the benchmark is measured the same way."""
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 import psutil
+
+from mapreduce_logs.metrics import MemorySampler, tree_memory
 
 INTERVAL = 0.05
 
 
-def tree_pss(root: psutil.Process) -> int:
-    """Bytes of ``root`` and its descendants now (PSS, else RSS); 0 once it is gone."""
-    try:
-        procs = [root, *root.children(recursive=True)]
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return 0
-    total = 0
-    for proc in procs:
-        try:
-            try:
-                total += int(proc.memory_full_info().pss)
-            except (AttributeError, psutil.AccessDenied):
-                total += int(proc.memory_info().rss)
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-            continue
-    return total
-
-
-class TreeSampler:
-    """Samples ``tree_pss`` of a pid every ``interval`` seconds until stopped; keeps the peak."""
-
-    def __init__(self, pid: int, interval: float = INTERVAL) -> None:
-        self.root = psutil.Process(pid)
-        self.interval = interval
-        self.peak = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="tree-sampler", daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, tree_pss(self.root))
-            self.samples += 1
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
+# The benchmark measures every tool from outside with the product's own sampler.
+tree_pss = tree_memory
+TreeSampler = MemorySampler
 
 
 @dataclass

@@ -14,9 +14,16 @@ SAMPLE_SECONDS = 0.05
 
 
 def tree_memory(root: psutil.Process) -> int:
-    """Bytes used by ``root`` and its descendants: PSS where the system gives it, else RSS."""
+    """Bytes used by ``root`` and its descendants: PSS where the system gives it, else RSS.
+
+    0 once ``root`` is gone.
+    """
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return 0
     total = 0
-    for proc in [root, *root.children(recursive=True)]:
+    for proc in procs:
         try:
             total += _memory(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
@@ -38,22 +45,25 @@ def tree_cpu_seconds(root: psutil.Process) -> float:
 
 
 class MemorySampler:
-    """Samples the memory of this process tree every 50 ms in a thread; keeps the peak."""
+    """Samples the memory of a process tree (default: this one) in a thread; keeps the peak."""
 
-    def __init__(self) -> None:
-        self.root = psutil.Process(os.getpid())
+    def __init__(self, pid: int | None = None, interval: float = SAMPLE_SECONDS) -> None:
+        self.root = psutil.Process(os.getpid() if pid is None else pid)
+        self.interval = interval
         self.peak = 0
+        self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
 
     def _loop(self) -> None:
         while True:
             self.sample()
-            if self._stop.wait(SAMPLE_SECONDS):
+            if self._stop.wait(self.interval):
                 return
 
     def sample(self) -> int:
         current = tree_memory(self.root)
+        self.samples += 1
         self.peak = max(self.peak, current)
         return current
 
