@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from .engine import Executor, MapError, PoolExecutor, RunStats, SerialExecutor, run_files
+from .engine import (
+    Executor,
+    MapError,
+    PoolExecutor,
+    RunStats,
+    SerialExecutor,
+    run_files,
+    workers_within,
+)
 from .metrics import Clock, MemorySampler, run_metrics
 from .partial import Partial
 from .report import build_anomalies, build_summary, to_json, write_atomic
@@ -134,6 +143,12 @@ def run_main(args: argparse.Namespace) -> int:
     except InputError as err:
         raise UsageError(str(err)) from None
     settings = settings_from(args)
+    fit = workers_within(settings)
+    if settings.workers > fit:
+        # More workers than the memory budget holds would break it; say so rather than fail.
+        if not args.quiet:
+            _say(f"--workers {settings.workers} does not fit in {settings.memory_mb} MB; using {fit}")
+        settings = dataclasses.replace(settings, workers=fit)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as err:
