@@ -461,6 +461,15 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
     assert not alive, "pool workers outlived their killed watcher"
 
 
+def folder_with_a_log(tmp_path: Any, count: int) -> tuple[str, str]:
+    """(logs folder holding a.log of ``count`` lines, output folder), both under tmp_path."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    with open(os.path.join(logs, "a.log"), "wb") as f:
+        f.write(log_lines(count))
+    return logs, out
+
+
 def in_process(folder: str, out: str, **options: Any) -> Watcher:
     options.setdefault("settle", 0.0)
     w = Watcher(folder, out, SETTINGS, SerialExecutor(), **options)
@@ -671,10 +680,7 @@ def _flip(path: str) -> None:
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_a_damaged_checkpoint_is_reported_and_rebuilt(tmp_path: Any, damage: str) -> None:
-    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
-    os.mkdir(logs)
-    with open(os.path.join(logs, "a.log"), "wb") as f:
-        f.write(log_lines(20))
+    logs, out = folder_with_a_log(tmp_path, 20)
     w = in_process(logs, out)
     w.drain()
     with open(os.path.join(logs, "a.log"), "ab") as f:
@@ -691,10 +697,7 @@ def test_a_damaged_checkpoint_is_reported_and_rebuilt(tmp_path: Any, damage: str
 
 
 def test_a_checkpoint_for_other_settings_is_not_trusted(tmp_path: Any) -> None:
-    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
-    os.mkdir(logs)
-    with open(os.path.join(logs, "a.log"), "wb") as f:
-        f.write(log_lines(20))
+    logs, out = folder_with_a_log(tmp_path, 20)
     w = in_process(logs, out)
     w.drain()
     w.close()
@@ -736,10 +739,7 @@ def test_gz_files_are_read_whole_once_settled(tmp_path: Any) -> None:
 
 def test_a_checkpoint_commit_writes_what_changed_not_the_whole_state(tmp_path: Any) -> None:
     """After a big state is built, a one-line append commits a small op file."""
-    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
-    os.mkdir(logs)
-    with open(os.path.join(logs, "a.log"), "wb") as f:
-        f.write(log_lines(20_000))
+    logs, out = folder_with_a_log(tmp_path, 20_000)
     w = in_process(logs, out)
     w.drain()
     folder = os.path.join(out, ".watch")
