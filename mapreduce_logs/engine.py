@@ -19,9 +19,9 @@ import functools
 import gc
 import math
 import multiprocessing
-import multiprocessing.pool
+import multiprocessing.connection
 import os
-import queue
+import pickle
 import signal
 import time
 from collections import Counter
@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 from .anomalies import BurstCandidate
 from .partial import Partial, add_counts
+from .scan import MAX_UNKNOWN_LEVELS as MAX_UNKNOWN_LEVELS  # watch.py takes it from here
 from .scan import map_split
 from .settings import Settings
 from .spill import (
@@ -74,102 +75,182 @@ class MapError(Exception):
 
 
 class PoolExecutor:
-    """Maps on a process pool, keeping at most ``in_flight`` items submitted and unfinished.
+    """Maps on worker processes, each fed through a pipe of its own, one item at a time.
 
-    Use it as a context manager: the pool starts on entry (before any helper thread, since the
-    workers are forked) and is torn down on exit. On the first failure the remaining work is
-    dropped and a MapError naming the item is raised.
+    Use it as a context manager: the workers start on entry (before any helper thread, since
+    they are forked) and stop on exit. Each worker holds one item; the next is sent as soon as
+    its result has arrived, before the result is unpickled and handed on, so a worker waits only
+    for the pipe. Nothing is shared between workers: one can be killed at any instant (the OOM
+    killer, a stop after a failure or Ctrl-C) without leaving a lock held that the others or
+    the parent would wait on for ever. On the first failure, or when a worker dies, the
+    remaining work is dropped and a MapError naming the item is raised.
     """
 
-    def __init__(self, workers: int, in_flight: int | None = None) -> None:
+    def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.in_flight = in_flight or 2 * workers
-        self.reorder = REORDER * self.in_flight
-        """An item is submitted only while the oldest unfinished one is fewer than this many
-        before it: a slow split holds the others back a little, and what waits on it (pieces
-        of files that cannot be joined yet) stays bounded."""
-        self._pool: multiprocessing.pool.Pool | None = None
+        self.in_flight = workers
+        """Items mapped at once: the memory plan counts one Partial in each worker."""
+        self.reorder = REORDER * workers
+        """An item is sent only while the oldest unfinished one is fewer than this many before
+        it: a slow split holds the others back a little, and what waits on it (pieces of files
+        that cannot be joined yet) stays bounded."""
+        self._workers: list[_Worker] = []
+        methods = multiprocessing.get_all_start_methods()
+        self._context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
     def __enter__(self) -> PoolExecutor:
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        self._pool = ctx.Pool(self.workers, initializer=_ignore_sigint)
+        self._workers = []
+        for _ in range(self.workers):
+            self._workers.append(_Worker(self._context, self._workers))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+        for worker in self._workers:
+            worker.stop()
+        self._workers = []
 
     def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        if self._pool is None:
+        if not self._workers:
             raise RuntimeError("PoolExecutor is used inside a with block")
-        pool = self._pool
-        finished: queue.SimpleQueue[tuple[int, T, R | None, BaseException | None]] = (
-            queue.SimpleQueue()
-        )
         source = enumerate(items)
-        pending = 0
+        exhausted = False
         submitted = 0
         oldest = 0  # every item before this one has finished
         done_ahead: set[int] = set()
-        failed = False
         try:
             while True:
-                while (
-                    pending < self.in_flight and submitted < oldest + self.reorder and not failed
-                ):
-                    numbered = next(source, _END)
-                    if numbered is _END:
+                for worker in self._workers:
+                    if exhausted:
                         break
-                    index, item = numbered
-                    pool.apply_async(
-                        fn,
-                        (item,),
-                        callback=functools.partial(_put_result, finished, index, item),
-                        error_callback=functools.partial(_put_error, finished, index, item),
-                    )
-                    pending += 1
-                    submitted += 1
-                if not pending:
+                    if worker.task is None and submitted < oldest + self.reorder:
+                        numbered = next(source, _END)
+                        if numbered is _END:
+                            exhausted = True
+                        else:
+                            worker.send(fn, numbered)
+                            submitted += 1
+                busy = [worker for worker in self._workers if worker.task is not None]
+                if not busy:
                     return
-                index, item, value, error = finished.get()
-                pending -= 1
+                worker = _ready(busy)
+                index, item = worker.task  # type: ignore[misc]
+                ok, payload = worker.receive()
                 done_ahead.add(index)
                 while oldest in done_ahead:
                     done_ahead.remove(oldest)
                     oldest += 1
-                if error is not None:
-                    failed = True
-                    raise MapError(f"failed on {_name(item)}: {error!r}") from error
-                yield value  # type: ignore[misc]
+                if not exhausted and submitted < oldest + self.reorder:
+                    numbered = next(source, _END)
+                    if numbered is _END:
+                        exhausted = True
+                    else:
+                        worker.send(fn, numbered)
+                        submitted += 1
+                if not ok:
+                    raise MapError(f"failed on {_name(item)}: {payload}")
+                result = pickle.loads(payload)
+                del payload
+                yield result
         finally:
-            if pending:
-                # Results still running would arrive after we are gone: restart the pool.
-                self.__exit__()
-                self.__enter__()
+            for i, worker in enumerate(self._workers):
+                if worker.task is not None or not worker.process.is_alive():
+                    # A result would arrive after we are gone, or it died: replace the worker.
+                    worker.stop()
+                    others = self._workers[:i] + self._workers[i + 1 :]
+                    self._workers[i] = _Worker(self._context, others)
 
 
 REORDER = 4
-"""PoolExecutor.reorder as a multiple of in_flight."""
+"""PoolExecutor.reorder as a multiple of the workers."""
 
 _END: Any = object()
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which stops them. A worker interrupted while it
-    writes a result would leave half a message in the pool's pipe, and the pool's result
-    thread would wait for the rest for ever."""
+class _Worker:
+    """One worker process and the parent's end of its pipe."""
+
+    def __init__(self, context: Any, siblings: list[_Worker]) -> None:
+        self.conn, child = context.Pipe(duplex=True)
+        # A forked child inherits the parent's ends of its own pipe and its siblings'; it closes
+        # them, or it would wait for ever on a pipe that the death of the parent does not close.
+        inherited = []
+        if context.get_start_method() == "fork":
+            inherited = [s.conn.fileno() for s in [*siblings, self]]
+        self.process = context.Process(target=_serve, args=(child, inherited), daemon=True)
+        self.process.start()
+        child.close()
+        self.task: tuple[int, Any] | None = None
+
+    def send(self, fn: Callable[[Any], Any], numbered: tuple[int, Any]) -> None:
+        self.task = numbered
+        with contextlib.suppress(OSError):  # it died; receive() says so
+            self.conn.send((fn, numbered[1]))
+
+    def receive(self) -> tuple[bool, Any]:
+        """(True, the pickled result) or (False, the error as text); the task is done after it."""
+        try:
+            ok, error = self.conn.recv()
+            payload = self.conn.recv_bytes() if ok else error
+        except (EOFError, OSError):
+            self.process.join(1)
+            code = self.process.exitcode
+            ok, payload = False, f"the worker process died (exit status {code})"
+        self.task = None
+        return ok, payload
+
+    def stop(self) -> None:
+        if self.task is None and self.process.is_alive():
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+            self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+        self.task = None
+
+
+def _ready(busy: list[_Worker]) -> _Worker:
+    """A busy worker whose result (or death) has arrived, waiting for one."""
+    by_handle: dict[Any, _Worker] = {}
+    for worker in busy:
+        by_handle[worker.conn] = worker
+        by_handle[worker.process.sentinel] = worker
+    ready = multiprocessing.connection.wait(list(by_handle))
+    return by_handle[ready[0]]
+
+
+def _serve(conn: Any, inherited: list[int]) -> None:
+    """A worker's life: (fn, item) in, (True, None) and the pickled result or (False, error text)
+    out, until None or the parent's end closes (the parent stopped or died). Ctrl-C is left to
+    the parent, which stops it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _put_result(q: queue.SimpleQueue[Any], index: int, item: object, value: object) -> None:
-    q.put((index, item, value, None))
-
-
-def _put_error(q: queue.SimpleQueue[Any], index: int, item: object, error: BaseException) -> None:
-    q.put((index, item, None, error))
+    for fd in inherited:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        fn, item = task
+        del task
+        try:
+            data = pickle.dumps(fn(item), pickle.HIGHEST_PROTOCOL)
+        except Exception as err:  # noqa: BLE001 - any failure of the item goes back to the parent
+            with contextlib.suppress(OSError):
+                conn.send((False, repr(err)))
+            continue
+        finally:
+            del fn, item
+        try:
+            conn.send((True, None))
+            conn.send_bytes(data)
+        except OSError:  # the parent is gone
+            return
+        del data
 
 
 def _name(item: object) -> str:
@@ -259,14 +340,6 @@ def workers_within(settings: Settings) -> int:
 
 
 # --- the reducer --------------------------------------------------------------------------------
-
-MAX_UNKNOWN_LEVELS = 1000
-"""unknown_level anomalies reported: the first this many distinct tokens in input order.
-
-Tokens are unbounded in number (a file in another format can have a new one on every line),
-and each anomaly carries examples. Every unknown_level line is still counted in
-``malformed.unknown_level``, and every reported token's count is exact."""
-
 
 class FirstTokens:
     """Finds the first ``limit`` distinct unknown level tokens in input order, as chunks arrive.
@@ -364,6 +437,11 @@ class Reducer:
         if self.tables.entries() > self.budget.spill_entries:
             self.spill()
 
+    def start_spilling(self) -> None:
+        """Make a spill folder now, if there is none yet, for workers to write to."""
+        if self.store is None:
+            self.spill()
+
     def spill(self) -> None:
         started = time.perf_counter()
         if self.store is None:
@@ -409,9 +487,9 @@ def _take_tables(part: Partial) -> Tables:
     return tables
 
 
-Chunk = tuple[int, Split, "tuple[str, int] | None", "frozenset[bytes] | None"]
+Chunk = tuple[int, Split, "tuple[str, int] | None", "frozenset[bytes] | None", int]
 """A worker's task: (number in input order, split, spill folder and fanout or None, the unknown
-level tokens to keep or None for all)."""
+level tokens to keep or None for all, bytes read between flushes to the spill folder or 0)."""
 
 
 def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, list[int] | None]:
@@ -420,30 +498,52 @@ def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, list[int] 
     ``users`` and ``services`` are the sums over windows of ``user_lines`` and of
     ``service_errors`` + ``service_others``: the reducer counts them from those, so they are not
     shipped (the sums are checked, in case the mapper changes). Once the reducer spills, the
-    chunk's tables are written to the spill folder here (returned: entries per partition); once
-    the reported unknown level tokens are known, the others are dropped here."""
-    seq, split, target, kept = item
-    part = map_split(split, settings)
-    if kept is not None:
-        part.retain_unknown(kept)
-    if sum(part.users.values()) != sum(part.user_lines.values()) or sum(
-        part.services.values()
-    ) != sum(part.service_errors.values()) + sum(part.service_others.values()):
-        raise RuntimeError("the mapper's users or services are not the sums of its window counts")
-    part.users, part.services = Counter(), Counter()
-    written = None
-    if target is not None:
-        folder, fanout = target
-        written = write_run(folder, fanout, _take_tables(part), f"w{os.getpid()}")
+    chunk's tables are written to the spill folder here (returned: entries per partition), at
+    the end and, for a split that is a whole compressed file, every ``flush_bytes`` on the way;
+    once the reported unknown level tokens are known, the others are dropped here."""
+    seq, split, target, kept, flush_bytes = item
+    written: list[int] | None = None
+
+    def ship(part: Partial) -> None:
+        nonlocal written
+        if kept is not None:
+            part.retain_unknown(kept)
+        if sum(part.users.values()) != sum(part.user_lines.values()) or sum(
+            part.services.values()
+        ) != sum(part.service_errors.values()) + sum(part.service_others.values()):
+            raise RuntimeError("the mapper's users or services are not the sums of its window counts")
+        part.users, part.services = Counter(), Counter()
+        if target is not None:
+            folder, fanout = target
+            counts = write_run(folder, fanout, _take_tables(part), f"w{os.getpid()}")
+            written = counts if written is None else [a + b for a, b in zip(written, counts, strict=True)]
+
+    if target is not None and flush_bytes > 0:
+        part = map_split(split, settings, flush=ship, flush_bytes=flush_bytes)
+    else:
+        part = map_split(split, settings)
+    ship(part)
     return seq, part, written
+
+
+def uncompressed_size(path: str) -> int:
+    """At least the bytes a ``.gz`` file holds, as far as can be told without reading it: the
+    size its trailer gives (modulo 4 GiB), or GZIP_GROWTH times its own, whichever is larger."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 4))
+            trailer = int.from_bytes(f.read(4), "little")
+    except OSError:
+        return 0
+    return max(trailer, size * GZIP_GROWTH)
 
 
 def _input_bytes(files: list[str]) -> int:
     total = 0
     for path in files:
         with contextlib.suppress(OSError):
-            size = os.path.getsize(path)
-            total += size * GZIP_GROWTH if is_compressed(path) else size
+            total += uncompressed_size(path) if is_compressed(path) else os.path.getsize(path)
     return total
 
 
@@ -468,7 +568,13 @@ def run_files(
     def splits() -> Iterator[Chunk]:
         for item in split_files(files, budget.chunk_size):
             if isinstance(item, Split):
-                yield stats.chunks, item, reducer.target(), reducer.tokens_kept()
+                flush = 0
+                if item.compressed and uncompressed_size(item.path) > budget.chunk_size:
+                    # A whole compressed file is one split, and can be far larger than a chunk:
+                    # its worker writes its counters to the spill folder as it goes.
+                    reducer.start_spilling()
+                    flush = budget.chunk_size
+                yield stats.chunks, item, reducer.target(), reducer.tokens_kept(), flush
                 stats.chunks += 1
             else:
                 failed[item[0]] = item[1]
@@ -494,9 +600,9 @@ def run_files(
             spilling = reducer.spill_seconds
             t = time.perf_counter()
             result = reducer.finish(executor)
-            stats.stages["reduce"] = merge_seconds - spilling
+            stats.stages["reduce"] = max(0.0, merge_seconds - spilling)
             stats.stages["spill"] = reducer.spill_seconds
-            stats.stages["digest"] = time.perf_counter() - t - (reducer.spill_seconds - spilling)
+            stats.stages["digest"] = max(0.0, time.perf_counter() - t - (reducer.spill_seconds - spilling))
             return result
     finally:
         reducer.close()

@@ -10,6 +10,7 @@ import gc
 import gzip
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from typing import BinaryIO
 
 from . import fast
@@ -33,10 +34,30 @@ BLOCK = 1 << 20
 
 READ_ERRORS = (OSError, EOFError, zlib.error)
 
+MAX_UNKNOWN_LEVELS = 1000
+"""unknown_level anomalies reported: the first this many distinct tokens in input order.
 
-def map_split(split: Split, settings: Settings) -> Partial:
-    """Count every line that starts in ``split``. A read error is recorded, not raised."""
+Tokens are unbounded in number (a file in another format can have a new one on every line),
+and each anomaly carries examples. Every unknown_level line is still counted in
+``malformed.unknown_level``, and every reported token's count is exact. A split's tokens after
+its first this many can never be reported, so a flushed split drops them."""
+
+
+def map_split(
+    split: Split,
+    settings: Settings,
+    flush: Callable[[Partial], None] | None = None,
+    flush_bytes: int = 0,
+) -> Partial:
+    """Count every line that starts in ``split``. A read error is recorded, not raised.
+
+    With ``flush``, it is called on the Partial so far after every ``flush_bytes`` read, to take
+    its (subject, window) counters away (a split that is a whole compressed file can be far
+    larger than a chunk); the unknown level tokens are then cut to the split's first
+    MAX_UNKNOWN_LEVELS, the only ones that can be reported."""
     scanner = Scanner(split, settings)
+    if flush is not None:
+        scanner.flush, scanner.flush_bytes = flush, max(1, flush_bytes)
     # Counting makes millions of small acyclic objects; cycle collection would only rescan them.
     collecting = gc.isenabled()
     gc.disable()
@@ -82,6 +103,9 @@ class Scanner:
         self.carry = b""
         self.long_prefix: bytes | None = None
         self.long_blank = True
+        self.flush: Callable[[Partial], None] | None = None
+        self.flush_bytes = 0
+        self.flushed = 0
 
     def read_all(self, f: BinaryIO) -> None:
         remaining = -1 if self.split.end is None else self.split.end - self.split.start
@@ -93,6 +117,17 @@ class Scanner:
             if remaining > 0:
                 remaining -= len(data)
             self.feed(data)
+            if self.flush is not None and self.read - self.flushed >= self.flush_bytes:
+                self._flush(self.flush)
+
+    def _flush(self, flush: Callable[[Partial], None]) -> None:
+        self.flushed = self.read
+        flush(self.partial)
+        p, seg = self.partial, self.segment
+        if len(p.unknown_levels) > MAX_UNKNOWN_LEVELS:
+            keep = set(list(p.unknown_levels)[:MAX_UNKNOWN_LEVELS])  # in order of first appearance
+            p.retain_unknown(keep)
+            seg.unknown_examples = {t: e for t, e in seg.unknown_examples.items() if t in keep}
 
     def drop_fragment(self) -> None:
         """Forget a line cut short by a read error: it is not the file's last line."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gzip
 import os
 import pickle
+import random
 import signal
 import subprocess
 import sys
@@ -42,6 +44,7 @@ from mapreduce_logs import (
     merge,
     reduce_partials,
     run_files,
+    scan,
     spill,
     split_files,
     to_json,
@@ -168,7 +171,8 @@ def test_spilled_run_equals_in_memory_run(files: list[strategies.LogFile], pool:
                 assert got == expected
                 assert os.listdir(spills) == []
                 valid = run_files(paths, knobs, SerialExecutor()).valid
-                assert bool(stores) == (valid > 0), "every valid line is spilled"
+                flushed = [p for p in paths if p.endswith(".gz") and engine.uncompressed_size(p) > chunk]
+                assert bool(stores) == (valid > 0 or bool(flushed)), "every valid line is spilled"
 
 
 subjects = st.sampled_from([b"a", b"b", b"c", b"d", b"e"])
@@ -490,3 +494,56 @@ def test_default_budget_leaves_useful_chunks() -> None:
     budget = engine.plan(Settings(), 2, 4)
     assert budget.chunk_size >= 1 << 20
     assert budget.spill_entries >= 500_000
+
+
+# --- a compressed file is one split, flushed to the spill folder as it is read --------------------
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_big_compressed_file_is_flushed_as_it_is_read(tmp_path: Path, workers: int) -> None:
+    """A ``.gz`` file larger than a chunk writes its counters to the spill folder every chunk's
+    worth of bytes, and drops unknown level tokens past the first ones, with the same documents
+    as a run that holds it all in memory."""
+    rng = random.Random(7)
+    lines = [
+        _line((i % 300, rng.choice([b"INFO", b"ERROR", b"Tok%d" % rng.randrange(40)]),
+               b"s%d" % rng.randrange(30), b"u%d" % rng.randrange(2000)))
+        for i in range(4000)
+    ]
+    lines += [_line((150, b"INFO", b"auth", b"spam"))] * 40
+    path = tmp_path / "big.log.gz"
+    path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    paths = discover([str(tmp_path)])
+    summary, full = documents(paths, KNOBS, SerialExecutor())
+    first = {t.decode().upper() for t in list(dict.fromkeys(
+        line.split()[1] for line in lines if line.split()[1].startswith(b"Tok")))[:3]}
+    expected = (summary, _only_tokens(full, first))
+    runs: list[list[int]] = []
+    real_write_run = engine.write_run
+
+    def counted(*args: Any) -> list[int]:
+        runs.append(real_write_run(*args))
+        return runs[-1]
+
+    def small(knobs: Settings, workers: int, in_flight: int) -> Budget:
+        return Budget(chunk_size=8192, spill_entries=1 << 30, partition_entries=500)
+
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    with contextlib.ExitStack() as stack:
+        executor: Executor = (
+            stack.enter_context(PoolExecutor(2)) if workers == 2 else SerialExecutor()
+        )
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
+        patch.setattr(engine, "plan", small)
+        patch.setattr(engine, "write_run", counted)
+        patch.setattr(engine, "SPILL_DIR", str(spills))
+        patch.setattr(engine, "MAX_UNKNOWN_LEVELS", 3)
+        patch.setattr(scan, "MAX_UNKNOWN_LEVELS", 3)
+        patch.setattr(scan, "BLOCK", 1000)
+        assert documents(paths, KNOBS, executor) == expected
+    assert os.listdir(spills) == []
+    if workers == 1:
+        size = len(gzip.decompress(path.read_bytes()))
+        assert len(runs) >= size // 8192
+        assert all(sum(run) > 0 for run in runs[:-1])

@@ -1,0 +1,121 @@
+"""The executors: every item mapped once, failures and dead workers named, a pool reusable after
+a stop at any point."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from mapreduce_logs import MapError, PoolExecutor, SerialExecutor
+
+
+def square(n: int) -> int:
+    return n * n
+
+
+def fail_on_three(n: int) -> int:
+    if n == 3:
+        raise ValueError("three is bad")
+    return n
+
+
+def die_on_three(n: int) -> int:
+    if n == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return n
+
+
+def big(n: int) -> bytes:
+    return bytes([n % 256]) * (8 << 20)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[PoolExecutor]:
+    with PoolExecutor(2) as two:
+        yield two
+
+
+def test_every_item_once(pool: PoolExecutor) -> None:
+    assert sorted(pool.imap(square, range(50))) == [n * n for n in range(50)]
+    assert sorted(SerialExecutor().imap(square, range(50))) == [n * n for n in range(50)]
+
+
+def test_results_larger_than_a_pipe(pool: PoolExecutor) -> None:
+    sizes = sorted((len(b), b[0]) for b in pool.imap(big, range(5)))
+    assert sizes == [(8 << 20, n) for n in range(5)]
+
+
+@pytest.mark.parametrize("executor", ["pool", "serial"])
+def test_failure_names_the_item(pool: PoolExecutor, executor: str) -> None:
+    mapper = pool if executor == "pool" else SerialExecutor()
+    with pytest.raises(MapError, match=r"failed on 3: ValueError.*three is bad"):
+        list(mapper.imap(fail_on_three, range(10)))
+    assert sorted(pool.imap(square, range(10))) == [n * n for n in range(10)]
+
+
+def test_dead_worker_is_named_and_replaced(pool: PoolExecutor) -> None:
+    with pytest.raises(MapError, match=r"failed on 3: the worker process died \(exit status -9\)"):
+        list(pool.imap(die_on_three, range(10)))
+    assert sorted(pool.imap(square, range(10))) == [n * n for n in range(10)]
+
+
+@pytest.mark.parametrize("after", [0, 1, 5])
+def test_stopping_early_leaves_the_pool_usable(pool: PoolExecutor, after: int) -> None:
+    seen = []
+    for result in pool.imap(square, range(100)):
+        if len(seen) == after:
+            break
+        seen.append(result)
+    assert len(seen) == after
+    assert sorted(pool.imap(square, range(20))) == [n * n for n in range(20)]
+
+
+def test_keyboard_interrupt_in_the_consumer(pool: PoolExecutor) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        for result in pool.imap(big, range(20)):
+            if result[0] == 2:
+                raise KeyboardInterrupt
+    assert sorted(pool.imap(square, range(20))) == [n * n for n in range(20)]
+
+
+def test_used_outside_its_block() -> None:
+    with pytest.raises(RuntimeError, match="with block"):
+        list(PoolExecutor(2).imap(square, range(3)))
+
+
+def test_workers_stop_on_exit() -> None:
+    with PoolExecutor(2) as two:
+        list(two.imap(square, range(4)))
+        processes = [w.process for w in two._workers]
+    assert all(not p.is_alive() for p in processes)
+
+
+def test_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """An idle worker waits on its pipe; the death of the parent must close it."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from mapreduce_logs import PoolExecutor\n"
+        "with PoolExecutor(3) as pool:\n"
+        "    list(pool.imap(abs, range(6)))\n"
+        "    print(' '.join(str(w.process.pid) for w in pool._workers), flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as parent:
+        assert parent.stdout is not None
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 3
+        parent.kill()
+    deadline = time.monotonic() + 20
+    while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+              for pid in pids):
+        assert time.monotonic() < deadline, "workers outlived their killed parent"
+        time.sleep(0.05)
