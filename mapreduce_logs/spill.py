@@ -208,8 +208,9 @@ def finish(
 
 # --- the folder and its removal -----------------------------------------------------------------
 
-PREFIX = "mapreduce_logs-spill-"
-"""Spill folders are named PREFIX + the process id + "-" + random letters."""
+PREFIX = ".mapreduce_logs-spill-"
+"""Spill folders are named PREFIX + the process id + "-" + random letters (hidden: an output
+folder inside a watched or scanned folder is skipped, and so is a spill folder in it)."""
 
 _LIVE: dict[str, int] = {}
 """Spill folders not yet removed -> the process that made them (forked children must not)."""
