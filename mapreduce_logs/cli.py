@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Summarise PATHs into summary.json and anomalies.json.")
     run.add_argument("paths", nargs="+", metavar="PATH", help="log files or folders")
     _common(run)
+    run.add_argument("--spill-dir", metavar="DIR", default=None,
+                     help="where counts past the memory budget are spilled, in a hidden folder "
+                     "removed at the end (default: the --out folder)")
     watch = commands.add_parser("watch", help="keep the outputs current as files arrive",
                                 description="Process DIR, then keep the outputs current.")
     watch.add_argument("dir", metavar="DIR", help="folder to watch")
@@ -153,6 +156,8 @@ def run_main(args: argparse.Namespace) -> int:
         os.makedirs(args.out, exist_ok=True)
     except OSError as err:
         raise UsageError(f"cannot create output folder {args.out}: {err.strerror}") from None
+    if args.spill_dir is not None and not os.path.isdir(args.spill_dir):
+        raise UsageError(f"--spill-dir is not a folder: {args.spill_dir}")
     show_progress = not args.quiet and sys.stderr.isatty()
     clock = Clock()
     stats = RunStats()
@@ -160,7 +165,8 @@ def run_main(args: argparse.Namespace) -> int:
     executor: Executor = pool if pool is not None else SerialExecutor()
     with pool if pool is not None else contextlib.nullcontext(), MemorySampler() as sampler:
         with _progress(files, show_progress) as advance:
-            partial = run_files(files, settings, executor, progress=advance, stats=stats)
+            partial = run_files(files, settings, executor, progress=advance, stats=stats,
+                                spill_dir=args.spill_dir or args.out)
         _summary, anomalies = _write_outputs(partial, settings, args.out, stats.stages)
     metrics = run_metrics(
         clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=stats.chunks,

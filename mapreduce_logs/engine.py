@@ -298,7 +298,8 @@ HEADROOM = 0.15
 GZIP_GROWTH = 8
 """Guess of uncompressed bytes per compressed byte, only to size the first spill partitions."""
 SPILL_DIR: str | None = None
-"""Where spill folders are made; None is the system's temporary folder (``TMPDIR``)."""
+"""Where spill folders are made unless ``run_files`` is told; None is the system's temporary
+folder (``TMPDIR``). The command line passes its output folder."""
 
 
 @dataclass(frozen=True)
@@ -553,17 +554,19 @@ def run_files(
     executor: Executor,
     progress: Callable[[int], None] | None = None,
     stats: RunStats | None = None,
+    spill_dir: str | None = None,
 ) -> Partial:
     """Split, map and reduce ``files`` into one digested Partial. Unreadable files land in
-    ``failures``. Memory follows ``plan``; anything spilled is removed before this returns or
-    raises, and by SIGTERM before it kills the process."""
+    ``failures``. Memory follows ``plan``; what does not fit is spilled to a hidden folder made
+    in ``spill_dir`` (default SPILL_DIR), removed before this returns or raises, and by SIGTERM
+    before it kills the process."""
     stats = stats if stats is not None else RunStats()
     workers = getattr(executor, "workers", 1)
     budget = plan(settings, workers, getattr(executor, "in_flight", workers))
     started = time.perf_counter()
     failed: dict[str, str] = {}
 
-    reducer = Reducer(settings, budget, _input_bytes(files), SPILL_DIR)
+    reducer = Reducer(settings, budget, _input_bytes(files), spill_dir or SPILL_DIR)
 
     def splits() -> Iterator[Chunk]:
         for item in split_files(files, budget.chunk_size):

@@ -17,7 +17,8 @@ import strategies
 
 import mapreduce_logs.cli as cli
 import mapreduce_logs.engine as engine
-from mapreduce_logs import map_split
+import mapreduce_logs.spill as spill
+from mapreduce_logs import Settings, map_split
 from mapreduce_logs.cli import build_parser, main
 
 OPTIONS = ["--out", "--workers", "--chunk-size", "--memory-mb", "--top", "--peak-hours",
@@ -137,6 +138,7 @@ def test_workers_and_chunk_size_do_not_change_the_outputs(
     ["run", "IN", "--clock-skew", "-1"],
     ["run", "MISSING"],
     ["run", "IN", "MISSING"],
+    ["run", "IN", "--spill-dir", "MISSING"],
 ])
 def test_usage_errors_exit_2_in_one_line(argv: list[str], tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,6 +154,36 @@ def test_usage_errors_exit_2_in_one_line(argv: list[str], tmp_path: Path,
     if "MISSING" in argv or str(tmp_path / "nope") in argv:
         assert "nope" in err
     assert not (out / "summary.json").exists()
+
+
+@pytest.mark.parametrize("where", ["out", "spill-dir"])
+def test_spill_goes_to_a_hidden_folder_in_out_or_spill_dir(
+        where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data, out, elsewhere = sample(tmp_path / "in"), tmp_path / "out", tmp_path / "spill"
+    elsewhere.mkdir()
+    folders: list[str] = []
+
+    class Recorded(spill.SpillStore):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            folders.append(self.folder)
+
+    def tiny(knobs: Settings, workers: int, in_flight: int) -> engine.Budget:
+        return engine.Budget(knobs.chunk_size, spill_entries=0, partition_entries=2)
+
+    monkeypatch.setattr(engine, "plan", tiny)
+    monkeypatch.setattr(engine, "SpillStore", Recorded)
+    extra = ["--spill-dir", str(elsewhere)] if where == "spill-dir" else []
+    status, _, _ = run(["run", str(data), "--out", str(out), "--workers", "1", "--quiet", *extra],
+                       capsys)
+    assert status == 0
+    assert len(folders) == 1
+    parent, name = os.path.split(folders[0])
+    assert parent == str(out if where == "out" else elsewhere)
+    assert name.startswith(".")
+    assert not os.path.exists(folders[0])
+    assert sorted(os.listdir(elsewhere)) == []
 
 
 # --- a run: outputs, metrics, report line -----------------------------------------------------

@@ -428,14 +428,13 @@ def test_spill_folder_removed_when_the_command_is_stopped(tmp_path: Path, sig: i
     spills = tmp_path / "tmp"
     spills.mkdir()
     command = [sys.executable, "-m", "mapreduce_logs", "run", str(log), "--quiet",
-               "--workers", "2", "--memory-mb", "50", "--out", str(tmp_path / "out")]
+               "--workers", "2", "--memory-mb", "50", "--out", str(tmp_path / "out"),
+               "--spill-dir", str(spills)]
     with open(tmp_path / "stderr", "wb") as stderr:
-        proc = subprocess.Popen(command, env={**os.environ, "TMPDIR": str(spills)},
-                                stderr=stderr, start_new_session=True)
+        proc = subprocess.Popen(command, stderr=stderr, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        # (gettempdir's first call probes the folder with a file of its own: wait for ours)
-        while not any(name.startswith("mapreduce_logs-spill-") for name in os.listdir(spills)):
+        while not any(name.startswith(spill.PREFIX) for name in os.listdir(spills)):
             assert proc.poll() is None, "finished before spilling"
             assert time.monotonic() < deadline, "never spilled"
             time.sleep(0.005)
