@@ -1,7 +1,7 @@
 """Map Splits to Partials over an executor, then reduce them into one Partial, in a memory budget.
 
 The executor is passed in: ``SerialExecutor`` maps in this process (tests, debugging), and
-``PoolExecutor`` maps on a ``multiprocessing`` pool with a bounded number of splits in flight,
+``PoolExecutor`` maps on ``multiprocessing`` worker processes, one split in each at a time,
 so memory does not grow with the input. Anything with the same ``imap`` fits the seam.
 
 Memory (``--memory-mb``, the whole process tree) is shared out by ``plan``: a fixed part per
