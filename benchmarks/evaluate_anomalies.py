@@ -309,10 +309,42 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
             f"{k.steady_fp} | {_f(k.precision())} | {k.fragmented if kind in WINDOW_KINDS else '-'} |")
     out += ["", "Counted kinds (clock, future, malformed, unknown level) match only when the count "
             "is exact; for them every incident is SPEC-required.", ""]
+    out += _by_run_lines(results, _run_floor(args.tool_args))
     out += _by_multiplier(results)
     out += _by_family(results)
     out += _details(t)
     return "\n".join(out) + "\n"
+
+
+def _run_floor(tool_args: list[str]) -> int:
+    """The --burst-min-lines the tool ran with."""
+    from mapreduce_logs import Settings
+
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--burst-min-lines", type=int, default=Settings().burst_min_lines)
+    return int(ap.parse_known_args(tool_args)[0].burst_min_lines)
+
+
+def _by_run_lines(results: list[dict[str, Any]], floor: int) -> list[str]:
+    """SPEC-required user bursts, split by their lines in all against the run floor."""
+    incs = [i for r in results for i in r["matches"]["user_burst"]["incidents"]
+            if i["spec_requires_catch"]]
+    out = ["## SPEC-required user bursts by lines in all", "",
+           f"A run of flagged windows is reported when its lines add up to `--burst-min-lines` "
+           f"({floor}).", "",
+           "| injected lines in all | windows | SPEC-required | caught | recall |",
+           "|---|---|---:|---:|---:|"]
+    groups = (
+        (f"< {floor}", "any", lambda i: i["injected_lines"] < floor),
+        (f">= {floor}", "1", lambda i: i["injected_lines"] >= floor and i["windows"] == 1),
+        (f">= {floor}", "2 or more", lambda i: i["injected_lines"] >= floor and i["windows"] > 1),
+    )
+    for label, windows, test in groups:
+        group = [i for i in incs if test(i)]
+        caught = sum(i["detections"] > 0 for i in group)
+        out.append(f"| {label} | {windows} | {len(group)} | {caught} | "
+                   f"{_f(caught / len(group) if group else None)} |")
+    return [*out, ""]
 
 
 def _by_multiplier(results: list[dict[str, Any]]) -> list[str]:

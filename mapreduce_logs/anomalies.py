@@ -13,17 +13,21 @@ the windows (rounded up, never all) where the subject counted most, which is whe
   busiest ordinary user's share, is the largest trimmed share (capped at 0.99). The user's own
   usual rate u is its trimmed lines / the number of trimmed windows. Expected lines of a user in
   a window: max(S * lines of everyone else there, u). The window is flagged when
-  lines >= max(burst_min_lines, burst_factor * expected).
+  lines >= max(1, burst_factor * expected), and a run of adjacent flagged windows of the user is
+  reported when its lines add up to at least burst_min_lines: the floor is on the run, so a long
+  burst on quiet traffic counts as much as a short one on busy traffic.
 
 Adjacent flagged windows of one subject form one anomaly.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import compress
-from operator import itemgetter
+from operator import and_, eq, itemgetter, le, or_
 from typing import Any, NamedTuple
 
 from .parse import NS, format_utc
@@ -108,23 +112,42 @@ def _round(x: float) -> float:
 
 
 def _window_anomalies(
-    flagged: Iterable[Flagged], subject_key: str, subject: bytes, count_key: str, settings: Settings
+    flagged: Iterable[Flagged],
+    subject_key: str,
+    subject: bytes,
+    count_key: str,
+    settings: Settings,
+    least: int = 0,
 ) -> list[Found]:
-    """One anomaly per run of adjacent flagged windows of one subject."""
-    return [
-        Found(
-            run[0].window * settings.window,
-            subject,
-            {
-                "severity": severity_for_excess(max(f.observed / f.threshold for f in run)),
-                subject_key: subject.decode("utf-8", "replace"),
-                **_window_fields(run, settings),
-                count_key: sum(f.observed for f in run),
-                "baseline": _round(sum(f.expected for f in run) / len(run)),
-            },
+    """One anomaly per run of adjacent flagged windows of one subject whose observed counts add
+    up to at least ``least``.
+
+    Severity goes by the peak of observed / threshold over the run's windows; with a floor on
+    the run, by the smaller of that and the run's total / ``least``, so a run that only just
+    passes the floor is ``info`` (for a single window this is observed / max(least, threshold)).
+    """
+    found = []
+    for run in _runs(flagged):
+        total = sum(f.observed for f in run)
+        if total < least:
+            continue
+        excess = max(f.observed / f.threshold for f in run)
+        if least:
+            excess = min(excess, total / least)
+        found.append(
+            Found(
+                run[0].window * settings.window,
+                subject,
+                {
+                    "severity": severity_for_excess(excess),
+                    subject_key: subject.decode("utf-8", "replace"),
+                    **_window_fields(run, settings),
+                    count_key: total,
+                    "baseline": _round(sum(f.expected for f in run) / len(run)),
+                },
+            )
         )
-        for run in _runs(flagged)
-    ]
+    return found
 
 
 def detect_spikes(p: Partial, settings: Settings) -> list[Found]:
@@ -247,34 +270,110 @@ def _burst_limits(
 ) -> tuple[float, float]:
     """(expected lines, threshold) of a user's window; both grow with ``share``."""
     expected = max(min(share, MAX_SHARE) * (window_total - lines), usual)
-    return expected, max(settings.burst_min_lines, settings.burst_factor * expected)
+    return expected, max(1.0, settings.burst_factor * expected)
 
 
 BurstCandidate = tuple[bytes, int, int, float]
 """(user, window index, lines, the user's usual rate) that may be a burst."""
 
+Key = tuple[bytes, int]
+"""(user, window index)."""
+
+Entry = tuple[Key, int]
+"""((user, window index), lines)."""
+
+
+def _long_runs(entries: Iterable[Entry], least: int) -> Iterator[list[Entry]]:
+    """Runs of adjacent windows of one user among ``entries`` (sorted by user, then window)
+    whose lines add up to at least ``least``."""
+    run: list[Entry] = []
+    total = 0
+    for entry in entries:
+        (user, window), lines = entry
+        if run and (window != run[-1][0][1] + 1 or user != run[-1][0][0]):
+            if total >= least:
+                yield run
+            run, total = [], 0
+        run.append(entry)
+        total += lines
+    if total >= least:
+        yield run
+
+
+def _linked(keys: list[Key]) -> Iterator[bool]:
+    """For each of ``keys`` (sorted), whether the window before or after it of the same user is
+    among them. Done in C, so that a crowd of scattered windows costs little."""
+    users = list(map(itemgetter(0), keys))
+    windows = list(map(itemgetter(1), keys))
+    # link i: keys i and i + 1 are adjacent windows of one user
+    links = list(map(and_, map(eq, users, users[1:]), map(eq, map((1).__add__, windows), windows[1:])))
+    del users, windows
+    return map(or_, itertools.chain([False], links), itertools.chain(links, [False]))
+
+
+def line_totals(user_lines: Mapping[Key, int]) -> Counter[bytes]:
+    """Lines per user, summed over its windows."""
+    totals = Counter(map(itemgetter(0), user_lines))
+    for (user, _), n in compress(user_lines.items(), map((1).__lt__, user_lines.values())):
+        totals[user] += n - 1
+    return totals
+
 
 def burst_candidates(
-    user_lines: Mapping[tuple[bytes, int], int],
+    user_lines: Mapping[Key, int],
     window_lines: Mapping[int, int],
     share_floor: float,
     settings: Settings,
+    totals: Mapping[bytes, int] | None = None,
 ) -> list[BurstCandidate]:
-    """The windows that can be flagged once the run's share is known to be at least ``share_floor``.
+    """The windows that can be flagged in a reported run once the run's share is known to be at
+    least ``share_floor``: every window of each run of windows flagged under ``share_floor``
+    whose lines reach ``burst_min_lines``.
 
-    The threshold only grows with the share, so filtering a group of users with the group's own
-    share (never above the run's) keeps every window that the run's share flags, and few others.
-    Every window of a user must be in ``user_lines``.
+    The threshold only grows with the share, so a run flagged under the run's share lies inside
+    one flagged under the floor, and has no more lines: filtering a group of users with the
+    group's own share (never above the run's) keeps every window of every reported run. What is
+    kept is bounded by those runs, however small the expectation (a share of 0 flags every
+    window), so a crowd of users with a few lines here and there leaves nothing.
+    Every window of a user must be in ``user_lines``; ``totals`` are the users' lines (computed
+    when not given).
     """
-    enough = map(settings.burst_min_lines.__le__, user_lines.values())
-    busy = [(key, lines) for key, lines in compress(user_lines.items(), enough)]
-    rates = user_rates(user_lines, window_lines, users={user for (user, _), _ in busy})
-    out: list[BurstCandidate] = []
-    for (user, window), lines in busy:
+    least = settings.burst_min_lines
+    if totals is None:
+        totals = line_totals(user_lines)
+    heavy = set(compress(totals, map(least.__le__, totals.values())))
+    if not heavy:
+        return []
+    # Whatever its usual rate, a window is flagged only if lines >= f*s*(window - lines), that is
+    # lines >= f*s*window / (1 + f*s): a cut done in C over every entry, lowered a hair so that
+    # float rounding cannot drop a window the exact test below keeps.
+    fs = settings.burst_factor * min(share_floor, MAX_SHARE)
+    lowest = {w: max(1, math.ceil(fs * n / (1 + fs) * (1 - 1e-9))) for w, n in window_lines.items()}
+    keys = user_lines.keys()
+    high = list(compress(keys, map(le, map(lowest.__getitem__, map(itemgetter(1), keys)),
+                                   user_lines.values())))
+    possible = sorted(compress(high, map(heavy.__contains__, map(itemgetter(0), high))))
+    del high
+    # A window alone (no neighbour among them) is a run of its own: it needs `least` lines.
+    alone_enough = set(compress(keys, map(least.__le__, user_lines.values())))
+    worth = map(or_, _linked(possible), map(alone_enough.__contains__, possible))
+    entries = [(key, user_lines[key]) for key in compress(possible, worth)]
+    del possible
+    # Runs of those windows with enough lines, then the exact test with the usual rates of their
+    # users, then the runs again: a run of the exact test lies inside a run of the cut.
+    kept = [entry for run in _long_runs(entries, least) for entry in run]
+    rates = user_rates(user_lines, window_lines, users={user for (user, _), _ in kept})
+    flagged: list[Entry] = []
+    for entry in kept:
+        (user, window), lines = entry
         usual = rates[user].usual if user in rates else 0.0
         if lines >= _burst_limits(share_floor, usual, lines, window_lines[window], settings)[1]:
-            out.append((user, window, lines, usual))
-    return out
+            flagged.append(entry)
+    return [
+        (user, window, lines, rates[user].usual if user in rates else 0.0)
+        for run in _long_runs(flagged, least)
+        for (user, window), lines in run
+    ]
 
 
 def bursts(
@@ -285,7 +384,7 @@ def bursts(
 ) -> list[Found]:
     """user_burst anomalies among ``candidates`` under the run's busiest ``share``.
 
-    Every window of a user that can be flagged must be among the candidates.
+    Every window of a user that can be flagged in a reported run must be among the candidates.
     """
     flagged: dict[bytes, list[Flagged]] = defaultdict(list)
     for user, window, lines, usual in candidates:
@@ -294,12 +393,14 @@ def bursts(
             flagged[user].append(Flagged(window, lines, expected, threshold))
     found: list[Found] = []
     for user, items in flagged.items():
-        found += _window_anomalies(items, "user", user, "lines", settings)
+        found += _window_anomalies(
+            items, "user", user, "lines", settings, least=settings.burst_min_lines
+        )
     return found
 
 
 def detect_bursts(p: Partial, settings: Settings) -> list[Found]:
-    """user_burst anomalies, one per run of adjacent flagged windows of a user."""
+    """user_burst anomalies, one per run of adjacent flagged windows of a user with enough lines."""
     share = busiest_share(p)
     candidates = burst_candidates(p.user_lines, p.window_lines, share, settings)
     return bursts(candidates, share, p.window_lines, settings)

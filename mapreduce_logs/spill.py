@@ -155,10 +155,11 @@ def digest_tables(
     services = subject_totals(tables.service_errors, tables.service_others)
     windows = Counter(map(itemgetter(0), tables.user_lines))
     own = user_share(tables.user_lines, window_lines, windows)
-    # The partition's own share is at most the run's: its filter keeps every burst.
-    put_candidates(burst_candidates(tables.user_lines, window_lines, own, settings))
-    users = windows
+    users = windows  # from here on: lines per user
     _add_above_one(users, tables.user_lines)
+    # The partition's own share is at most the run's: its filter keeps every window of every
+    # reported burst, and only windows of runs with burst_min_lines lines or more.
+    put_candidates(burst_candidates(tables.user_lines, window_lines, own, settings, users))
     return PartDigest(
         top_services=top_of(services, settings.top),
         top_users=top_of(users, settings.top),

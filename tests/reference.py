@@ -12,7 +12,7 @@ Choices the spec leaves open follow the engine, and are listed here so they are 
 - ``counts`` lists all six kinds;
 - severities: line-level kinds by share of all lines (< 0.1% info, < 1% warning, else
   critical); window kinds by the peak of observed / threshold (< 1.5 info, < 5 warning, else
-  critical);
+  critical), for user_burst the smaller of that and the run's lines / the minimum lines;
 - error_spike and user_burst follow the rules written in the docstring of
   ``mapreduce_logs/anomalies.py`` (coded again here from the prose).
 """
@@ -492,8 +492,9 @@ def user_bursts(t: Tally, options: Options) -> list[tuple[int, bytes, dict[str, 
     """Over all windows with traffic: drop each user's tenth (rounded up, never all) of busiest windows;
     its share = its kept lines / all lines of those kept windows, its usual = kept lines / kept
     window count. S = the largest share, capped at 0.99. Expected lines in a window =
-    max(S * lines of everyone else there, usual); flagged when lines >= max(min lines,
-    factor * expected)."""
+    max(S * lines of everyone else there, usual); flagged when lines >= max(1, factor * expected).
+    A run of adjacent flagged windows is reported when its lines add up to at least min lines;
+    its severity goes by min(peak of lines / threshold, run lines / min lines)."""
     windows = sorted(t.window_lines)
     drop = trim_count(len(windows))
     share = 0.0
@@ -510,13 +511,17 @@ def user_bursts(t: Tally, options: Options) -> list[tuple[int, bytes, dict[str, 
     for user in sorted(t.users):
         lines = {w: t.user_lines[(user, w)] for w in windows}
         expected = {w: max(share * (t.window_lines[w] - lines[w]), usual[user]) for w in windows}
-        threshold = {
-            w: max(options.burst_min_lines, options.burst_factor * expected[w]) for w in windows
-        }
+        threshold = {w: max(1.0, options.burst_factor * expected[w]) for w in windows}
         flagged = [w for w in windows if lines[w] and lines[w] >= threshold[w]]
         for run in _runs(flagged):
-            found.append((run[0] * options.window, user, _window_anomaly(
-                "user_burst", options, "user", user, "lines", run, lines, expected, threshold)))
+            total = sum(lines[w] for w in run)
+            if total < options.burst_min_lines:
+                continue
+            anomaly = _window_anomaly(
+                "user_burst", options, "user", user, "lines", run, lines, expected, threshold)
+            peak = max(lines[w] / threshold[w] for w in run)
+            anomaly["severity"] = window_severity(min(peak, total / options.burst_min_lines))
+            found.append((run[0] * options.window, user, anomaly))
     return found
 
 

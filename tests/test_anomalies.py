@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,132 @@ def test_clock_anomalies_name_exact_lines(tmp_path: Path) -> None:
     future = of_type(doc, "future_timestamp")
     assert [(a["count"], [e["line"] for e in a["examples"]]) for a in future] == [(1, [7])]
     assert future[0]["examples"][0]["text"].endswith("from the future")
+
+
+# --- user_burst: the floor is on the run's lines, not on each window's -------------------------
+
+
+def quiet_uniform(rng: random.Random, windows: int = 200, per_window: float = 30.0,
+                  users: int = 100) -> list[tuple[int, str]]:
+    """Uniform users on quiet traffic: with 30 lines a window over 100 users, the busiest
+    ordinary user writes about 0.3 lines a window."""
+    names = [f"user{i}" for i in range(users)]
+    return steady_lines(rng, windows, {"api": (per_window, 0.0)}, names, [1.0] * users)
+
+
+def with_user_lines(lines: list[tuple[int, str]], user: str, first: int,
+                    per_window: list[int]) -> list[tuple[int, str]]:
+    """``lines`` plus ``per_window[i]`` lines of ``user`` in window ``first + i``."""
+    out = list(lines)
+    for i, count in enumerate(per_window):
+        w = first + i
+        out += [(START + w * 60 + k * 60 // count, f"INFO api {user} again") for k in range(count)]
+    return out
+
+
+def test_long_low_rate_burst_fires(tmp_path: Path) -> None:
+    """4 lines a window for 8 windows (32 lines), where the busiest ordinary user writes about
+    0.3 a window: 13x the busiest user, no window near 20 lines, reported as one anomaly."""
+    lines = with_user_lines(quiet_uniform(random.Random(11)), "spammer", 120, [4] * 8)
+    doc = anomalies_of([write_log(tmp_path / "a.log", lines)])
+    bursts = of_type(doc, "user_burst")
+    assert [(b["user"], b["window_start"], b["window_end"], b["lines"]) for b in bursts] == [
+        ("spammer", stamp(START + 120 * 60), stamp(START + 128 * 60), 32)
+    ]
+    assert bursts[0]["baseline"] < 0.4
+    # 32 lines against a floor of 20: the weaker bar decides the severity (32 / 20 = 1.6).
+    assert bursts[0]["severity"] == "warning"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_single_line_windows_on_quiet_uniform_traffic_stay_quiet(tmp_path: Path, seed: int) -> None:
+    """500 users sharing 3 lines a window: no user is seen in more than a tenth of the windows,
+    so the busiest share is 0 and every window of every user reaches 5x its expectation. The run
+    floor keeps them quiet; without it (a floor of 1 line) they would all be reported."""
+    rng = random.Random(seed)
+    lines = quiet_uniform(rng, windows=300, per_window=3.0, users=500)
+    path = write_log(tmp_path / "a.log", lines)
+    assert of_type(anomalies_of([path]), "user_burst") == []
+    noisy = of_type(anomalies_of([path], Settings(burst_min_lines=1)), "user_burst")
+    assert len(noisy) > 100
+
+
+@pytest.mark.parametrize(
+    ("per_window", "fires"),
+    [
+        ([3, 3, 3, 3, 3, 4], False),  # 19 lines: just under the floor
+        ([3, 3, 3, 3, 4, 4], True),  # 20 lines: at the floor
+        ([4, 4, 4, 4, 0, 4, 4, 4, 4], False),  # 32 lines, but a quiet window splits them: 16 + 16
+        ([2] * 10, True),  # 20 lines, 2 a window
+    ],
+)
+def test_run_floor_just_under_and_at(tmp_path: Path, per_window: list[int], fires: bool) -> None:
+    """A run is reported when its windows' lines add up to --burst-min-lines (20), not before;
+    windows apart (a window between them not flagged) are separate runs."""
+    lines = with_user_lines(quiet_uniform(random.Random(5)), "spammer", 100, per_window)
+    doc = anomalies_of([write_log(tmp_path / "a.log", lines)])
+    bursts = [(b["user"], b["lines"], b["severity"]) for b in of_type(doc, "user_burst")]
+    assert bursts == ([("spammer", sum(per_window), "info")] if fires else [])
+
+
+def test_burst_candidates_are_bounded_by_long_runs() -> None:
+    """With a share of 0 every window is at least 5x its expectation; the candidates a partition
+    keeps are still only the windows of runs with --burst-min-lines lines or more: none of a
+    crowd of users with a few lines here and there, nor of runs of 19 lines."""
+    from mapreduce_logs.anomalies import burst_candidates
+
+    rng = random.Random(3)
+    user_lines: dict[tuple[bytes, int], int] = {}
+    for u in range(5000):
+        for w in rng.sample(range(1000), 5):
+            user_lines[(b"u%d" % u, w)] = rng.choice([1, 1, 1, 2, 3])
+    for w in range(100, 119):  # 19 lines in 19 windows
+        user_lines[(b"short", w)] = 1
+    user_lines[(b"short", 150)] = 19  # and 19 in one window
+    for w in range(200, 220):  # 20 lines in 20 windows, then 2 apart
+        user_lines[(b"long", w)] = 1
+    user_lines[(b"long", 230)] = 2
+    user_lines[(b"big", 300)] = 25
+    window_lines: Counter[int] = Counter()
+    for (_, w), n in user_lines.items():
+        window_lines[w] += n
+    got = burst_candidates(user_lines, window_lines, 0.0, Settings())
+    assert sorted((u, w, n) for u, w, n, _ in got) == [(b"big", 300, 25)] + [
+        (b"long", w, 1) for w in range(200, 220)
+    ]
+    # and under a floor of 1 line every window is a candidate: the run floor is what bounds them
+    assert len(burst_candidates(user_lines, window_lines, 0.0, Settings(burst_min_lines=1))) == len(
+        user_lines
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_low_rate_burst_same_when_spilled_and_chunked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """The multi-window low-rate burst (and the rest of the document) comes out byte for byte
+    the same with small chunks, several workers, and every chunk spilled to partitions of at
+    most 50 entries digested one by one."""
+    from mapreduce_logs import PoolExecutor, build_summary, engine, to_json
+
+    lines = with_user_lines(quiet_uniform(random.Random(11)), "spammer", 120, [4] * 8)
+    lines = with_user_lines(lines, "user7", 60, [3, 3, 3, 3, 3, 3, 2])
+    path = write_log(tmp_path / "a.log", lines)
+    expected = to_json(anomalies_of([path]))
+    assert b'"user": "spammer"' in expected and b'"user": "user7"' in expected
+    monkeypatch.setattr(engine, "SPILL_DIR", str(tmp_path))
+    monkeypatch.setattr(
+        engine, "plan",
+        lambda knobs, workers, in_flight: engine.Budget(knobs.chunk_size, spill_entries=0,
+                                                        partition_entries=50),
+    )
+    for chunk in (997, 8192):
+        knobs = Settings(chunk_size=chunk, workers=workers)
+        if workers == 1:
+            partial = run_files([path], knobs, SerialExecutor())
+        else:
+            with PoolExecutor(workers) as pool:
+                partial = run_files([path], knobs, pool)
+        assert partial.digest is not None, "the run spilled"
+        build_summary(partial, knobs)
+        assert to_json(build_anomalies(partial, knobs)) == expected
