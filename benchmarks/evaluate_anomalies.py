@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -334,7 +334,7 @@ def _by_run_lines(results: list[dict[str, Any]], floor: int) -> list[str]:
            f"({floor}).", "",
            "| injected lines in all | windows | SPEC-required | caught | recall |",
            "|---|---|---:|---:|---:|"]
-    groups = (
+    groups: tuple[tuple[str, str, Callable[[dict[str, Any]], bool]], ...] = (
         (f"< {floor}", "any", lambda i: i["injected_lines"] < floor),
         (f">= {floor}", "1", lambda i: i["injected_lines"] >= floor and i["windows"] == 1),
         (f">= {floor}", "2 or more", lambda i: i["injected_lines"] >= floor and i["windows"] > 1),

@@ -1068,6 +1068,19 @@ def generate(path: str, params: Params, truth: str | None = "") -> dict[str, Any
             planner = Planner(model)
             incident_rows = planner.plan()
         base = max(0, target_lines - len(incident_rows))
+        if base < model.lines // 2:
+            # The incidents sized on the traffic outnumber the lines left for it (long bursts of
+            # a very skewed population): the plain iteration swings from too much traffic to
+            # almost none. They grow in proportion to the traffic, so give it the share of the
+            # lines that it keeps next to them.
+            for _ in range(8):
+                base = round(target_lines * model.lines / max(model.lines + len(incident_rows), 1))
+                if abs(base - model.lines) <= max(1, model.lines // 200):
+                    break
+                model = Model(p, base, span)
+                planner = Planner(model)
+                incident_rows = planner.plan()
+            base = max(0, target_lines - len(incident_rows))
         model.rescale(base)
     writer = Writer(p, model, planner, incident_rows)
     tally = Truth(model, planner)
@@ -1174,7 +1187,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("out", help="file to write")
     size = ap.add_mutually_exclusive_group(required=True)
     size.add_argument("--size", type=parse_size, help="bytes to reach, e.g. 100M, 4G (1M = 2**20)")
-    size.add_argument("--lines", type=int, help="total lines, incident lines included")
+    size.add_argument("--lines", type=int,
+                      help="total lines, incident lines included")
     size.add_argument("--one-giant-line", type=parse_size, metavar="SIZE",
                       help="write one line of SIZE bytes (streamed) and nothing else")
     ap.add_argument("--users", type=int, default=d.users, help="size of the user population")
