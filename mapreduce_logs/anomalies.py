@@ -22,11 +22,10 @@ Adjacent flagged windows of one subject form one anomaly.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import compress
+from itertools import chain, compress
 from operator import and_, eq, itemgetter, le, or_
 from typing import Any, NamedTuple
 
@@ -296,7 +295,7 @@ def _long_runs(entries: Iterable[Entry], least: int) -> Iterator[list[Entry]]:
             run, total = [], 0
         run.append(entry)
         total += lines
-    if total >= least:
+    if run and total >= least:
         yield run
 
 
@@ -308,7 +307,7 @@ def _linked(keys: list[Key]) -> Iterator[bool]:
     # link i: keys i and i + 1 are adjacent windows of one user
     links = list(map(and_, map(eq, users, users[1:]), map(eq, map((1).__add__, windows), windows[1:])))
     del users, windows
-    return map(or_, itertools.chain([False], links), itertools.chain(links, [False]))
+    return map(or_, chain([False], links), chain(links, [False]))
 
 
 def line_totals(user_lines: Mapping[Key, int]) -> Counter[bytes]:
