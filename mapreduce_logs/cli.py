@@ -75,7 +75,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--burst-factor", type=_positive(float, 1), default=d.burst_factor, metavar="X",
                    help=f"user_burst: times the busiest ordinary user (default: {d.burst_factor:g})")
     p.add_argument("--burst-min-lines", type=_positive(int), default=d.burst_min_lines,
-                   metavar="N", help=f"user_burst: fewest lines in a window (default: {d.burst_min_lines})")
+                   metavar="N",
+                   help=f"user_burst: fewest lines in a run of flagged windows (default: {d.burst_min_lines})")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no report line")
 

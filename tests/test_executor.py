@@ -115,7 +115,18 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
         assert len(pids) == 3
         parent.kill()
     deadline = time.monotonic() + 20
-    while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-              for pid in pids):
-        assert time.monotonic() < deadline, "workers outlived their killed parent"
-        time.sleep(0.05)
+    try:
+        while any(_running(pid) for pid in pids):
+            assert time.monotonic() < deadline, "workers outlived their killed parent"
+            time.sleep(0.05)
+    finally:
+        for pid in pids:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
