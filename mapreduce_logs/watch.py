@@ -26,8 +26,9 @@ Choices (SPEC.md section 6 leaves them open):
   files are counted again from the start.
 
 Memory: the work in flight is bounded (a bounded set of paths, batches of at most
-``--memory-mb``/25 bytes), but the counts themselves live in memory, as one Partial: tens of
-millions of distinct (user, window) pairs do not fit, and a warning says so on stderr.
+``--memory-mb``/25 bytes), and so is the state in memory: the counters that grow with users and
+services live in the checkpoint's SQLite database (``watch_store``), and only what stays small
+(totals, lines per window, per-file facts) is held here.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ import contextlib
 import functools
 import gc
 import os
-import pickle
 import signal
+import sqlite3
 import stat
 import sys
 import threading
@@ -59,20 +60,8 @@ from .settings import Settings
 from .split import InputError, Split, discover, is_compressed, split_file
 from .watch_checkpoint import Checkpoint, CheckpointError
 from .watch_events import PendingPaths, start_observer
-from .watch_state import (
-    FINGERPRINT_BYTES,
-    AddFiles,
-    FileRecord,
-    Forget,
-    Merge,
-    MergePickled,
-    NextGeneration,
-    Op,
-    Put,
-    Rekey,
-    SetTail,
-    State,
-)
+from .watch_state import FINGERPRINT_BYTES, FileRecord, State
+from .watch_store import StoreError
 
 CHECKPOINT_FOLDER = ".watch"
 RESCAN_SECONDS = 30.0
@@ -108,20 +97,19 @@ class Job:
     sig: tuple[int, int]
     splits: list[Split] = field(default_factory=list)
     partial: Partial | None = None
-    blobs: list[bytes] = field(default_factory=list)
     failure: str | None = None
 
 
-def map_tagged(item: tuple[int, Split], settings: Settings) -> tuple[int, Split, bytes]:
-    """What the pool runs: ``map_split``, pickled in the worker, with the job it belongs to.
+def map_tagged(item: tuple[int, Split], settings: Settings) -> tuple[int, Split, Partial]:
+    """What the pool runs: ``map_split``, with the job it belongs to.
 
     ``files`` is left at 0: the watcher counts files itself (a file's first bytes may be read
-    more than once, as a provisional tail). The bytes go into the op log as they are.
+    more than once, as a provisional tail).
     """
     index, split = item
     partial = map_split(split, settings)
     partial.files = 0
-    return index, split, pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL)
+    return index, split, partial
 
 
 def _regular(path: str) -> os.stat_result | None:
@@ -157,6 +145,7 @@ class Watcher:
         manage_gc: bool = False,
         pending_limit: int = PENDING_LIMIT,
         batch_bytes: int | None = None,
+        top_size: int | None = None,
     ) -> None:
         self.folder = folder
         self.out = out
@@ -186,9 +175,11 @@ class Watcher:
         self.out_prefix = os.path.join(os.path.abspath(out), "")
         meta = {"folder": os.path.abspath(folder), "spelled": folder,
                 "window": settings.window, "clock_skew": settings.clock_skew}
-        self.checkpoint = Checkpoint(os.path.join(out, CHECKPOINT_FOLDER), meta)
+        self.checkpoint = Checkpoint(os.path.join(out, CHECKPOINT_FOLDER), meta, settings,
+                                     top_size)
+        """``top_size``: entries of the store's top lists (tests make it tiny)."""
         self.state = State(settings.clock_skew_ns)
-        self.ops: list[Op] = []
+        self.anomaly_counts: dict[str, int] = {}
         self.observer: BaseObserver | None = None
         self.next_rescan = float("-inf")
         self.todo: deque[str] = deque()
@@ -216,13 +207,17 @@ class Watcher:
             try:
                 self.state = self.checkpoint.load()
             except CheckpointError as err:
-                self.say(f"watch: checkpoint not used: {err}; counting again from the files "
-                         f"in {self.folder}")
-                self.state = State(self.settings.clock_skew_ns)
-                self.checkpoint.reset(self.state)
+                self._start_again(f"checkpoint not used: {err}")
         else:
-            self.checkpoint.reset(self.state)
+            self.state = self.checkpoint.reset(self.settings.clock_skew_ns)
         self._write_outputs()
+        self.request_rescan()
+
+    def _start_again(self, why: str) -> None:
+        self.say(f"watch: {why}; counting again from the files in {self.folder}")
+        self.state = self.checkpoint.reset(self.settings.clock_skew_ns)
+        for transient in (self.seen, self.changed_at, self.unsettled, self.no_newline):
+            transient.clear()
         self.request_rescan()
 
     def start_events(self, poll: float | None = None) -> None:
@@ -235,12 +230,14 @@ class Watcher:
             self.rescan_seconds = min(self.rescan_seconds, 1.0)
 
     def close(self) -> None:
-        """Stop the notifications. Every step ends with a commit, so nothing is left to write;
-        ops still pending come from a step an exception interrupted, and are not committed."""
+        """Stop the notifications and close the checkpoint. Every step ends with a commit, so
+        nothing is left to write; changes still pending come from a step an exception
+        interrupted, and are not committed."""
         observer, self.observer = self.observer, None
         if observer is not None:
             observer.stop()
             observer.join()
+        self.checkpoint.close()
 
     def request_stop(self) -> None:
         """Ask ``run`` to return after the current batch (safe from a signal handler)."""
@@ -307,13 +304,22 @@ class Watcher:
             lines = self._finish(job)
             if lines is not None:
                 added[job.record.path] = added.get(job.record.path, 0) + lines
-        if self.ops:
-            self._commit()
-            self._write_outputs()
+        if self.state.changed():
+            committing = time.perf_counter()
+            try:
+                self.checkpoint.commit(self.state)
+                self._write_outputs()
+            except (StoreError, sqlite3.DatabaseError) as err:
+                if isinstance(err, sqlite3.OperationalError):
+                    raise  # a full disk or an I/O error: not a damaged checkpoint
+                self._start_again(f"checkpoint damaged: {err}")
+                self._write_outputs()
+                return True
             self.updates += 1
-            seconds = time.perf_counter() - started
+            now = time.perf_counter()
             for path, lines in added.items():
-                self.tell(f"watch: {path}: {lines:+,} lines in {seconds:.2f} s")
+                self.tell(f"watch: {path}: {lines:+,} lines in {now - started:.2f} s "
+                          f"(commit and outputs {now - committing:.2f} s)")
             self._check_memory()
         return True
 
@@ -322,8 +328,7 @@ class Watcher:
         if peak > self.settings.memory_mb * 1_000_000 and "memory" not in self.problems:
             self.problems["memory"] = "over"
             self.say(f"watch: memory {peak / 1e6:,.0f} MB is over --memory-mb "
-                     f"{self.settings.memory_mb}: the watcher keeps its counts in memory "
-                     f"({len(self.state.partial.user_lines):,} user-window counts)")
+                     f"{self.settings.memory_mb}")
 
     def _gather(self, now: float) -> None:
         paths, overflowed = self.pending.take()
@@ -412,16 +417,15 @@ class Watcher:
         for job in jobs:
             job.partial = Partial(clock_skew_ns=self.settings.clock_skew_ns)
         mapper = functools.partial(map_tagged, settings=self.settings)
-        for index, split, blob in self.executor.imap(mapper, items):
+        for index, split, result in self.executor.imap(mapper, items):
             job = jobs[index]
-            result = pickle.loads(blob)
             problem = _incomplete(split, result)
             if problem is not None:
                 job.failure = job.failure or problem
             elif job.failure is None:
                 assert job.partial is not None
                 job.partial.update(result)
-                job.blobs.append(blob)
+            del result
 
     # --- what a path holds now -------------------------------------------------------------------
 
@@ -530,49 +534,45 @@ class Watcher:
 
     # --- identity changes ------------------------------------------------------------------------
 
-    def _do(self, op: Op, decoded: Partial | None = None) -> None:
-        self.state.apply(op, decoded)
-        self.ops.append(op)
-
     def _new(self, path: str, st: os.stat_result) -> FileRecord:
-        generation = self.state.next_generation.get(path, 0)
-        self._do(NextGeneration(path, generation + 1))
-        rec = FileRecord(self.state.next_rid, path, generation, st.st_dev, st.st_ino,
+        state = self.state
+        generation = state.next_generation.get(path, 0)
+        state.set_next_generation(path, generation + 1)
+        rec = FileRecord(state.next_rid, path, generation, st.st_dev, st.st_ino,
                          compressed=is_compressed(path))
-        self._do(Put(rec))
-        self._do(AddFiles(1))
+        state.put(rec)
+        state.add_files(1)
         return rec
 
     def _move(self, rec: FileRecord, path: str) -> FileRecord:
         """``rec``'s file is at ``path`` now (renamed, or back after it left)."""
+        state = self.state
         if rec.path == path:
             if not rec.live:
                 rec = replace(rec, live=True)
-                self._do(Put(rec))
+                state.put(rec)
             return rec
-        generation = self.state.next_generation.get(path, 0)
-        self._do(NextGeneration(path, generation + 1))
-        self._do(Rekey(rec.source, (path, generation)))
+        generation = state.next_generation.get(path, 0)
+        state.set_next_generation(path, generation + 1)
+        state.rekey(rec.source, (path, generation))
         rec = replace(rec, path=path, generation=generation, live=True)
-        self._do(Put(rec))
+        state.put(rec)
         return rec
 
     def _gone(self, rec: FileRecord) -> None:
         """``rec``'s file left its path: its counts stay; one that counted nothing is forgotten."""
         self._forget_transient(rec.rid)
         if rec.counted_end == 0:
-            self._do(AddFiles(-1))
-            self._do(Forget(rec.rid))
+            self.state.add_files(-1)
+            self.state.forget(rec.rid)
         else:
-            self._do(Put(replace(rec, live=False)))
+            self.state.put(replace(rec, live=False))
 
     def _retire(self, rec: FileRecord) -> None:
         """``rec``'s inode now holds other bytes: what it counted stays, its tail for good."""
         self._forget_transient(rec.rid)
-        tail = self.state.tails.get(rec.rid)
-        if tail is not None:
-            self._do(Merge(tail))
-        self._do(Forget(rec.rid))
+        self.state.keep_tail(rec.rid)
+        self.state.forget(rec.rid)
 
     def _forget_transient(self, rid: int) -> None:
         self.seen.pop(rid, None)
@@ -607,34 +607,36 @@ class Watcher:
             self._want(path)
             return None
         self.problems.pop(path, None)
-        assert job.partial is not None
-        tail = self.state.tails.get(rec.rid)
+        partial, job.partial = job.partial, None
+        assert partial is not None
+        state = self.state
+        tail = state.tails.get(rec.rid)
         dropped = tail.lines if tail is not None else 0
+        lines = partial.lines - dropped
         if job.kind == LINES:
-            self._do(MergePickled(tuple(job.blobs)), decoded=job.partial)
+            state.count(partial)
             if tail is not None:
-                self._do(SetTail(rec.rid, None))
-            self._do(Put(rec.with_counted(head, offset=job.end, tail_end=None, tail_sig=None)))
+                state.set_tail(rec.rid, None)
+            state.put(rec.with_counted(head, offset=job.end, tail_end=None, tail_sig=None))
         else:
-            self._do(SetTail(rec.rid, job.partial))
-            self._do(Put(rec.with_counted(head, tail_end=job.end, tail_sig=job.sig)))
-        return job.partial.lines - dropped
+            state.set_tail(rec.rid, partial)
+            state.put(rec.with_counted(head, tail_end=job.end, tail_sig=job.sig))
+        return lines
 
     def _problem(self, path: str, message: str) -> None:
         if self.problems.get(path) != message:
             self.problems[path] = message
             self.say(f"watch: {path}: {message}")
 
-    def _commit(self) -> None:
-        self.checkpoint.commit(self.state, self.ops)
-        self.ops = []
-
     def _write_outputs(self) -> None:
-        view = _first_unknown_levels(self.state.view())
+        view = self.state.view()
+        view = replace(view, digest=self.checkpoint.digest(view.window_lines))
+        view = _first_unknown_levels(view)
+        anomalies = build_anomalies(view, self.settings)
+        self.anomaly_counts = anomalies["counts"]
         write_atomic(os.path.join(self.out, "summary.json"),
                      to_json(build_summary(view, self.settings)))
-        write_atomic(os.path.join(self.out, "anomalies.json"),
-                     to_json(build_anomalies(view, self.settings)))
+        write_atomic(os.path.join(self.out, "anomalies.json"), to_json(anomalies))
 
 
 def _first_unknown_levels(view: Partial) -> Partial:
@@ -741,7 +743,7 @@ def watch_main(args: argparse.Namespace, settings: Settings) -> int:
         )
         write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
         if not args.quiet:
-            say(report_line(metrics, build_anomalies(view, settings)["counts"]))
+            say(report_line(metrics, watcher.anomaly_counts))
     finally:
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)

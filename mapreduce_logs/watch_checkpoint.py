@@ -1,227 +1,279 @@
-"""The watcher's checkpoint: a snapshot plus an op log, committed by atomically replacing a manifest.
+"""The watcher's checkpoint: one SQLite database, one transaction per update.
 
-Layout of ``OUT/.watch/``::
+``OUT/.watch/state.sqlite`` (write-ahead log, ``synchronous=FULL``) holds::
 
-    MANIFEST.json        names the snapshot and the op log files, with their sizes and SHA-256
-    snapshot-<seq>.pickle    the whole State at some commit
-    ops-<seq>.pickle         the ops of one later commit, replayed in order on top of it
+    meta(key, value)                  format, what the state depends on, commit number, and
+                                      the small totals with the store's caches (one piece)
+    files(rid, record)                one FileRecord per file
+    segments(path, generation, ...)   line-order facts, one row per source
+    tails(rid, partial)               the small part of each provisional tail
+    windows(window, n)                valid lines per window, counted for good
+    + the high-cardinality counters of ``watch_store``
 
-A commit writes the new file under a fresh name and fsyncs it, then replaces the manifest
-(temporary file, fsync, rename) and fsyncs the folder: the rename is the commit point, so a
-``kill -9`` at any instant leaves either the old state or the new one. Files the manifest does not
-name are leftovers of an interrupted commit and are removed. A commit writes only its own ops, so
-it costs what changed, not the size of the state; when the log outgrows the snapshot, the next
-commit writes a fresh snapshot instead (amortised, every byte is rewritten at most a few times).
+A commit is ``BEGIN IMMEDIATE``, the rows that changed, ``COMMIT``: the counters, the file
+offsets and everything the outputs are built from change together or not at all, and a
+``kill -9`` at any instant leaves the last commit. An update writes what it changed (the rows of
+the users, windows and files it touched), never the whole state. The outputs are rewritten from
+the committed state after each commit and when the watcher starts.
 
-Loading checks the format, what the state depends on (folder, window, clock skew), every size and
-digest, and replays the log; any failure means the checkpoint is not trusted: the caller is told
-why and starts again from the files.
+Loading trusts nothing it has not checked: SQLite's ``quick_check`` of every page, the format
+and what the state depends on (folder, window, clock skew), a SHA-256 of every pickled piece,
+and that every counter table adds up to the valid lines counted. Any failure means the
+checkpoint is not trusted: the caller is told why and starts again from the files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import pickle
-import re
-from collections.abc import Callable
-from typing import Any, BinaryIO
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-from .report import write_atomic
-from .watch_state import Op, State
+from .partial import Partial, Source
+from .settings import Settings
+from .spill import Digest
+from .watch_state import FileRecord, State
+from .watch_store import CountStore, StoreError
 
-FORMAT = 1
-MANIFEST = "MANIFEST.json"
-_NUMBERED = re.compile(r"(?:snapshot|ops)-([0-9]+)\.pickle")
-MAX_LOG_FILES = 256
-MIN_SNAPSHOT_BYTES = 1 << 20
-"""The log may reach this size before a snapshot is rewritten, however small the snapshot."""
+FORMAT = 2
+DATABASE = "state.sqlite"
+CACHE_SHARE = 0.08
+"""Share of ``--memory-mb`` for SQLite's page cache (the OS caches the rest of the file)."""
+
+SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE files(rid INTEGER PRIMARY KEY, record BLOB NOT NULL);
+CREATE TABLE segments(
+    path BLOB NOT NULL, generation INTEGER NOT NULL, segments BLOB NOT NULL,
+    PRIMARY KEY (path, generation));
+CREATE TABLE tails(rid INTEGER PRIMARY KEY, partial BLOB NOT NULL);
+CREATE TABLE windows(window INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+"""
 
 
 class CheckpointError(Exception):
     """The checkpoint on disk cannot be trusted; the message says why."""
 
 
-BLOCK = 1 << 20
+def _sealed(value: object) -> bytes:
+    """``value`` pickled, after a SHA-256 of the pickle."""
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return hashlib.sha256(data).digest() + data
 
 
-class _HashingWriter:
-    """A file's ``write`` that also hashes and counts what goes through it."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        self.f = f
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.size += len(data)
-        return self.f.write(data)
-
-
-def _fsync_folder(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def _opened(blob: bytes, what: str) -> Any:
+    digest, data = bytes(blob[:32]), bytes(blob[32:])
+    if hashlib.sha256(data).digest() != digest:
+        raise CheckpointError(f"damaged {what} (its SHA-256 differs)")
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return pickle.loads(data)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means "damaged"
+        raise CheckpointError(f"{what} cannot be read back: {err!r}") from None
 
 
 class Checkpoint:
     """The committed state of one watcher, in ``folder``. ``meta`` is what the state depends on."""
 
-    def __init__(self, folder: str, meta: dict[str, Any]) -> None:
+    def __init__(self, folder: str, meta: dict[str, Any], settings: Settings,
+                 top_size: int | None = None) -> None:
         self.folder = folder
+        self.path = os.path.join(folder, DATABASE)
         self.meta = meta
+        self.settings = settings
+        self.top_size = top_size
         self.seq = 0
-        self.snapshot: dict[str, Any] | None = None
-        self.log: list[dict[str, Any]] = []
+        self.db: sqlite3.Connection | None = None
+        self.store: CountStore | None = None
         self.fault: Callable[[str], None] | None = None
         """Test hook, called at each step of a commit ("written", "committed") to simulate a crash."""
 
-    # --- loading ---------------------------------------------------------------------------------
+    # --- opening -------------------------------------------------------------------------------
 
-    def exists(self) -> bool:
-        return os.path.isdir(self.folder) and bool(os.listdir(self.folder))
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            kib = max(2048, int(self.settings.memory_mb * 1000 * CACHE_SHARE))
+            db.execute(f"PRAGMA cache_size = -{kib}")
+            db.execute("PRAGMA mmap_size = 0")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _new_store(self, db: sqlite3.Connection) -> CountStore:
+        if self.top_size is None:
+            return CountStore(db, self.settings)
+        return CountStore(db, self.settings, self.top_size)
 
     def load(self) -> State:
         """The committed state. Raises CheckpointError when it is missing, damaged or foreign."""
-        manifest = self._read_manifest()
-        snapshot = manifest["snapshot"]
-        saved = self._read(snapshot)
-        if not (isinstance(saved, tuple) and len(saved) == 3 and saved[0] == FORMAT):
-            raise CheckpointError(f"{snapshot['name']} is not a snapshot of format {FORMAT}")
-        _, meta, state = saved
-        if meta != self.meta or not isinstance(state, State):
-            raise CheckpointError(f"{snapshot['name']} was made for {meta}, not {self.meta}")
-        for entry in manifest["log"]:
-            ops = self._read(entry)
-            if not isinstance(ops, list):
-                raise CheckpointError(f"{entry['name']} is not an op log")
-            for op in ops:
-                state.apply(op)
-        self.seq = int(manifest["seq"])
-        self.snapshot, self.log = snapshot, list(manifest["log"])
-        self._remove_unnamed()
+        self.close()
+        if not os.path.exists(self.path):
+            raise CheckpointError(f"{self.path}: missing")
+        if os.path.getsize(self.path) == 0:
+            raise CheckpointError(f"{self.path}: empty")
+        try:
+            db = self._connect()
+        except sqlite3.Error as err:
+            raise CheckpointError(f"{self.path}: {err}") from None
+        try:
+            state = self._load(db)
+        except (sqlite3.Error, StoreError, CheckpointError) as err:
+            db.close()
+            raise CheckpointError(f"{self.path}: {err}") from None
         return state
 
-    def _read_manifest(self) -> dict[str, Any]:
-        path = os.path.join(self.folder, MANIFEST)
+    def _load(self, db: sqlite3.Connection) -> State:
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise CheckpointError(f"damaged pages: {'; '.join(problems)}")
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            raise CheckpointError(f"{path} is missing") from None
-        except OSError as err:
-            raise CheckpointError(f"cannot read {path}: {err.strerror}") from None
-        if not raw.strip():
-            raise CheckpointError(f"{path} is empty")
-        try:
-            manifest = json.loads(raw)
-            ok = (
-                manifest["format"] == FORMAT
-                and manifest["meta"] == self.meta
-                and isinstance(manifest["seq"], int)
-                and all(self._entry_ok(e) for e in [manifest["snapshot"], *manifest["log"]])
-            )
-        except (ValueError, KeyError, TypeError):
-            raise CheckpointError(f"{path} is not a valid manifest") from None
-        if not ok:
-            raise CheckpointError(f"{path} does not describe this watch ({self.meta})")
-        return manifest  # type: ignore[no-any-return]
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError:
+            raise CheckpointError("no watch state in it") from None
+        if meta.get("format") != FORMAT:
+            raise CheckpointError(f"not a checkpoint of format {FORMAT}")
+        saved_meta = _opened(meta["meta"], "description")
+        if saved_meta != self.meta:
+            raise CheckpointError(f"made for {saved_meta}, not {self.meta}")
+        small = _opened(meta["small"], "totals")
+        records = [_opened(blob, f"file record {rid}")
+                   for rid, blob in db.execute("SELECT rid, record FROM files")]
+        segments: dict[Source, list[Any]] = {}
+        for path, generation, blob in db.execute("SELECT path, generation, segments FROM segments"):
+            segments[(os.fsdecode(path), generation)] = _opened(blob, f"segments of {path!r}")
+        tails = {rid: _opened(blob, f"tail {rid}")
+                 for rid, blob in db.execute("SELECT rid, partial FROM tails")}
+        window_lines = dict(db.execute("SELECT window, n FROM windows").fetchall())
+        if not all(isinstance(r, FileRecord) for r in records) or not all(
+            isinstance(t, Partial) for t in tails.values()
+        ):
+            raise CheckpointError("records or tails of another kind")
+        state = State.rebuilt(self.settings.clock_skew_ns, small["state"], window_lines,
+                              segments, records, tails)
+        if sum(window_lines.values()) != state.partial.valid:
+            raise CheckpointError("the lines per window do not add up")
+        if state.shape() != tuple(small["state"]["shape"]):
+            raise CheckpointError("its files, segments or tails are not all there")
+        store = self._new_store(db)
+        store.attach()
+        store.restore(small["store"])
+        store.check(state.partial.valid + sum(t.valid for t in tails.values()))
+        self.seq = int(meta["seq"])
+        self.db, self.store = db, store
+        return state
 
-    @staticmethod
-    def _entry_ok(entry: Any) -> bool:
-        return (
-            isinstance(entry, dict)
-            and isinstance(entry.get("name"), str)
-            and os.path.basename(entry["name"]) == entry["name"]
-            and isinstance(entry.get("bytes"), int)
-            and isinstance(entry.get("sha256"), str)
-        )
+    def reset(self, clock_skew_ns: int) -> State:
+        """Throw away whatever is on disk and commit an empty state."""
+        self.close()
+        os.makedirs(self.folder, exist_ok=True)
+        for name in os.listdir(self.folder):
+            if name.startswith(DATABASE) or name.endswith((".pickle", ".json", ".tmp")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.folder, name))
+        db = self._connect()
+        db.executescript(SCHEMA)
+        CountStore.create(db)
+        db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
+        db.execute("INSERT INTO meta VALUES ('meta', ?)", (_sealed(self.meta),))
+        store = self._new_store(db)
+        store.attach()
+        self.db, self.store, self.seq = db, store, 0
+        state = State(clock_skew_ns)
+        state.pending.small = True
+        self.commit(state)
+        return state
 
-    def _read(self, entry: dict[str, Any]) -> Any:
-        """The object stored in ``entry``'s file, once its size and digest are checked."""
-        path = os.path.join(self.folder, entry["name"])
-        try:
-            with open(path, "rb") as f:
-                digest, size = hashlib.sha256(), 0
-                while block := f.read(BLOCK):
-                    digest.update(block)
-                    size += len(block)
-                if size != entry["bytes"] or digest.hexdigest() != entry["sha256"]:
-                    raise CheckpointError(
-                        f"{path} is damaged (size or digest differs from the manifest)")
-                f.seek(0)
-                try:
-                    return pickle.load(f)
-                except Exception as err:  # noqa: BLE001 - any unpickling failure means "damaged"
-                    raise CheckpointError(f"{path} cannot be read back: {err!r}") from None
-        except OSError as err:
-            raise CheckpointError(f"cannot read {path}: {err.strerror}") from None
+    def close(self) -> None:
+        db, self.db, self.store = self.db, None, None
+        if db is not None:
+            db.close()
 
     # --- committing ------------------------------------------------------------------------------
 
-    def reset(self, state: State) -> None:
-        """Throw away whatever is on disk and commit ``state`` as a fresh snapshot."""
-        os.makedirs(self.folder, exist_ok=True)
-        numbers = [int(m.group(1)) for m in map(_NUMBERED.fullmatch, os.listdir(self.folder)) if m]
-        self.seq, self.snapshot, self.log = max(numbers, default=0), None, []
-        self._commit_snapshot(state)
-
-    def commit(self, state: State, ops: list[Op]) -> None:
-        """Make ``state`` (which already includes ``ops``) the committed one."""
-        if self.snapshot is None:
-            self._commit_snapshot(state)
-            return
-        logged = sum(e["bytes"] for e in self.log)
-        if len(self.log) >= MAX_LOG_FILES or logged > max(self.snapshot["bytes"], MIN_SNAPSHOT_BYTES):
-            self._commit_snapshot(state)
-            return
-        entry = self._write("ops", ops)
-        self._publish(self.snapshot, [*self.log, entry])
-
-    def _commit_snapshot(self, state: State) -> None:
-        entry = self._write("snapshot", (FORMAT, self.meta, state))
-        self._publish(entry, [])
-
-    def _write(self, kind: str, payload: object) -> dict[str, Any]:
-        """Stream ``payload`` into a new file, fsynced; its manifest entry."""
+    def commit(self, state: State) -> None:
+        """Write what changed in ``state`` since the last commit, atomically."""
+        db, store = self.db, self.store
+        assert db is not None and store is not None, "the checkpoint is not open"
+        p = state.pending
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            store.apply(p.counts, sorted(p.dropped_tails), sorted(p.kept_tails), p.new_tails)
+            _upsert(db, "INSERT INTO windows VALUES (?, ?) ON CONFLICT DO UPDATE "
+                        "SET n = n + excluded.n", sorted(p.windows.items()))
+            for rid in sorted(p.records):
+                record = state.records.get(rid)
+                if record is None:
+                    db.execute("DELETE FROM files WHERE rid = ?", (rid,))
+                else:
+                    db.execute("INSERT OR REPLACE INTO files VALUES (?, ?)", (rid, _sealed(record)))
+            for path, generation in sorted(p.sources):
+                segments = state.partial.segments.get((path, generation))
+                key = (os.fsencode(path), generation)
+                if segments is None:
+                    db.execute("DELETE FROM segments WHERE path = ? AND generation = ?", key)
+                else:
+                    db.execute("INSERT OR REPLACE INTO segments VALUES (?, ?, ?)",
+                               (*key, _sealed(segments)))
+            for rid in sorted(p.tails):
+                tail = state.tails.get(rid)
+                if tail is None:
+                    db.execute("DELETE FROM tails WHERE rid = ?", (rid,))
+                else:
+                    db.execute("INSERT OR REPLACE INTO tails VALUES (?, ?)", (rid, _sealed(tail)))
+            small = {"state": state.small(), "store": store.saved()}
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('small', ?)", (_sealed(small),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (self.seq + 1,))
+            if self.fault is not None:
+                self.fault("written")
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
         self.seq += 1
-        name = f"{kind}-{self.seq:012d}.pickle"
-        with open(os.path.join(self.folder, name), "wb") as f:
-            out = _HashingWriter(f)
-            pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
-            # No memo: it would hold an entry per object of the state (millions); the state has
-            # no cycles, and a shared object is merely written twice.
-            pickler.fast = True
-            pickler.dump(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        return {"name": name, "bytes": out.size, "sha256": out.digest.hexdigest()}
-
-    def _publish(self, snapshot: dict[str, Any], log: list[dict[str, Any]]) -> None:
-        if self.fault is not None:
-            self.fault("written")
-        manifest = {"format": FORMAT, "meta": self.meta, "seq": self.seq, "snapshot": snapshot,
-                    "log": log}
-        write_atomic(os.path.join(self.folder, MANIFEST),
-                     json.dumps(manifest, indent=1).encode() + b"\n")
-        _fsync_folder(self.folder)
-        self.snapshot, self.log = snapshot, log
+        state.committed()
         if self.fault is not None:
             self.fault("committed")
-        self._remove_unnamed()
 
-    def _remove_unnamed(self) -> None:
-        """Remove files of interrupted or superseded commits."""
-        keep = {MANIFEST}
-        if self.snapshot is not None:
-            keep.add(self.snapshot["name"])
-        keep.update(e["name"] for e in self.log)
-        for name in os.listdir(self.folder):
-            if name not in keep and (name.endswith(".pickle") or name.endswith(".tmp")):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(self.folder, name))
+    def digest(self, window_lines: Mapping[int, int]) -> Digest:
+        """What the report needs from the counters on disk."""
+        assert self.store is not None, "the checkpoint is not open"
+        return self.store.digest(window_lines)
+
+    def size(self) -> int:
+        """Bytes the checkpoint takes on disk (database and write-ahead log)."""
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(self.path + suffix)
+        return total
+
+
+def _upsert(db: sqlite3.Connection, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    rows = list(rows)
+    if rows:
+        db.executemany(sql, rows)
+
+
+def committed_seq(folder: str) -> int:
+    """The number of the last commit in the checkpoint ``folder`` (0 when none can be read);
+    for tests and benchmarks watching a running watcher from outside."""
+    path = os.path.join(folder, DATABASE)
+    if not os.path.exists(path):
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) if row else 0
+

@@ -1,22 +1,26 @@
-"""The watcher's state: the Partial counted for good, one record per file, and the ops that change them.
+"""The watcher's state in memory, and what changed in it since the last commit.
 
-Every change goes through ``State.apply(op)``, both while watching and when a checkpoint's op log
-is replayed after a restart, so the state rebuilt after a crash is exactly the state committed.
+The state is split by size. What stays small whatever the input (totals, levels, hours, the
+lines per window, line-order facts per file, the file records) is held here. The counters that
+grow with the number of users and services live on disk (``watch_store``): what a change adds
+to them waits in ``Pending`` until the checkpoint commits it, together with the small parts
+that changed, in one transaction.
 
 A file's bytes ``[0, offset)`` are counted for good (they end with a newline). Its unterminated
-last line, once settled, is counted provisionally in a *tail* Partial (for a ``.gz`` file, the
-whole file is the tail): the outputs include every tail, and a tail is replaced when the file grows,
-so a line completed later is counted once, as ``run`` would count it.
+last line, once settled, is counted provisionally as a *tail* (for a ``.gz`` file, the whole file
+is the tail): the outputs include every tail, and a tail is taken back when the file grows, so a
+line completed later is counted once, as ``run`` would count it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import pickle
-from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from .partial import Partial, Source, copy_partial
+from .partial import Partial, Source, add_counts, copy_partial
+from .watch_store import Counts, take_counts
 
 FINGERPRINT_BYTES = 1024
 """A file's fingerprint covers its first counted bytes, up to this many."""
@@ -81,74 +85,48 @@ class FileRecord:
         return new
 
 
-# --- ops: the only ways the state changes ---------------------------------------------------------
+@dataclass
+class Pending:
+    """What changed since the last commit, for the checkpoint to write."""
+
+    counts: Counts = field(default_factory=Counts.empty)
+    """Added for good to the counters on disk."""
+    windows: Counter[int] = field(default_factory=Counter)
+    """Added for good to the lines per window."""
+    new_tails: dict[int, Counts] = field(default_factory=dict)
+    """rid -> the counters of a tail set since the last commit."""
+    dropped_tails: set[int] = field(default_factory=set)
+    """Committed tails to take back."""
+    kept_tails: set[int] = field(default_factory=set)
+    """Committed tails now counted for good."""
+    records: set[int] = field(default_factory=set)
+    sources: set[Source] = field(default_factory=set)
+    """Sources whose segments changed."""
+    tails: set[int] = field(default_factory=set)
+    """rids whose tail changed."""
+    small: bool = False
+    """Anything else changed (totals, generations, counters of files)."""
 
 
-class Merge(NamedTuple):
-    """Count ``partial`` for good."""
-
-    partial: Partial
-
-
-class MergePickled(NamedTuple):
-    """Count for good the pickled Partials ``blobs``, as the workers sent them.
-
-    The op log stores the workers' bytes as they are: committing costs no second pickling.
-    """
-
-    blobs: tuple[bytes, ...]
+SMALL_FIELDS = ("files", "bytes_read", "lines", "valid", "blank", "levels", "hours", "min_ts",
+                "max_ts", "malformed", "unknown_levels", "failures")
+"""The fields of the committed Partial saved as one piece (``window_lines`` and ``segments``
+are saved by window and by source, the high-cardinality counters by the store)."""
 
 
-class AddFiles(NamedTuple):
-    """Change ``totals.files`` by ``delta``."""
-
-    delta: int
-
-
-class Put(NamedTuple):
-    """Insert or replace a record."""
-
-    record: FileRecord
-
-
-class Forget(NamedTuple):
-    """Drop a record (its counts stay)."""
-
-    rid: int
-
-
-class SetTail(NamedTuple):
-    """Set or clear a record's provisional tail."""
-
-    rid: int
-    partial: Partial | None
-
-
-class Rekey(NamedTuple):
-    """Move what was counted under one source to another (a renamed file)."""
-
-    old: Source
-    new: Source
-
-
-class NextGeneration(NamedTuple):
-    """The next generation number a new source at ``path`` gets."""
-
-    path: str
-    generation: int
-
-
-Op = Merge | MergePickled | AddFiles | Put | Forget | SetTail | Rekey | NextGeneration
-
-
-def _rekey(partial: Partial, old: Source, new: Source) -> None:
+def _rekey(partial: Partial, old: Source, new: Source) -> bool:
     segments = partial.segments.pop(old, None)
-    if segments is not None:
-        partial.segments.setdefault(new, []).extend(segments)
+    if segments is None:
+        return False
+    partial.segments.setdefault(new, []).extend(segments)
+    return True
 
 
 class State:
-    """The committed Partial, the provisional tails and the file records, with their indexes."""
+    """The committed small Partial, the provisional tails' small parts and the file records.
+
+    Every change goes through a method that also notes it in ``pending``.
+    """
 
     def __init__(self, clock_skew_ns: int) -> None:
         self.partial = Partial(clock_skew_ns=clock_skew_ns)
@@ -160,25 +138,60 @@ class State:
         """path -> rid of the live record there."""
         self.by_key: dict[tuple[int, int], int] = {}
         """(device, inode) -> rid, live or not."""
+        self.committed_tails: set[int] = set()
+        """rids whose tail rows are on disk."""
+        self.pending = Pending()
 
-    def __getstate__(self) -> dict[str, Any]:
+    def changed(self) -> bool:
+        p = self.pending
+        return bool(p.small or p.records or p.sources or p.tails or p.windows)
+
+    def committed(self) -> None:
+        """The checkpoint wrote ``pending``."""
+        self.pending = Pending()
+        self.committed_tails = set(self.tails)
+
+    # --- loading -----------------------------------------------------------------------------
+
+    def small(self) -> dict[str, Any]:
+        """What is saved as one piece, with the shape of what is saved apart."""
         return {
-            "partial": self.partial,
-            "records": self.records,
-            "tails": self.tails,
+            "partial": {name: getattr(self.partial, name) for name in SMALL_FIELDS},
             "next_generation": self.next_generation,
             "next_rid": self.next_rid,
+            "shape": self.shape(),
         }
 
-    def __setstate__(self, saved: dict[str, Any]) -> None:
-        self.partial = saved["partial"]
-        self.records = saved["records"]
-        self.tails = saved["tails"]
-        self.next_generation = saved["next_generation"]
-        self.next_rid = saved["next_rid"]
-        self.by_path, self.by_key = {}, {}
-        for record in self.records.values():
-            self._index(record)
+    def shape(self) -> tuple[int, ...]:
+        """Figures of the pieces saved apart (records, segments, tails), for a load to check."""
+        records = self.records.values()
+        return (len(records), sum(r.offset for r in records), sum(r.counted_end for r in records),
+                len(self.partial.segments), len(self.tails))
+
+    @classmethod
+    def rebuilt(
+        cls,
+        clock_skew_ns: int,
+        small: dict[str, Any],
+        window_lines: dict[int, int],
+        segments: dict[Source, list[Any]],
+        records: list[FileRecord],
+        tails: dict[int, Partial],
+    ) -> State:
+        """The state saved as these pieces."""
+        state = cls(clock_skew_ns)
+        for name, value in small["partial"].items():
+            setattr(state.partial, name, value)
+        state.partial.window_lines = Counter(window_lines)
+        state.partial.segments = segments
+        state.next_generation = small["next_generation"]
+        state.next_rid = small["next_rid"]
+        for record in records:
+            state.records[record.rid] = record
+            state._index(record)
+        state.tails = tails
+        state.committed_tails = set(tails)
+        return state
 
     def _index(self, record: FileRecord) -> None:
         if record.live:
@@ -191,46 +204,87 @@ class State:
         if self.by_key.get(record.key) == record.rid:
             del self.by_key[record.key]
 
-    def apply(self, op: Op, decoded: Partial | None = None) -> None:
-        """Change the state by one op (the same code live and on replay).
+    # --- changes -------------------------------------------------------------------------------
 
-        ``decoded`` may give a ``MergePickled``'s blobs already unpickled and merged.
-        """
-        if isinstance(op, Merge):
-            self.partial.update(op.partial)
-        elif isinstance(op, MergePickled):
-            if decoded is not None:
-                self.partial.update(decoded)
-            else:
-                for blob in op.blobs:
-                    self.partial.update(pickle.loads(blob))
-        elif isinstance(op, AddFiles):
-            self.partial.files += op.delta
-        elif isinstance(op, Put):
-            old = self.records.get(op.record.rid)
-            if old is not None:
-                self._unindex(old)
-            self.records[op.record.rid] = op.record
-            self._index(op.record)
-            self.next_rid = max(self.next_rid, op.record.rid + 1)
-        elif isinstance(op, Forget):
-            record = self.records.pop(op.rid)
-            self._unindex(record)
-            self.tails.pop(op.rid, None)
-        elif isinstance(op, SetTail):
-            if op.partial is None:
-                self.tails.pop(op.rid, None)
-            else:
-                self.tails[op.rid] = op.partial
-        elif isinstance(op, Rekey):
-            _rekey(self.partial, op.old, op.new)
-            for tail in self.tails.values():
-                _rekey(tail, op.old, op.new)
+    def count(self, partial: Partial) -> None:
+        """Count ``partial`` for good (its counters are moved out of it)."""
+        p = self.pending
+        p.counts.add(take_counts(partial))
+        add_counts(p.windows, partial.window_lines)
+        p.sources.update(partial.segments)
+        p.small = True
+        self.partial.update(partial)
+
+    def set_tail(self, rid: int, partial: Partial | None) -> None:
+        """Replace ``rid``'s provisional tail (None: no tail)."""
+        p = self.pending
+        if rid in p.new_tails:
+            del p.new_tails[rid]
+        elif rid in self.committed_tails and rid not in p.kept_tails:
+            p.dropped_tails.add(rid)
+        self.tails.pop(rid, None)
+        if partial is not None:
+            p.new_tails[rid] = take_counts(partial)
+            self.tails[rid] = partial
+        p.tails.add(rid)
+
+    def keep_tail(self, rid: int) -> None:
+        """Count ``rid``'s tail for good (its file now holds other bytes)."""
+        tail = self.tails.pop(rid, None)
+        if tail is None:
+            return
+        p = self.pending
+        if rid in p.new_tails:
+            p.counts.add(p.new_tails.pop(rid))
         else:
-            self.next_generation[op.path] = op.generation
+            p.kept_tails.add(rid)
+        add_counts(p.windows, tail.window_lines)
+        p.sources.update(tail.segments)
+        p.tails.add(rid)
+        p.small = True
+        self.partial.update(tail)
+
+    def put(self, record: FileRecord) -> None:
+        """Insert or replace a record."""
+        old = self.records.get(record.rid)
+        if old is not None:
+            self._unindex(old)
+        self.records[record.rid] = record
+        self._index(record)
+        if record.rid >= self.next_rid:
+            self.next_rid = record.rid + 1
+            self.pending.small = True
+        self.pending.records.add(record.rid)
+
+    def forget(self, rid: int) -> None:
+        """Drop a record; its counts stay (a tail it still has is taken back)."""
+        if rid in self.tails:
+            self.set_tail(rid, None)
+        record = self.records.pop(rid)
+        self._unindex(record)
+        self.pending.records.add(rid)
+
+    def rekey(self, old: Source, new: Source) -> None:
+        """Move what was counted under one source to another (a renamed file)."""
+        p = self.pending
+        if _rekey(self.partial, old, new):
+            p.sources.update((old, new))
+        for rid, tail in self.tails.items():
+            if _rekey(tail, old, new):
+                p.tails.add(rid)
+
+    def set_next_generation(self, path: str, generation: int) -> None:
+        self.next_generation[path] = generation
+        self.pending.small = True
+
+    def add_files(self, delta: int) -> None:
+        """Change ``totals.files`` by ``delta``."""
+        self.partial.files += delta
+        self.pending.small = True
 
     def view(self) -> Partial:
-        """Everything the outputs show: the committed Partial with every tail merged in."""
+        """Everything the outputs show but the counters on disk: the committed Partial with
+        every tail merged in."""
         if not self.tails:
             return self.partial
         out = copy_partial(self.partial)

@@ -14,10 +14,10 @@ import contextlib
 import gzip
 import json
 import os
-import pickle
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,6 +29,7 @@ from typing import Any
 
 import psutil
 import pytest
+from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -51,7 +52,8 @@ from mapreduce_logs import (
 )
 from mapreduce_logs.cli import main as cli_main
 from mapreduce_logs.watch import Watcher
-from mapreduce_logs.watch_checkpoint import MANIFEST
+from mapreduce_logs.watch_checkpoint import DATABASE, committed_seq
+from mapreduce_logs.watch_store import TopList
 
 SETTINGS = Settings(workers=1)
 SETTLE = 5.0
@@ -114,19 +116,31 @@ class ModelFile:
     """Length of the unique first line (0 after a truncation to nothing)."""
 
 
-def expected_outputs(gens: list[Gen], folder: str, scratch: str) -> tuple[bytes, bytes]:
+def expected_outputs(
+    gens: list[Gen], folder: str, scratch: str, settings: Settings
+) -> tuple[bytes, bytes]:
     """The engine over exactly the counted bytes of every generation, under its source."""
-    total = Partial(clock_skew_ns=SETTINGS.clock_skew_ns)
+    total = Partial(clock_skew_ns=settings.clock_skew_ns)
     now = time.time_ns()
     for i, gen in enumerate(gens):
         path = os.path.join(scratch, f"gen{i}")
         with open(path, "wb") as f:
             f.write(gen.counted)
-        part = map_split(Split(path, 0, len(gen.counted), now, gen.number), SETTINGS)
+        part = map_split(Split(path, 0, len(gen.counted), now, gen.number), settings)
         source = (os.path.join(folder, gen.path), gen.number)
         part.segments = {source: part.segments[(path, gen.number)]}
         total.update(part)
-    return to_json(build_summary(total, SETTINGS)), to_json(build_anomalies(total, SETTINGS))
+    return to_json(build_summary(total, settings)), to_json(build_anomalies(total, settings))
+
+
+MACHINE_SETTINGS = st.builds(
+    lambda top, burst, spike: Settings(workers=1, top=top, burst_min_lines=burst,
+                                       spike_min_errors=spike),
+    st.sampled_from([1, 2, 10]), st.sampled_from([1, 2, 20]), st.sampled_from([1, 20]),
+)
+"""With ``top`` 1 or 2 the store's top lists are that short (see ``_new_watcher``), so they run
+short, are rebuilt and leave the busiest share to a full pass; a minimum of 1 or 2 lines or
+errors makes nearly every window a burst or spike candidate."""
 
 
 class SimulatedCrashError(Exception):
@@ -134,10 +148,15 @@ class SimulatedCrashError(Exception):
 
 
 class WatchMachine(RuleBasedStateMachine):
-    """Random file operations against a watcher with a fake clock; outputs checked every step."""
+    """Random file operations against a watcher with a fake clock; outputs checked every step.
+
+    The watcher keeps its counters on disk, with top lists only as long as ``--top``.
+    """
 
     def __init__(self) -> None:
         super().__init__()
+        self.settings = SETTINGS
+        self.watcher: Watcher | None = None
         self.base = tempfile.mkdtemp(prefix="watch-sm-")
         self.dir = os.path.join(self.base, "logs")
         self.out = os.path.join(self.base, "out")
@@ -149,17 +168,17 @@ class WatchMachine(RuleBasedStateMachine):
         self.gens: list[Gen] = []
         self.next_number: dict[str, int] = {}
         self.headers = 0
-        self.watcher = self._new_watcher()
 
     def teardown(self) -> None:
-        self.watcher.close()
+        if self.watcher is not None:
+            self.watcher.close()
         shutil.rmtree(self.base, ignore_errors=True)
 
     # --- helpers ---
 
     def _new_watcher(self) -> Watcher:
-        w = Watcher(self.dir, self.out, SETTINGS, SerialExecutor(), settle=SETTLE,
-                    clock=lambda: self.now, batch_bytes=300)
+        w = Watcher(self.dir, self.out, self.settings, SerialExecutor(), settle=SETTLE,
+                    clock=lambda: self.now, batch_bytes=300, top_size=self.settings.top)
         w.open()
         for f in self.files.values():
             f.last_change = self.now
@@ -188,6 +207,7 @@ class WatchMachine(RuleBasedStateMachine):
         return b"\x01file-%d\n" % self.headers
 
     def _sync(self) -> None:
+        assert self.watcher is not None
         self.watcher.drain()
         for f in self.files.values():
             gen = f.gen
@@ -206,8 +226,10 @@ class WatchMachine(RuleBasedStateMachine):
 
     # --- rules ---
 
-    @initialize(data=chunks)
-    def first_file(self, data: bytes) -> None:
+    @initialize(settings=MACHINE_SETTINGS, data=chunks)
+    def first_file(self, settings: Settings, data: bytes) -> None:
+        self.settings = settings
+        self.watcher = self._new_watcher()
         self.add_file("a.log", data)
 
     @rule(name=st.sampled_from(VISIBLE + HIDDEN), data=chunks)
@@ -311,6 +333,21 @@ class WatchMachine(RuleBasedStateMachine):
             self._leave(f)
         self._sync()
 
+    @precondition(lambda self: self.files)
+    @rule(pick=st.data(), line=_valid, cut=st.integers(1, 60) | st.integers(27, 37))
+    def settle_a_cut_line(self, pick: st.DataObject, line: bytes, cut: int) -> None:
+        """An unterminated line, often cut inside its user, settles: it is counted
+        provisionally, and taken back (that user's count falls) once the file grows."""
+        name = pick.draw(st.sampled_from(sorted(self.files)))
+        data = line[:cut]
+        self._write(name, data)
+        f = self.files[name]
+        f.content += data
+        f.last_change = self.now
+        self._sync()
+        self.now += SETTLE
+        self._sync()
+
     @rule(seconds=st.sampled_from([1.0, SETTLE, SETTLE + 1]))
     def wait(self, seconds: float) -> None:
         self.now += seconds
@@ -318,6 +355,7 @@ class WatchMachine(RuleBasedStateMachine):
 
     @rule()
     def restart(self) -> None:
+        assert self.watcher is not None
         self.watcher.close()
         self.watcher = self._new_watcher()
         self._sync()
@@ -332,6 +370,7 @@ class WatchMachine(RuleBasedStateMachine):
             if where == point:
                 raise SimulatedCrashError(where)
 
+        assert self.watcher is not None
         self.watcher.checkpoint.fault = fault
         self._write(name, data)
         f = self.files[name]
@@ -340,14 +379,15 @@ class WatchMachine(RuleBasedStateMachine):
         with contextlib.suppress(SimulatedCrashError):
             self.watcher.drain()
         self.watcher.checkpoint.fault = None
-        self.watcher = self._new_watcher()  # the old one is dropped as a killed process would be
+        # The old one is dropped as a killed process would be, its database connection open.
+        self.watcher = self._new_watcher()
         self._sync()
 
     # --- the checks ---
 
     @invariant()
     def outputs_equal_the_model(self) -> None:
-        want = expected_outputs(self.gens, self.dir, self.scratch)
+        want = expected_outputs(self.gens, self.dir, self.scratch, self.settings)
         got = tuple(_read(os.path.join(self.out, name)) for name in OUTPUTS)
         assert got == want
 
@@ -359,7 +399,10 @@ class WatchMachine(RuleBasedStateMachine):
                                               for f in live):
             return
         reference = os.path.join(self.base, "reference")
-        assert cli_main(["run", self.dir, "--out", reference, "--workers", "1", "--quiet"]) == 0
+        s = self.settings
+        assert cli_main(["run", self.dir, "--out", reference, "--workers", "1", "--quiet",
+                         "--top", str(s.top), "--burst-min-lines", str(s.burst_min_lines),
+                         "--spike-min-errors", str(s.spike_min_errors)]) == 0
         for name in OUTPUTS:
             assert _read(os.path.join(self.out, name)) == _read(os.path.join(reference, name))
 
@@ -440,11 +483,7 @@ def start_watch(folder: str, out: str, *extra: str, log: str) -> subprocess.Pope
 
 
 def _committed_seq(out: str) -> int:
-    try:
-        with open(os.path.join(out, ".watch", MANIFEST), "rb") as f:
-            return int(json.loads(f.read())["seq"])
-    except (OSError, ValueError):
-        return 0
+    return committed_seq(os.path.join(out, ".watch"))
 
 
 def kill_tree(proc: subprocess.Popen[bytes]) -> None:
@@ -543,7 +582,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice(tmp_pat
         if proc.poll() is None:
             kill_tree(proc)
     leftovers = sorted(os.listdir(os.path.join(out, ".watch")))
-    assert all(n == MANIFEST or n.startswith(("snapshot-", "ops-")) for n in leftovers), leftovers
+    assert all(n.startswith(DATABASE) for n in leftovers), leftovers
 
 
 def test_sigterm_stops_a_busy_watch_quickly_with_its_checkpoint(tmp_path: Any) -> None:
@@ -555,7 +594,7 @@ def test_sigterm_stops_a_busy_watch_quickly_with_its_checkpoint(tmp_path: Any) -
     log = str(tmp_path / "watch.log")
     proc = start_watch(logs, out, "--workers", "2", log=log)
     try:
-        assert wait_for(lambda: os.path.exists(os.path.join(out, ".watch", MANIFEST)), 20)
+        assert wait_for(lambda: _committed_seq(out) > 0, 20)
         proc.send_signal(signal.SIGTERM)
         began = time.monotonic()
         assert proc.wait(timeout=10) == 0
@@ -651,14 +690,8 @@ def test_notifications_alone_bring_appends_and_renames(tmp_path: Any) -> None:
     assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
 
 
-DAMAGES: dict[str, Callable[[str], None]] = {
-    "empty manifest": lambda folder: open(os.path.join(folder, MANIFEST), "wb").close(),
-    "garbage manifest": lambda folder: _overwrite(os.path.join(folder, MANIFEST), b"{not json"),
-    "missing manifest": lambda folder: os.unlink(os.path.join(folder, MANIFEST)),
-    "empty snapshot": lambda folder: open(_named(folder, "snapshot-"), "wb").close(),
-    "flipped byte in the op log": lambda folder: _flip(_named(folder, "ops-")),
-    "missing op log": lambda folder: os.unlink(_named(folder, "ops-")),
-}
+def _database(folder: str) -> str:
+    return os.path.join(folder, DATABASE)
 
 
 def _overwrite(path: str, data: bytes) -> None:
@@ -666,16 +699,54 @@ def _overwrite(path: str, data: bytes) -> None:
         f.write(data)
 
 
-def _named(folder: str, prefix: str) -> str:
-    return os.path.join(folder, min(n for n in os.listdir(folder) if n.startswith(prefix)))
-
-
-def _flip(path: str) -> None:
+def _flip_at(path: str, offset: int) -> None:
     with open(path, "r+b") as f:
-        data = bytearray(f.read())
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x5A]))
+
+
+def _sql(folder: str, statement: str, *args: Any) -> None:
+    """Change the database behind SQLite's back-free API: valid pages, wrong contents."""
+    db = sqlite3.connect(_database(folder))
+    try:
+        db.execute(statement, args)
+        db.commit()
+    finally:
+        db.close()
+
+
+def _flip_saved_totals(folder: str) -> None:
+    db = sqlite3.connect(_database(folder))
+    try:
+        (blob,) = db.execute("SELECT value FROM meta WHERE key = 'small'").fetchone()
+        data = bytearray(blob)
         data[len(data) // 2] ^= 0x20
-        f.seek(0)
-        f.write(data)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'small'", (bytes(data),))
+        db.commit()
+    finally:
+        db.close()
+
+
+DAMAGES: dict[str, Callable[[str], None]] = {
+    "empty database": lambda folder: open(_database(folder), "wb").close(),
+    "garbage database": lambda folder: _overwrite(_database(folder), b"not a database\n" * 512),
+    "missing database": lambda folder: os.unlink(_database(folder)),
+    "truncated database": lambda folder: os.truncate(
+        _database(folder), os.path.getsize(_database(folder)) // 2),
+    "damaged page header": lambda folder: _flip_at(_database(folder), 4096),
+    "flipped byte in the saved totals": _flip_saved_totals,
+    "a user's count changed": lambda folder: _sql(
+        folder, "UPDATE users SET n = n + 1 WHERE user = (SELECT min(user) FROM users)"),
+    "a (user, window) count changed": lambda folder: _sql(
+        folder, "UPDATE user_windows SET n = n + 1 WHERE (user, window) = "
+                "(SELECT user, window FROM user_windows LIMIT 1)"),
+    "a window's count changed": lambda folder: _sql(
+        folder, "UPDATE windows SET n = n + 1 WHERE window = (SELECT min(window) FROM windows)"),
+    "a file's offset lost": lambda folder: _sql(folder, "DELETE FROM files"),
+}
+"""Each damages a checkpoint after a clean stop; a restart must say so and count again."""
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
@@ -737,20 +808,103 @@ def test_gz_files_are_read_whole_once_settled(tmp_path: Any) -> None:
     assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
 
 
-def test_a_checkpoint_commit_writes_what_changed_not_the_whole_state(tmp_path: Any) -> None:
-    """After a big state is built, a one-line append commits a small op file."""
-    logs, out = folder_with_a_log(tmp_path, 20_000)
+def _bytes_written() -> int:
+    """Bytes this process has passed to write() so far (Linux)."""
+    with open("/proc/self/io", encoding="ascii") as f:
+        return int(next(line for line in f if line.startswith("wchar:")).split()[1])
+
+
+def test_an_update_writes_what_it_changed_not_the_whole_state(tmp_path: Any) -> None:
+    """After a state of 100,000 lines is built, a one-line update writes a small part of it
+    (checkpoint and outputs together)."""
+    logs, out = folder_with_a_log(tmp_path, 100_000)
     w = in_process(logs, out)
     w.drain()
-    folder = os.path.join(out, ".watch")
     with open(os.path.join(logs, "a.log"), "ab") as f:
-        f.write(log_lines(1, start=20_000))
+        f.write(log_lines(1, start=100_000))
+    before = _bytes_written()
     w.drain()
+    written = _bytes_written() - before
+    size = w.checkpoint.size()
     w.close()
-    sizes = {n: os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder)}
-    newest = max((n for n in sizes if n.endswith(".pickle")), key=lambda n: n.split("-")[1])
-    assert newest.startswith("ops-"), sizes
-    assert sizes[newest] * 20 < len(pickle.dumps(w.state)), sizes
+    assert totals(out)["lines"] == 100_001
+    assert written * 20 < size, (written, size)
+
+
+def test_the_counts_of_users_and_services_live_on_disk(tmp_path: Any) -> None:
+    """Whatever the number of users, the watcher's memory holds none of their counts."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    users = 20_000
+    with open(os.path.join(logs, "a.log"), "wb") as f:
+        f.write(b"".join(b"2024-01-01T00:%02d:00Z INFO svc%d user%d\n" % (i % 60, i % 7, i)
+                         for i in range(users)))
+    w = in_process(logs, out)
+    w.drain()
+    view = w.state.view()
+    assert not (view.users or view.services or view.user_lines or view.service_errors
+                or view.service_others)
+    assert w.checkpoint.db is not None
+    assert w.checkpoint.db.execute("SELECT count(*) FROM users").fetchone() == (users,)
+    w.close()
+    assert json.loads(outputs(out)[0])["distinct_users"] == users
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+
+
+def test_a_tail_taken_back_lowers_a_top_user_exactly(tmp_path: Any) -> None:
+    """A settled last line makes bob the top user; completed, it belongs to bobby, bob falls
+    back, and the one-entry top list on disk is rebuilt: the outputs are those of run."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    a = os.path.join(logs, "a.log")
+    line = b"2024-01-01T00:00:00Z INFO svc %s\n"
+    with open(a, "wb") as f:
+        f.write(line % b"alice" * 2 + line % b"bob" * 2 + (line % b"bob")[:-1])
+    settings = Settings(workers=1, top=1)
+    now = [0.0]
+    w = Watcher(logs, out, settings, SerialExecutor(), settle=1.0, clock=lambda: now[0],
+                top_size=1)
+    w.open()
+    w.drain()
+    now[0] += 1
+    w.drain()
+    reference = ["run", logs, "--workers", "1", "--quiet", "--top", "1", "--out"]
+    assert json.loads(outputs(out)[0])["user_counts"] == {"bob": 3}
+    assert cli_main([*reference, str(tmp_path / "r1")]) == 0
+    assert outputs(out) == outputs(str(tmp_path / "r1"))
+    with open(a, "ab") as f:
+        f.write(b"by\n")
+    w.drain()
+    rebuilt = w.checkpoint.store.full_passes if w.checkpoint.store else 0
+    w.close()
+    assert json.loads(outputs(out)[0])["user_counts"] == {"alice": 2}
+    assert cli_main([*reference, str(tmp_path / "r2")]) == 0
+    assert outputs(out) == outputs(str(tmp_path / "r2"))
+    assert rebuilt >= 1
+
+
+@hypothesis_settings(max_examples=200)
+@given(
+    size=st.integers(1, 4),
+    updates=st.lists(st.dictionaries(st.sampled_from("abcdef"), st.integers(-3, 5), max_size=4),
+                     max_size=12),
+)
+def test_a_top_list_is_exact_for_what_it_holds(size: int, updates: list[dict[str, int]]) -> None:
+    """Whatever totals rise or fall, a TopList's entries are the exact top of all totals, and
+    it is complete exactly when it holds every subject."""
+    truth: dict[bytes, int] = {}
+    top = TopList(size)
+    for update in updates:
+        changed = {}
+        for name, delta in update.items():
+            key = name.encode()
+            truth[key] = max(0, truth.get(key, 0) + delta)
+            changed[key] = truth[key]
+        top.update(changed)
+        live = sorted(((k, n) for k, n in truth.items() if n), key=lambda kn: (-kn[1], kn[0]))
+        assert top.items == live[: len(top.items)]
+        if top.complete:
+            assert top.items == live
 
 
 def test_only_the_first_1000_unknown_levels_are_reported_as_run_does(tmp_path: Any) -> None:
