@@ -4,10 +4,18 @@ Both rules compare a window with a robust expectation, so a busy hour is not a s
 never fires, and a burst cannot raise its own baseline. "Trimmed" means: leave out the tenth of
 the windows (rounded up, never all) where the subject counted most, which is where any burst sits.
 
-- error_spike: for a service, r = its errors / its lines of other levels, summed over its trimmed
-  windows (the windows it logged in, less the tenth with most errors), and m = the median of its
-  errors over the windows it logged in. Expected errors in a window: max(r * its other lines
-  there, m). A window is flagged when errors >= max(spike_min_errors, spike_factor * expected).
+- error_spike: for a service, over the windows it logged in: m = the median of its errors, and a
+  window's threshold under a ratio x is max(spike_min_errors, spike_factor * max(x * its other
+  lines there, m)). First a robust pass: r0 = the traffic-weighted median of its per-window error
+  ratio (errors / lines of other levels: the smallest ratio such that the windows at or below it
+  hold at least half of its other lines; 0 when it has none), and the windows that reach their
+  threshold under r0 are *suspect*. Then r = its errors / its other lines, summed over the windows
+  that are not suspect, less the tenth (of all its windows, rounded up, never all that are left)
+  with most errors. Expected errors in a window: max(r * its other lines there, m); a window is
+  flagged when errors reach its threshold under r. A burst in windows holding less than half of
+  the service's other lines cannot lift r0 to its own ratio, so (at spike_factor times r0 or
+  more) its windows are suspect and left out of r, however many windows it lasts; when nothing
+  is suspect, r is the plain trimmed ratio.
 - user_burst: over all windows with traffic, a user's trimmed share is its lines / all lines,
   both summed over the windows left after trimming that user's tenth of busiest windows; S, the
   busiest ordinary user's share, is the largest trimmed share (capped at 0.99). The user's own
@@ -24,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, compress
 from operator import and_, eq, itemgetter, le, or_
 from typing import Any, NamedTuple
@@ -170,30 +178,50 @@ def spikes(
     for (service, window), count in others.items():
         windows[service].setdefault(window, [0, 0])[1] = count
     found: list[Found] = []
+    least, factor = settings.spike_min_errors, settings.spike_factor
     for service, counts in windows.items():
-        if max(e for e, _ in counts.values()) < settings.spike_min_errors:
+        if max(e for e, _ in counts.values()) < least:
             continue
-        kept = trimmed(counts, key=lambda w: counts[w][0])
-        kept_errors = sum(counts[w][0] for w in kept)
-        kept_others = sum(counts[w][1] for w in kept)
-        rate = kept_errors / kept_others if kept_others else 0.0
         usual = median_with_zeros([float(e) for e, _ in counts.values()], len(counts))
-        expected = {w: max(rate * n, usual) for w, (_, n) in counts.items()}
+
+        def threshold(rate: float, lines: int, usual: float = usual) -> float:
+            return max(least, factor * max(rate * lines, usual))
+
+        robust = weighted_median_ratio(counts.values())
+        suspect = {w for w, (count, n) in counts.items() if count >= threshold(robust, n)}
+        rate = usual_ratio(counts, suspect)
         flagged = []
-        for w, (count, _) in counts.items():
-            threshold = max(settings.spike_min_errors, settings.spike_factor * expected[w])
-            if count >= threshold:
-                flagged.append(Flagged(w, count, expected[w], threshold))
+        for w, (count, n) in counts.items():
+            limit = threshold(rate, n)
+            if count >= limit:
+                flagged.append(Flagged(w, count, max(rate * n, usual), limit))
         found += _window_anomalies(flagged, "service", service, "errors", settings)
     return found
 
 
-def trimmed(counts: Mapping[int, Any], key: Callable[[int], int], total: int | None = None) -> list[int]:
-    """The windows of ``counts`` left after dropping the tenth (of ``total``, default all of
-    them) where ``key`` is largest; ties drop the earlier window."""
-    drop = trim_count(len(counts) if total is None else total)
-    ranked = sorted(counts, key=lambda w: (-key(w), w))
-    return ranked[drop:]
+def weighted_median_ratio(counts: Iterable[Sequence[int]]) -> float:
+    """The traffic-weighted median of errors / other lines over (errors, other lines) pairs: the
+    smallest ratio such that the pairs at or below it hold at least half of the other lines
+    (0 when there are none). Pairs without other lines weigh nothing."""
+    ratios = sorted((e / n, n) for e, n in counts if n)
+    total = sum(n for _, n in ratios)
+    below = 0
+    for ratio, n in ratios:
+        below += n
+        if 2 * below >= total:
+            return ratio
+    return 0.0
+
+
+def usual_ratio(counts: Mapping[int, Sequence[int]], suspect: Container[int]) -> float:
+    """Errors / other lines summed over the windows of ``counts`` (window -> (errors, other
+    lines)) that are not ``suspect``, less the tenth of all the windows (rounded up, never all
+    that are left) with most errors; ties drop the earlier window."""
+    rest = [w for w in counts if w not in suspect]
+    drop = min((len(counts) + 9) // 10, max(len(rest) - 1, 0))
+    kept = sorted(rest, key=lambda w: (-counts[w][0], w))[drop:]
+    kept_others = sum(counts[w][1] for w in kept)
+    return sum(counts[w][0] for w in kept) / kept_others if kept_others else 0.0
 
 
 def trim_count(windows: int) -> int:

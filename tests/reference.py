@@ -25,6 +25,7 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 WHITESPACE = b" \t\n\r\x0b\x0c"
@@ -463,23 +464,46 @@ def keep_after_trim(counts: dict[int, int], drop: int) -> list[int]:
     return order[drop:]
 
 
+def weighted_median_ratio(errors: dict[int, int], others: dict[int, int]) -> float:
+    """The smallest errors / others ratio of a window such that the windows whose ratio is at
+    most it hold at least half of all the other lines; windows without other lines are left
+    out; 0 when no window has other lines."""
+    with_others = [w for w in others if others[w] > 0]
+    total = sum(others[w] for w in with_others)
+    candidates = []
+    for w in with_others:
+        ratio = Fraction(errors[w], others[w])
+        below = sum(others[v] for v in with_others if Fraction(errors[v], others[v]) <= ratio)
+        if 2 * below >= total:
+            candidates.append(ratio)
+    return float(min(candidates)) if candidates else 0.0
+
+
 def error_spikes(t: Tally, options: Options) -> list[tuple[int, bytes, dict[str, Any]]]:
-    """r = errors / other lines summed over the service's windows less the tenth (rounded up, never all)
-    with most errors; m = the median of its errors over its windows; expected = max(r * other
-    lines, m); flagged when errors >= max(min errors, factor * expected)."""
+    """m = the median of the service's errors over its windows; the threshold of a window under
+    a ratio x = max(min errors, factor * max(x * other lines, m)). r0 = the traffic-weighted
+    median ratio; windows reaching their threshold under r0 are suspect. r = errors / other lines
+    summed over the windows that are not suspect, less the tenth of all windows (rounded up,
+    never all that are left) with most errors; expected = max(r * other lines, m); flagged when
+    errors reach the threshold under r."""
     found = []
     for service in sorted(t.services):
         windows = sorted({w for (s, w) in list(t.errors) + list(t.others) if s == service})
         errors = {w: t.errors[(service, w)] for w in windows}
         others = {w: t.others[(service, w)] for w in windows}
-        kept = keep_after_trim(errors, trim_count(len(windows)))
+        usual = median([float(errors[w]) for w in windows])
+
+        def threshold_under(x: float, lines: int, usual: float = usual) -> float:
+            return max(options.spike_min_errors, options.spike_factor * max(x * lines, usual))
+
+        robust = weighted_median_ratio(errors, others)
+        suspect = [w for w in windows if errors[w] >= threshold_under(robust, others[w])]
+        rest = {w: errors[w] for w in windows if w not in suspect}
+        kept = keep_after_trim(rest, min((len(windows) + 9) // 10, max(len(rest) - 1, 0)))
         kept_others = sum(others[w] for w in kept)
         rate = sum(errors[w] for w in kept) / kept_others if kept_others else 0.0
-        usual = median([float(errors[w]) for w in windows])
         expected = {w: max(rate * others[w], usual) for w in windows}
-        threshold = {
-            w: max(options.spike_min_errors, options.spike_factor * expected[w]) for w in windows
-        }
+        threshold = {w: threshold_under(rate, others[w]) for w in windows}
         flagged = [w for w in windows if errors[w] >= threshold[w]]
         for run in _runs(flagged):
             found.append((run[0] * options.window, service, _window_anomaly(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,17 @@ def steady_lines(
     users: list[str],
     user_weights: list[float],
     diurnal: bool = False,
+    scale_of: Callable[[int], float] | None = None,
 ) -> list[tuple[int, str]]:
-    """(second, line) for steady traffic: per service (other lines, errors) per window, Poisson."""
+    """(second, line) for steady traffic: per service (other lines, errors) per window, Poisson;
+    the means are multiplied by ``scale_of(window)`` (default 1, or 5 in the second half of each
+    240 windows when ``diurnal``)."""
     out: list[tuple[int, str]] = []
     for w in range(windows):
-        scale = 1.0 + 4.0 * (w % 240 >= 120) if diurnal else 1.0
+        if scale_of is not None:
+            scale = scale_of(w)
+        else:
+            scale = 1.0 + 4.0 * (w % 240 >= 120) if diurnal else 1.0
         for service, (others, errors) in services.items():
             for level, mean in (("INFO", others), ("ERROR", errors)):
                 for _ in range(poisson(rng, mean * scale)):
@@ -106,6 +113,103 @@ def test_error_spike_fires_at_ten_times_the_usual_rate(tmp_path: Path, usual: fl
     assert spikes[0]["errors"] == burst * length
     assert spikes[0]["baseline"] <= usual * 1.5 + 1
     assert doc["counts"]["error_spike"] == 1
+
+
+def with_errors(lines: list[tuple[int, str]], service: str, first: int, count: int,
+                per_window: int) -> list[tuple[int, str]]:
+    """``lines`` with the errors of ``service`` in windows ``first`` .. ``first + count - 1``
+    replaced by ``per_window`` errors each."""
+    burst = range(first, first + count)
+    out = [(s, t) for s, t in lines
+           if not (t.startswith(f"ERROR {service} ") and (s - START) // 60 in burst)]
+    for w in burst:
+        out += [(START + w * 60 + i % 60, f"ERROR {service} user{i % 50} boom")
+                for i in range(per_window)]
+    return out
+
+
+def long_bursts(blocks: list[tuple[int, int]], seed: int = 3) -> list[tuple[int, str]]:
+    """120 windows: ``target`` logs 150 other lines and 3 errors a window, and 30 errors (10x)
+    in each window of the (first window, count) ``blocks``; ``steady`` logs along."""
+    rng = random.Random(seed)
+    services = {"steady": (40.0, 2.0), "target": (150.0, 3.0)}
+    lines = steady_lines(rng, 120, services, [f"user{i}" for i in range(50)], zipf_weights(50, 1.0))
+    for first, count in blocks:
+        lines = with_errors(lines, "target", first, count, 30)
+    return lines
+
+
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        [(40, 30)],  # a quarter of the windows
+        [(10, 18), (70, 18)],  # two bursts, 30% of the windows (like busy-s12 of the evaluation)
+        [(10, 21), (70, 21)],  # 35%
+        [(30, 48)],  # 40% in one run
+    ],
+)
+def test_error_spike_fires_on_bursts_over_a_large_share_of_the_windows(
+    tmp_path: Path, blocks: list[tuple[int, int]]
+) -> None:
+    """10x a service's errors (30 a window where it logs 3) lasting from a quarter to 40% of its
+    windows: each burst is one anomaly, on its exact windows, with the usual rate as baseline.
+    Trimming only the tenth of the windows with most errors left the rest of the burst in the
+    baseline, which then rose with it: none of these was reported."""
+    doc = anomalies_of([write_log(tmp_path / "a.log", long_bursts(blocks))])
+    spikes = of_type(doc, "error_spike")
+    assert [(s["service"], s["window_start"], s["window_end"], s["errors"]) for s in spikes] == [
+        ("target", stamp(START + first * 60), stamp(START + (first + count) * 60), 30 * count)
+        for first, count in blocks
+    ]
+    assert all(s["baseline"] <= 3 * 1.5 for s in spikes)
+
+
+def test_a_burst_over_most_windows_is_the_usual_rate(tmp_path: Path) -> None:
+    """Past half of the windows (here 66 of 120) the burst is what the service usually does:
+    nothing tells it from its ordinary rate, and the quiet windows are not spikes either."""
+    doc = anomalies_of([write_log(tmp_path / "a.log", long_bursts([(30, 66)]))])
+    assert of_type(doc, "error_spike") == []
+
+
+def test_a_traffic_surge_at_the_usual_error_ratio_is_not_a_spike(tmp_path: Path) -> None:
+    """A service with 0.3% errors logs 0 errors in most windows, so the windows with no error
+    hold most of its traffic and its traffic-weighted median ratio is 0. One window with 80x
+    its traffic and 24 errors, at its usual ratio, is suspect under that median but not a spike:
+    the ratio the window is judged by is summed over the windows that are not suspect."""
+    rng = random.Random(4)
+    services = {"sparse": (100.0, 0.3)}
+    lines = steady_lines(rng, 240, services, [f"user{i}" for i in range(50)], zipf_weights(50, 1.0))
+    w = 150
+    lines = [(s, t) for s, t in lines if (s - START) // 60 != w]
+    lines += [(START + w * 60 + i % 60, f"INFO sparse user{i % 50} busy") for i in range(8000)]
+    lines += [(START + w * 60 + i % 60, f"ERROR sparse user{i % 50} oops") for i in range(24)]
+    doc = anomalies_of([write_log(tmp_path / "a.log", lines)])
+    assert of_type(doc, "error_spike") == []
+
+
+@pytest.mark.parametrize("exponent", [1.0, 2.0])
+def test_quiet_on_office_hours(tmp_path: Path, exponent: float) -> None:
+    """Steady skewed services busy 72 windows of 240 and almost silent the rest: most windows
+    have no error at all, so a baseline taken over windows (not traffic) would sit near 0."""
+    rng = random.Random(int(exponent * 10))
+    services = {f"svc{i}": (150 / (i + 1) ** exponent, 4 / (i + 1) ** exponent) for i in range(4)}
+    users = [f"user{i}" for i in range(200)]
+    lines = steady_lines(rng, 240, services, users, zipf_weights(200, exponent),
+                         scale_of=lambda w: 1.0 if 100 <= w < 172 else 0.005)
+    doc = anomalies_of([write_log(tmp_path / "a.log", lines)])
+    assert of_type(doc, "error_spike") == []
+    assert of_type(doc, "user_burst") == []
+
+
+def test_weighted_median_ratio() -> None:
+    """The smallest ratio at or below which windows hold half of the other lines."""
+    from mapreduce_logs.anomalies import weighted_median_ratio
+
+    assert weighted_median_ratio([(1, 100), (2, 100), (50, 100)]) == 2 / 100
+    assert weighted_median_ratio([(1, 100), (3, 100)]) == 1 / 100  # exactly half: the lower
+    assert weighted_median_ratio([(0, 10), (0, 10), (0, 10), (1, 1000)]) == 1 / 1000
+    assert weighted_median_ratio([(30, 10), (0, 1000), (5, 0)]) == 0.0  # no weight without others
+    assert weighted_median_ratio([(5, 0)]) == weighted_median_ratio([]) == 0.0
 
 
 def test_user_burst_fires_at_ten_times_the_busiest_user(tmp_path: Path) -> None:
@@ -248,21 +352,16 @@ def test_burst_candidates_are_bounded_by_long_runs() -> None:
     )
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_low_rate_burst_same_when_spilled_and_chunked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
-) -> None:
-    """The multi-window low-rate burst (and the rest of the document) comes out byte for byte
-    the same with small chunks, several workers, and every chunk spilled to partitions of at
-    most 50 entries digested one by one."""
+def assert_same_when_spilled_and_chunked(
+    path: str, monkeypatch: pytest.MonkeyPatch, spill_dir: Path, workers: int
+) -> bytes:
+    """anomalies.json of ``path`` comes out byte for byte the same with small chunks, ``workers``
+    workers, and every chunk spilled to partitions of at most 50 entries digested one by one;
+    returns it."""
     from mapreduce_logs import PoolExecutor, build_summary, engine, to_json
 
-    lines = with_user_lines(quiet_uniform(random.Random(11)), "spammer", 120, [4] * 8)
-    lines = with_user_lines(lines, "user7", 60, [3, 3, 3, 3, 3, 3, 2])
-    path = write_log(tmp_path / "a.log", lines)
     expected = to_json(anomalies_of([path]))
-    assert b'"user": "spammer"' in expected and b'"user": "user7"' in expected
-    monkeypatch.setattr(engine, "SPILL_DIR", str(tmp_path))
+    monkeypatch.setattr(engine, "SPILL_DIR", str(spill_dir))
     monkeypatch.setattr(
         engine, "plan",
         lambda knobs, workers, in_flight: engine.Budget(knobs.chunk_size, spill_entries=0,
@@ -278,3 +377,29 @@ def test_low_rate_burst_same_when_spilled_and_chunked(
         assert partial.digest is not None, "the run spilled"
         build_summary(partial, knobs)
         assert to_json(build_anomalies(partial, knobs)) == expected
+    return expected
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_low_rate_burst_same_when_spilled_and_chunked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """The multi-window low-rate burst (and the rest of the document) comes out byte for byte
+    the same with small chunks, several workers, and every chunk spilled to partitions of at
+    most 50 entries digested one by one."""
+    lines = with_user_lines(quiet_uniform(random.Random(11)), "spammer", 120, [4] * 8)
+    lines = with_user_lines(lines, "user7", 60, [3, 3, 3, 3, 3, 3, 2])
+    path = write_log(tmp_path / "a.log", lines)
+    expected = assert_same_when_spilled_and_chunked(path, monkeypatch, tmp_path, workers)
+    assert b'"user": "spammer"' in expected and b'"user": "user7"' in expected
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_long_error_bursts_same_when_spilled_and_chunked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Two error bursts over 35% of a service's windows, found the same whatever the chunks,
+    workers and spilling."""
+    path = write_log(tmp_path / "a.log", long_bursts([(10, 21), (70, 21)]))
+    expected = assert_same_when_spilled_and_chunked(path, monkeypatch, tmp_path, workers)
+    assert expected.count(b'"service": "target"') == 2

@@ -127,3 +127,21 @@ def test_one_giant_line_and_units(tmp_path: Path) -> None:
     assert parse_size("4G") == 4 << 30 and parse_size("100M") == 100 << 20
     assert parse_size("512k") == 512 << 10 and parse_size("1000") == 1000
     assert parse_duration("6h") == 6 * 3600 and parse_duration("1d") == 86_400
+
+
+def test_long_bursts_of_a_very_skewed_population_leave_most_lines_to_the_traffic(
+        tmp_path: Path) -> None:
+    """The very-skewed evaluation file of seed 9: incidents sized on the traffic (user bursts at
+    5x-20x a busiest user holding most of the lines) outnumbered the lines left for it, and the
+    planner swung to a file of nothing but bursts, longer than asked. The file has exactly the
+    lines asked for, and most of them are ordinary traffic."""
+    path = tmp_path / "very-skewed.log"
+    truth = generate(str(path), Params(lines=72_000, users=20, skew=2.0, services=8,
+                                       service_skew=1.8, span=7200, seed=9502, error_bursts=2,
+                                       user_bursts=2))
+    assert path.read_bytes().count(b"\n") == truth["totals"]["lines"] == 72_000
+    incidents = truth["incidents"]
+    assert len(incidents["error_spike"]) == len(incidents["user_burst"]) == 2
+    injected = sum(i["injected_lines"] for kind in ("error_spike", "user_burst")
+                   for i in incidents[kind])
+    assert 0 < injected < 72_000 // 2
