@@ -12,7 +12,8 @@ tree is sampled for memory (PSS, every 50 ms, the product's own sampler):
     FILE appears in an empty watched folder and is counted (the large state, e.g. 20 M distinct
     users); then ``--updates`` times ``--lines`` new lines are appended to another file, and
     each is timed from the append to ``summary.json`` showing it. Reports the per-update latency,
-    the commit time the watcher logs, the checkpoint's size and what one update wrote to it.
+    the commit time the watcher logs, the checkpoint's size and the bytes the watcher wrote for
+    each update (checkpoint and outputs, from ``/proc/PID/io``).
 
 Results print as a table and go to ``benchmarks/results/NAME.json``. The watcher is stopped with
 SIGTERM (its pool too, by pid) whatever happens.
@@ -148,6 +149,12 @@ def checkpoint_bytes(out: str) -> int:
     return total
 
 
+def written(pid: int) -> int:
+    """Bytes process ``pid`` has passed to write() so far (Linux): checkpoint and outputs."""
+    with open(f"/proc/{pid}/io", encoding="ascii") as f:
+        return int(next(line for line in f if line.startswith("wchar:")).split()[1])
+
+
 def load() -> float:
     return os.getloadavg()[0]
 
@@ -197,7 +204,7 @@ def updates(args: argparse.Namespace, scratch: str) -> list[dict[str, Any]]:
     live = os.path.join(folder, "live.log")
     rows: list[dict[str, Any]] = []
     load_before = load()
-    with watching(folder, out, log, args) as (_proc, sampler):
+    with watching(folder, out, log, args) as (proc, sampler):
         moment = appear(source, folder)
         if not wait_for(lambda: summary_lines(out) == base, args.timeout, 0.1):
             raise RuntimeError(f"{source} was not counted within {args.timeout} s")
@@ -215,15 +222,20 @@ def updates(args: argparse.Namespace, scratch: str) -> list[dict[str, Any]]:
                 user = f"user{j}" if j % 2 else f"live{i}-{j}"
                 lines.append(f"{stamp} INFO svc{j % 7} {user} update {i}\n")
             data = "".join(lines).encode()
-            before_io = checkpoint_bytes(out)
+            before_io = written(proc.pid)
             with open(live, "ab") as f:
                 f.write(data)
             moment = time.monotonic()
             total += args.lines
             ok = wait_for(functools.partial(_counted, out, total), args.timeout)
-            rows.append({"update": i, "latency_s": round(time.monotonic() - moment, 3) if ok else None,
-                         "checkpoint_growth_bytes": checkpoint_bytes(out) - before_io})
-            print(json.dumps(rows[-1]), flush=True)
+            latency = round(time.monotonic() - moment, 3) if ok else None
+            if rows:
+                rows[-1]["bytes_written"] = before_io - rows[-1].pop("io_before")
+                print(json.dumps(rows[-1]), flush=True)
+            rows.append({"update": i, "latency_s": latency, "io_before": before_io})
+        time.sleep(1)  # the last update's anomalies.json is written after summary.json
+        rows[-1]["bytes_written"] = written(proc.pid) - rows[-1].pop("io_before")
+        print(json.dumps(rows[-1]), flush=True)
         peak = sampler.peak
         size = checkpoint_bytes(out)
     logged = [u for u in update_lines(log) if u["file"].endswith("live.log")]

@@ -38,7 +38,7 @@ from .spill import Digest
 from .watch_state import FileRecord, State
 from .watch_store import CountStore, StoreError
 
-FORMAT = 2
+FORMAT = 3
 DATABASE = "state.sqlite"
 CACHE_SHARE = 0.08
 """Share of ``--memory-mb`` for SQLite's page cache (the OS caches the rest of the file)."""

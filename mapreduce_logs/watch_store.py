@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from .anomalies import BurstCandidate, Found, UserRate, _burst_limits, spikes, trim_count
+from .anomalies import MAX_SHARE, BurstCandidate, Found, UserRate, spikes, trim_count
 from .partial import Partial, add_counts
 from .settings import Settings
 from .spill import Digest, PartDigest, finish, top_of
@@ -69,6 +70,7 @@ CREATE TABLE tail_rows(
     rid INTEGER NOT NULL, kind INTEGER NOT NULL, subject BLOB NOT NULL,
     window INTEGER NOT NULL, n INTEGER NOT NULL);
 CREATE INDEX tail_rows_by_rid ON tail_rows(rid);
+CREATE INDEX user_windows_by_window ON user_windows(window);
 """
 
 TEMP_SCHEMA = """
@@ -77,6 +79,7 @@ CREATE TEMP TABLE IF NOT EXISTS d_services(service BLOB, n INTEGER);
 CREATE TEMP TABLE IF NOT EXISTS d_user_windows(user BLOB, window INTEGER, n INTEGER);
 CREATE TEMP TABLE IF NOT EXISTS d_service_windows(
     service BLOB, window INTEGER, errors INTEGER, others INTEGER);
+CREATE TEMP TABLE IF NOT EXISTS quiet(window INTEGER PRIMARY KEY, cut INTEGER);
 """
 """What an update adds, before it is upserted in key order (one statement per table)."""
 
@@ -477,26 +480,77 @@ class CountStore:
         return best
 
     def burst_candidates(self, p: Pass, share: float) -> list[BurstCandidate]:
-        """The busy (user, window) counts that ``share`` alone does not rule out, each with its
-        user's usual rate; every window that ``anomalies.bursts`` can flag is among them."""
+        """Every window of every run that ``anomalies.bursts`` can report under ``share`` (and
+        some it will not), each with its user's usual rate.
+
+        A window is flagged only if its lines reach its *cut*, the threshold with a usual rate
+        of 0 (the lowest), and a run of flagged windows is reported only if its lines add up to
+        ``--burst-min-lines`` (``least``). So only the windows reaching their cut matter: those
+        with ``least`` lines or more come from the partial index of busy counts; those with
+        fewer can only be in *quiet* windows, whose cut is under ``least``, and are read by
+        window, or through the users with ``least`` lines in all when the top list names them
+        all and that reads less. Of all these, the runs of adjacent windows of one user with
+        ``least`` lines in all are kept, streamed in (user, window) order.
+        """
         settings = self.settings
-        rows = self.db.execute(
-            "SELECT user, window, n FROM user_windows "
-            f"WHERE n >= {int(settings.burst_min_lines)}"  # the partial index's own condition
+        least = int(settings.burst_min_lines)
+        fs = settings.burst_factor * min(share, MAX_SHARE)
+
+        def cut(lines_there: int) -> int:
+            # lines >= fs * (lines_there - lines)  <=>  lines >= fs * lines_there / (1 + fs),
+            # lowered a hair so that float rounding cannot drop a window the exact test keeps.
+            return max(1, math.ceil(fs * lines_there / (1 + fs) * (1 - 1e-9)))
+
+        wl = p.window_lines
+        busy = (
+            ((user, window), n)
+            for user, window, n in self.db.execute(
+                # The partial index's own condition, so that it is used; in its order.
+                f"SELECT user, window, n FROM user_windows WHERE n >= {least} "
+                "ORDER BY user, window")
+            if n >= cut(wl[window])
         )
-        busy = [
-            (user, window, n) for user, window, n in rows
-            # With a usual rate of 0 the threshold is lowest; a larger rate only raises it.
-            if n >= _burst_limits(share, 0.0, n, p.window_lines[window], settings)[1]
-        ]
+        # cut(lines) < least needs lines < least * (1 + fs) / fs: a first filter in one pass.
+        below = math.inf if fs == 0 else least * (1 + fs) / fs * (1 + 1e-6) + 1
+        quiet = {w: c for w, lines in wl.items() if lines < below and (c := cut(lines)) < least}
+        entries = heapq.merge(busy, self._quiet_entries(quiet, least, wl)) if quiet else busy
+        kept = list(_long_runs(entries, least))
         usual: dict[bytes, float] = {}
         out: list[BurstCandidate] = []
-        for user, window, n in busy:
+        for (user, window), n in kept:
             if user not in usual:
                 rate = user_rate(self._windows_of(user), p)
                 usual[user] = rate.usual if rate is not None else 0.0
             out.append((user, window, n, usual[user]))
         return out
+
+    def _quiet_entries(
+        self, quiet: Mapping[int, int], least: int, window_lines: Mapping[int, int]
+    ) -> Iterator[tuple[Key, int]]:
+        """The (user, window) counts under ``least`` that reach their quiet window's cut, in
+        (user, window) order."""
+        by_window = sum(window_lines[w] for w in quiet)
+        heavy: list[tuple[bytes, int]] | None = None
+        if self.users.complete or (self.users.items and self.users.items[-1][1] < least):
+            heavy = [(u, n) for u, n in self.users.items if n >= least]
+        if heavy is not None and sum(n for _, n in heavy) <= by_window:
+            for user, _ in sorted(heavy):
+                for window, n in sorted(self._windows_of(user).items()):
+                    if n < least and window in quiet and n >= quiet[window]:
+                        yield (user, window), n
+            return
+        if len(quiet) == len(window_lines):
+            self.full_passes += 1
+        db = self.db
+        db.execute("DELETE FROM temp.quiet")
+        db.executemany("INSERT INTO temp.quiet VALUES (?, ?)", sorted(quiet.items()))
+        rows = db.execute(
+            "SELECT uw.user, uw.window, uw.n FROM temp.quiet q CROSS JOIN main.user_windows uw "
+            f"ON uw.window = q.window WHERE uw.n >= q.cut AND uw.n < {least} "
+            "ORDER BY uw.user, uw.window"
+        )
+        for user, window, n in rows:
+            yield (user, window), n
 
     def digest(self, window_lines: Mapping[int, int]) -> Digest:
         """What the report needs from these counters, given every window's valid lines."""
@@ -516,6 +570,23 @@ class CountStore:
             share=share,
         )
         return finish(part, [self.burst_candidates(p, share)], window_lines, self.settings)
+
+
+def _long_runs(entries: Iterable[tuple[Key, int]], least: int) -> Iterator[tuple[Key, int]]:
+    """The entries (sorted by user, then window) that belong to a run of adjacent windows of
+    one user whose counts add up to at least ``least``."""
+    run: list[tuple[Key, int]] = []
+    total = 0
+    for entry in entries:
+        (user, window), n = entry
+        if run and (window != run[-1][0][1] + 1 or user != run[-1][0][0]):
+            if total >= least:
+                yield from run
+            run, total = [], 0
+        run.append(entry)
+        total += n
+    if total >= least:
+        yield from run
 
 
 def _spike_rules(settings: Settings) -> tuple[int, float, int]:

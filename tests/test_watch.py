@@ -62,12 +62,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # --- lines ---------------------------------------------------------------------------------------
 
-_stamps = st.builds(
-    lambda y, mo, d, h, mi, s: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}Z",
-    st.sampled_from([2024, 2024, 2024, 2999]), st.integers(1, 12), st.integers(1, 28),
-    st.integers(0, 23), st.integers(0, 59), st.integers(0, 59),
+_stamps = st.one_of(
+    st.builds(
+        lambda y, mo, d, h, mi, s: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}Z",
+        st.sampled_from([2024, 2024, 2024, 2999]), st.integers(1, 12), st.integers(1, 28),
+        st.integers(0, 23), st.integers(0, 59), st.integers(0, 59),
+    ),
+    st.builds(lambda mi, s: f"2024-01-01T00:{mi:02d}:{s:02d}Z", st.integers(0, 4),
+              st.integers(0, 59)),
 )
-"""2024 is in the past and 2999 in the future whatever the files' mtimes are."""
+"""2024 is in the past and 2999 in the future whatever the files' mtimes are; half the lines
+fall in five adjacent minutes, so that windows form runs (bursts, spikes)."""
 
 _valid = st.builds(
     lambda ts, level, service, user, message: f"{ts} {level} {service} {user}{message}".encode(),
@@ -134,13 +139,15 @@ def expected_outputs(
 
 
 MACHINE_SETTINGS = st.builds(
-    lambda top, burst, spike: Settings(workers=1, top=top, burst_min_lines=burst,
-                                       spike_min_errors=spike),
-    st.sampled_from([1, 2, 10]), st.sampled_from([1, 2, 20]), st.sampled_from([1, 20]),
+    lambda top, burst, spike, factor: Settings(
+        workers=1, top=top, burst_min_lines=burst, spike_min_errors=spike,
+        burst_factor=factor, spike_factor=factor),
+    st.sampled_from([1, 2, 10]), st.sampled_from([1, 2, 3, 20]), st.sampled_from([1, 20]),
+    st.sampled_from([1.0, 5.0]),
 )
 """With ``top`` 1 or 2 the store's top lists are that short (see ``_new_watcher``), so they run
-short, are rebuilt and leave the busiest share to a full pass; a minimum of 1 or 2 lines or
-errors makes nearly every window a burst or spike candidate."""
+short, are rebuilt and leave the busiest share to a full pass; small minimums and a factor of 1
+make bursts and spikes of a few lines, often runs of windows of one line each."""
 
 
 class SimulatedCrashError(Exception):
@@ -402,7 +409,9 @@ class WatchMachine(RuleBasedStateMachine):
         s = self.settings
         assert cli_main(["run", self.dir, "--out", reference, "--workers", "1", "--quiet",
                          "--top", str(s.top), "--burst-min-lines", str(s.burst_min_lines),
-                         "--spike-min-errors", str(s.spike_min_errors)]) == 0
+                         "--spike-min-errors", str(s.spike_min_errors),
+                         "--burst-factor", str(s.burst_factor),
+                         "--spike-factor", str(s.spike_factor)]) == 0
         for name in OUTPUTS:
             assert _read(os.path.join(self.out, name)) == _read(os.path.join(reference, name))
 
@@ -414,7 +423,7 @@ def _read(path: str) -> bytes:
 
 TestWatchMachine = WatchMachine.TestCase
 TestWatchMachine.settings = hypothesis_settings(
-    max_examples=int(os.environ.get("WATCH_EXAMPLES", "25")), stateful_step_count=15,
+    max_examples=int(os.environ.get("WATCH_EXAMPLES", "40")), stateful_step_count=15,
     deadline=None,
 )
 
@@ -784,6 +793,29 @@ def test_a_checkpoint_for_other_settings_is_not_trusted(tmp_path: Any) -> None:
     assert outputs(out) == tuple(_read(str(tmp_path / "ref" / n)) for n in OUTPUTS)
 
 
+def test_a_restart_with_other_top_and_detector_settings_reuses_the_counts(tmp_path: Any) -> None:
+    """--top and the detector settings are not tied to the checkpoint: a restart with others
+    keeps the counts, judges again what they change, and gives what run gives with them."""
+    logs, out = folder_with_a_log(tmp_path, 3000)
+    with open(os.path.join(logs, "a.log"), "ab") as f:
+        f.write(b"".join(b"2024-07-22T00:00:%02dZ ERROR svc1 loud\n" % (i % 60) for i in range(40)))
+    w = in_process(logs, out)
+    w.drain()
+    w.close()
+    other = Settings(workers=1, top=3, spike_factor=2.0, spike_min_errors=3,
+                     burst_factor=2.0, burst_min_lines=4)
+    said: list[str] = []
+    w = Watcher(logs, out, other, SerialExecutor(), settle=0.0, say=said.append, top_size=3)
+    w.open()
+    w.drain()
+    w.close()
+    assert not said, said
+    assert cli_main(["run", logs, "--out", str(tmp_path / "ref"), "--workers", "1", "--quiet",
+                     "--top", "3", "--spike-factor", "2", "--spike-min-errors", "3",
+                     "--burst-factor", "2", "--burst-min-lines", "4"]) == 0
+    assert outputs(out) == tuple(_read(str(tmp_path / "ref" / n)) for n in OUTPUTS)
+
+
 def test_gz_files_are_read_whole_once_settled(tmp_path: Any) -> None:
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
     os.mkdir(logs)
@@ -852,14 +884,17 @@ def test_the_counts_of_users_and_services_live_on_disk(tmp_path: Any) -> None:
 
 
 def test_a_tail_taken_back_lowers_a_top_user_exactly(tmp_path: Any) -> None:
-    """A settled last line makes bob the top user; completed, it belongs to bobby, bob falls
-    back, and the one-entry top list on disk is rebuilt: the outputs are those of run."""
+    """Settled last lines make bob the top user and add zed; completed, they belong to bobby
+    and zedd: bob falls back (the one-entry top list on disk is rebuilt) and zed is gone. The
+    outputs are those of run at each stage."""
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
     os.mkdir(logs)
-    a = os.path.join(logs, "a.log")
+    a, b = os.path.join(logs, "a.log"), os.path.join(logs, "b.log")
     line = b"2024-01-01T00:00:00Z INFO svc %s\n"
     with open(a, "wb") as f:
         f.write(line % b"alice" * 2 + line % b"bob" * 2 + (line % b"bob")[:-1])
+    with open(b, "wb") as f:
+        f.write((line % b"zed")[:-1])
     settings = Settings(workers=1, top=1)
     now = [0.0]
     w = Watcher(logs, out, settings, SerialExecutor(), settle=1.0, clock=lambda: now[0],
@@ -869,15 +904,18 @@ def test_a_tail_taken_back_lowers_a_top_user_exactly(tmp_path: Any) -> None:
     now[0] += 1
     w.drain()
     reference = ["run", logs, "--workers", "1", "--quiet", "--top", "1", "--out"]
-    assert json.loads(outputs(out)[0])["user_counts"] == {"bob": 3}
+    summary_now = json.loads(outputs(out)[0])
+    assert (summary_now["user_counts"], summary_now["distinct_users"]) == ({"bob": 3}, 3)
     assert cli_main([*reference, str(tmp_path / "r1")]) == 0
     assert outputs(out) == outputs(str(tmp_path / "r1"))
-    with open(a, "ab") as f:
-        f.write(b"by\n")
+    for path in (a, b):
+        with open(path, "ab") as f:
+            f.write(b"by\n" if path == a else b"d\n")
     w.drain()
     rebuilt = w.checkpoint.store.full_passes if w.checkpoint.store else 0
     w.close()
-    assert json.loads(outputs(out)[0])["user_counts"] == {"alice": 2}
+    summary_now = json.loads(outputs(out)[0])
+    assert (summary_now["user_counts"], summary_now["distinct_users"]) == ({"alice": 2}, 4)
     assert cli_main([*reference, str(tmp_path / "r2")]) == 0
     assert outputs(out) == outputs(str(tmp_path / "r2"))
     assert rebuilt >= 1
