@@ -21,6 +21,8 @@ missed SPEC-required incident, with its parameters) and the raw matches in ``.js
     python -m benchmarks.evaluate_anomalies             # 6 seeds, about a minute or two
     python -m benchmarks.evaluate_anomalies --quick     # 2 seeds
     python -m benchmarks.evaluate_anomalies --tool-args="--spike-factor 10 --burst-factor 10"
+    python -m benchmarks.evaluate_anomalies --first-seed 7 --append   # seeds 7-12, after 1-6
+    python -m benchmarks.evaluate_anomalies --share-sweep 50 --append # how long a burst may last
 """
 
 from __future__ import annotations
@@ -289,11 +291,11 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
     steady = sum(r["steady"] for r in results)
     lines = sum(r["lines"] for r in results)
     out = [
-        "# Anomaly detection quality",
+        f"# Anomaly detection quality, {_seeds(args.seeds_list)}",
         "",
         f"Command: `python -m benchmarks.evaluate_anomalies {' '.join(args.argv)}`",
         f"{len(results)} files ({steady} of steady traffic without incidents), "
-        f"{lines:,} lines, seeds {args.seeds_list[0]}-{args.seeds_list[-1]}, families "
+        f"{lines:,} lines, {_seeds(args.seeds_list)}, families "
         f"{', '.join(sorted({r['family'] for r in results}))}; "
         f"tool options: `{' '.join(args.tool_args) or '(defaults)'}`; {seconds:.0f} s.",
         "",
@@ -314,6 +316,10 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
     out += _by_family(results)
     out += _details(t)
     return "\n".join(out) + "\n"
+
+
+def _seeds(seeds: list[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
 
 
 def _run_floor(tool_args: list[str]) -> int:
@@ -435,6 +441,64 @@ def _details(t: dict[str, Tally]) -> list[str]:
     return out
 
 
+# -- how long a burst may last ------------------------------------------------------------------
+
+SWEEP_RATES = (1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
+SWEEP_SHARES = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+
+
+def share_sweep(trials: int, seed: int = 1, windows: int = 120) -> str:
+    """error_spike on one service alone, straight on ``anomalies.spikes`` with the default
+    settings: Poisson errors at a usual rate of ``lam`` a window among 50 times as many other
+    lines, and a burst of max(20, 10 * lam) errors a window (10x, at least 20) in two runs
+    covering a share of the windows. Recall: the share of trials where every burst window is
+    flagged."""
+    import numpy as np
+
+    from mapreduce_logs import Settings
+    from mapreduce_logs.anomalies import spikes
+
+    settings = Settings()
+    rng = np.random.default_rng(seed)
+    out = [f"# How long an error burst may last: {trials} trials a cell", "",
+           f"One service, {windows} windows, Poisson errors at the usual rate among 50 times as "
+           "many other lines; a burst of 10x the usual rate (at least 20 errors a window) in two "
+           "runs that cover a share of the windows. Recall: the share of trials in which every "
+           "burst window is flagged (default settings).", "",
+           "| usual errors a window | " + " | ".join(f"{s:.0%}" for s in SWEEP_SHARES) + " |",
+           "|---:|" + "---:|" * len(SWEEP_SHARES)]
+    for lam in SWEEP_RATES:
+        cells = []
+        for share in SWEEP_SHARES:
+            count = round(share * windows)
+            second = windows // 2 + 10
+            burst = [*range(5, 5 + count // 2), *range(second, second + count - count // 2)]
+            caught = 0
+            for _ in range(trials):
+                errors = rng.poisson(lam, windows)
+                others = rng.poisson(50 * lam, windows)
+                errors[burst] = max(20, round(10 * lam))
+                found = spikes({(b"s", w): int(n) for w, n in enumerate(errors) if n},
+                               {(b"s", w): int(n) for w, n in enumerate(others) if n}, settings)
+                flagged: set[int] = set()
+                for f in found:
+                    first = f.time // settings.window
+                    flagged.update(range(first, first + _windows(f.body, settings.window)))
+                caught += flagged.issuperset(burst)
+            cells.append(f"{caught / trials:.2f}")
+        out.append(f"| {lam:g} | " + " | ".join(cells) + " |")
+    return "\n".join([*out, ""]) + "\n"
+
+
+def _windows(anomaly: dict[str, Any], width: int) -> int:
+    """How many windows of ``width`` seconds a window anomaly spans."""
+    import datetime as dt
+
+    start, end = (dt.datetime.fromisoformat(anomaly[k].replace("Z", "+00:00"))
+                  for k in ("window_start", "window_end"))
+    return round((end - start).total_seconds()) // width
+
+
 # -- command line -------------------------------------------------------------------------------
 
 
@@ -452,12 +516,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="scenarios run at once (2 cores: keep 1)")
     ap.add_argument("--out", default=str(HERE / "results" / "anomaly_quality.md"))
     ap.add_argument("--keep", default=None, metavar="DIR", help="keep the generated files here")
+    ap.add_argument("--share-sweep", type=int, default=0, metavar="TRIALS",
+                    help="instead: how long an error burst may last and still be caught, "
+                    "TRIALS trials a cell (written to --out, nothing to the .json)")
+    ap.add_argument("--append", action="store_true",
+                    help="add this report after the one in --out, and the results to its .json")
     args = ap.parse_args(raw)
     args.argv = raw
     seeds = 2 if args.quick else args.seeds
     args.seeds_list = list(range(args.first_seed, args.first_seed + seeds))
     args.tool_args = shlex.split(args.tool_args)
     wanted = set(args.families.split(","))
+    if args.share_sweep:
+        text = share_sweep(args.share_sweep, args.first_seed)
+        text = text.replace("\n\n", f"\n\nCommand: `python -m benchmarks.evaluate_anomalies "
+                            f"{' '.join(raw)}`\n\n", 1)
+        out = Path(args.out)
+        before = out.read_text() + "\n" if args.append and out.exists() else ""
+        out.write_text(before + text)
+        print(text)
+        return 0
     families = [f for f in FAMILIES if f.name in wanted]
     if not families:
         ap.error(f"no such families: {args.families}")
@@ -480,8 +558,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = render(results, args, time.perf_counter() - started)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    before, earlier = "", []
+    if args.append and out.exists():
+        before = out.read_text() + "\n"
+        earlier = json.loads(out.with_suffix(".json").read_text())
+    out.write_text(before + text)
+    out.with_suffix(".json").write_text(
+        json.dumps(earlier + results, indent=1, ensure_ascii=False) + "\n")
     print(text)
     print(f"evaluate_anomalies: wrote {out}", file=sys.stderr)
     return 0

@@ -145,3 +145,15 @@ def test_long_bursts_of_a_very_skewed_population_leave_most_lines_to_the_traffic
     injected = sum(i["injected_lines"] for kind in ("error_spike", "user_burst")
                    for i in incidents[kind])
     assert 0 < injected < 72_000 // 2
+
+
+def test_share_sweep_catches_a_quarter_and_not_half() -> None:
+    """The burst-length sweep of the evaluation runs on the product's rule: a 10x error burst
+    over a quarter of the windows is caught at every usual rate, over half of them never."""
+    from benchmarks.evaluate_anomalies import SWEEP_RATES, SWEEP_SHARES, share_sweep
+
+    rows = [line.split("|")[1:-1] for line in share_sweep(trials=3).splitlines()
+            if line.startswith("| ") and line[2].isdigit()]
+    assert [float(row[0]) for row in rows] == list(SWEEP_RATES)
+    quarter, half = SWEEP_SHARES.index(0.25) + 1, SWEEP_SHARES.index(0.5) + 1
+    assert all(row[quarter].strip() == "1.00" and row[half].strip() == "0.00" for row in rows)
