@@ -320,6 +320,7 @@ class Watcher:
             for path, lines in added.items():
                 self.tell(f"watch: {path}: {lines:+,} lines in {now - started:.2f} s "
                           f"(commit and outputs {now - committing:.2f} s)")
+            self.checkpoint.settle()
             self._check_memory()
         return True
 
@@ -629,13 +630,16 @@ class Watcher:
             self.say(f"watch: {path}: {message}")
 
     def _write_outputs(self) -> None:
+        """summary.json first: it takes no pass over the counters, anomalies.json does."""
         view = self.state.view()
+        summary = build_summary(
+            replace(view, digest=self.checkpoint.digest(view.window_lines, anomalies=False)),
+            self.settings,
+        )
+        write_atomic(os.path.join(self.out, "summary.json"), to_json(summary))
         view = replace(view, digest=self.checkpoint.digest(view.window_lines))
-        view = _first_unknown_levels(view)
-        anomalies = build_anomalies(view, self.settings)
+        anomalies = build_anomalies(_first_unknown_levels(view), self.settings)
         self.anomaly_counts = anomalies["counts"]
-        write_atomic(os.path.join(self.out, "summary.json"),
-                     to_json(build_summary(view, self.settings)))
         write_atomic(os.path.join(self.out, "anomalies.json"), to_json(anomalies))
 
 

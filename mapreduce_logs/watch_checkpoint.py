@@ -40,6 +40,8 @@ from .watch_store import CountStore, StoreError
 
 FORMAT = 3
 DATABASE = "state.sqlite"
+WAL_KEPT = 64 << 20
+"""Bytes of write-ahead log left on disk after it is copied into the database."""
 CACHE_SHARE = 0.08
 """Share of ``--memory-mb`` for SQLite's page cache (the OS caches the rest of the file)."""
 
@@ -100,6 +102,10 @@ class Checkpoint:
             kib = max(2048, int(self.settings.memory_mb * 1000 * CACHE_SHARE))
             db.execute(f"PRAGMA cache_size = -{kib}")
             db.execute("PRAGMA mmap_size = 0")
+            # The write-ahead log is copied into the database by ``settle()``, after the
+            # outputs are written, rather than inside the commit that the outputs wait for.
+            db.execute("PRAGMA wal_autocheckpoint = 0")
+            db.execute(f"PRAGMA journal_size_limit = {WAL_KEPT}")
         except BaseException:
             db.close()
             raise
@@ -241,10 +247,15 @@ class Checkpoint:
         if self.fault is not None:
             self.fault("committed")
 
-    def digest(self, window_lines: Mapping[int, int]) -> Digest:
-        """What the report needs from the counters on disk."""
+    def digest(self, window_lines: Mapping[int, int], anomalies: bool = True) -> Digest:
+        """What the report needs from the counters on disk (see ``CountStore.digest``)."""
         assert self.store is not None, "the checkpoint is not open"
-        return self.store.digest(window_lines)
+        return self.store.digest(window_lines, anomalies)
+
+    def settle(self) -> None:
+        """Copy the write-ahead log into the database (it is truncated to WAL_KEPT bytes)."""
+        if self.db is not None:
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def size(self) -> int:
         """Bytes the checkpoint takes on disk (database and write-ahead log)."""

@@ -184,12 +184,14 @@ class TopList:
 
 
 class Pass(NamedTuple):
-    """What a reading pass needs about the windows: their count, the trim, all lines."""
+    """What a reading pass needs about the windows: their count, the trim, all lines; and the
+    users' rates it has read, for the rest of the pass."""
 
     window_lines: Mapping[int, int]
     windows: int
     drop: int
     all_lines: int
+    rates: dict[bytes, UserRate | None]
 
 
 def user_rate(counts: Mapping[int, int], p: Pass) -> UserRate | None:
@@ -449,6 +451,11 @@ class CountStore:
         return dict(self.db.execute(
             "SELECT window, n FROM user_windows WHERE user = ?", (user,)).fetchall())
 
+    def _rate(self, user: bytes, p: Pass) -> UserRate | None:
+        if user not in p.rates:
+            p.rates[user] = user_rate(self._windows_of(user), p)
+        return p.rates[user]
+
     def busiest_share(self, p: Pass) -> float:
         """The largest trimmed share of any user (``anomalies.user_share`` over every user)."""
         if not p.windows:
@@ -459,7 +466,7 @@ class CountStore:
             # No user after this one has a larger total, so none can beat this bound.
             if max(0, total - p.drop) / floor <= best:
                 return best
-            rate = user_rate(self._windows_of(user), p)
+            rate = self._rate(user, p)
             if rate is not None:
                 best = max(best, rate.share)
         if self.users.complete:
@@ -519,7 +526,7 @@ class CountStore:
         out: list[BurstCandidate] = []
         for (user, window), n in kept:
             if user not in usual:
-                rate = user_rate(self._windows_of(user), p)
+                rate = self._rate(user, p)
                 usual[user] = rate.usual if rate is not None else 0.0
             out.append((user, window, n, usual[user]))
         return out
@@ -552,20 +559,29 @@ class CountStore:
         for user, window, n in rows:
             yield (user, window), n
 
-    def digest(self, window_lines: Mapping[int, int]) -> Digest:
-        """What the report needs from these counters, given every window's valid lines."""
+    def digest(self, window_lines: Mapping[int, int], anomalies: bool = True) -> Digest:
+        """What the report needs from these counters, given every window's valid lines.
+
+        Without ``anomalies``, only what the summary needs (no pass over the counters; the
+        digest then holds no spikes or bursts)."""
         for name in ("users", "services"):
             if getattr(self, name).short(self.settings.top):
                 setattr(self, name, self._top_from_table(name))
-        windows = len(window_lines)
-        p = Pass(window_lines, windows, trim_count(windows), sum(window_lines.values()))
-        share = self.busiest_share(p)
         top = self.settings.top
         part = PartDigest(
             top_services=self.services.items[:top],
             top_users=self.users.items[:top],
             distinct_services=self.distinct_services,
             distinct_users=self.distinct_users,
+            spikes=[],
+            share=0.0,
+        )
+        if not anomalies:
+            return finish(part, [], window_lines, self.settings)
+        windows = len(window_lines)
+        p = Pass(window_lines, windows, trim_count(windows), sum(window_lines.values()), {})
+        share = self.busiest_share(p)
+        part = part._replace(
             spikes=[found for service in sorted(self.spikes) for found in self.spikes[service]],
             share=share,
         )
