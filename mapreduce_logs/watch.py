@@ -51,7 +51,7 @@ from types import FrameType
 
 from watchdog.observers.api import BaseObserver
 
-from .engine import MAX_UNKNOWN_LEVELS, Executor, PoolExecutor, SerialExecutor
+from .engine import MAX_UNKNOWN_LEVELS, Executor, PoolExecutor, SerialExecutor, workers_within
 from .metrics import Clock, MemorySampler, run_metrics
 from .partial import Partial, Segment
 from .report import build_anomalies, build_summary, to_json, write_atomic
@@ -196,6 +196,9 @@ class Watcher:
         self.updates = 0
         self.rescans = 0
         self.chunks = 0
+        self.bytes_read = 0
+        """Bytes this watcher read and counted (the run figures of a session)."""
+        self.lines_read = 0
         self.largest_batch = 0
 
     # --- life cycle ------------------------------------------------------------------------------
@@ -614,6 +617,8 @@ class Watcher:
         tail = state.tails.get(rec.rid)
         dropped = tail.lines if tail is not None else 0
         lines = partial.lines - dropped
+        self.bytes_read += partial.bytes_read
+        self.lines_read += partial.lines
         if job.kind == LINES:
             state.count(partial)
             if tail is not None:
@@ -718,6 +723,13 @@ def watch_main(args: argparse.Namespace, settings: Settings) -> int:
     def say(message: str) -> None:
         print(f"{PROG}: {message}", file=sys.stderr, flush=True)
 
+    fit = workers_within(settings)
+    if settings.workers > fit:
+        # As for run: more workers than the memory budget holds would break it.
+        if not args.quiet:
+            say(f"--workers {settings.workers} does not fit in {settings.memory_mb} MB; using {fit}")
+        settings = replace(settings, workers=fit)
+
     clock = Clock()
     # Workers ignore Ctrl-C (the terminal sends it to the whole group); the watcher handles it.
     previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -740,10 +752,9 @@ def watch_main(args: argparse.Namespace, settings: Settings) -> int:
                 watcher.run()
             finally:
                 watcher.close()
-        view = watcher.state.view()
         metrics = run_metrics(
             clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=watcher.chunks,
-            nbytes=view.bytes_read, lines=view.lines, stages={},
+            nbytes=watcher.bytes_read, lines=watcher.lines_read, stages={},
         )
         write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
         if not args.quiet:
