@@ -23,6 +23,7 @@ missed SPEC-required incident, with its parameters) and the raw matches in ``.js
     python -m benchmarks.evaluate_anomalies --tool-args="--spike-factor 10 --burst-factor 10"
     python -m benchmarks.evaluate_anomalies --first-seed 7 --append   # seeds 7-12, after 1-6
     python -m benchmarks.evaluate_anomalies --share-sweep 50 --append # how long a burst may last
+    python -m benchmarks.evaluate_anomalies --burst-sweep 50 --append # ... a user burst
 """
 
 from __future__ import annotations
@@ -490,6 +491,77 @@ def share_sweep(trials: int, seed: int = 1, windows: int = 120) -> str:
     return "\n".join([*out, ""]) + "\n"
 
 
+BURST_RATES = (0.3, 1.0, 3.0, 10.0, 30.0)
+BURST_SHARES = (0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+BURST_USERS = 50
+
+
+def burst_sweep(trials: int, seed: int = 1, windows: int = 120) -> str:
+    """user_burst straight on ``anomalies.detect_bursts`` with the default settings: 50 users
+    with Zipf (exponent 1) weights, Poisson lines a window, the busiest writing ``busiest`` a
+    window; a spammer at 10x the busiest user's rate (at least 1 line a window) in two runs
+    covering a share of the windows. The spammer is either a user seen only in its burst, or an
+    ordinary user (the 10th busiest) who also writes its usual lines everywhere. Recall: the
+    share of trials where every burst window is flagged; false: bursts reported elsewhere."""
+    import numpy as np
+
+    from mapreduce_logs import Settings
+    from mapreduce_logs.anomalies import detect_bursts
+    from mapreduce_logs.partial import Partial
+
+    settings = Settings()
+    rng = np.random.default_rng(seed)
+    weights = 1 / np.arange(1, BURST_USERS + 1)
+    weights /= weights.sum()
+    names = [f"user{i}".encode() for i in range(BURST_USERS)]
+    out = [f"# How long a user burst may last: {trials} trials a cell", "",
+           f"{BURST_USERS} users with Zipf weights (exponent 1, the busiest holds "
+           f"{weights[0]:.0%} of the lines), {windows} windows, Poisson lines; a spammer at 10x "
+           "the busiest user's rate (at least 1 line a window) in two runs covering a share of "
+           "the windows, either a user seen only in its burst (*new*) or the 10th busiest user, "
+           "who also writes its usual lines everywhere (*ordinary*). Recall: the share of trials "
+           "in which every burst window is flagged (default settings); *false*: bursts reported "
+           "on any other user or window, over all the row's trials.", "",
+           "| spammer | busiest user's lines a window | "
+           + " | ".join(f"{s:.0%}" for s in BURST_SHARES) + " | false |",
+           "|---|---:|" + "---:|" * len(BURST_SHARES) + "---:|"]
+    for kind in ("new", "ordinary"):
+        for busiest in BURST_RATES:
+            cells, false = [], 0
+            for share in BURST_SHARES:
+                count = round(share * windows)
+                second = windows // 2 + 10
+                burst = [*range(5, 5 + count // 2), *range(second, second + count - count // 2)]
+                spam = max(1, round(10 * busiest))
+                caught = 0
+                for _ in range(trials):
+                    lines = rng.poisson(busiest / weights[0] * weights[:, None],
+                                        (BURST_USERS, windows))
+                    spammer = b"spammer"
+                    if kind == "ordinary":
+                        spammer = names[9]
+                        lines[9, burst] = spam
+                    counts = {(names[u], w): int(n) for (u, w), n in np.ndenumerate(lines) if n}
+                    if kind == "new":
+                        counts.update({(spammer, w): spam for w in burst})
+                    p = Partial()
+                    p.user_lines.update(counts)
+                    for (_, w), n in counts.items():
+                        p.window_lines[w] += n
+                    flagged: set[int] = set()
+                    for f in detect_bursts(p, settings):
+                        first = f.time // settings.window
+                        span = range(first, first + _windows(f.body, settings.window))
+                        if f.subject == spammer and not set(span).isdisjoint(burst):
+                            flagged.update(span)
+                        else:
+                            false += 1
+                    caught += flagged.issuperset(burst)
+                cells.append(f"{caught / trials:.2f}")
+            out.append(f"| {kind} | {busiest:g} | " + " | ".join(cells) + f" | {false} |")
+    return "\n".join([*out, ""]) + "\n"
+
+
 def _windows(anomaly: dict[str, Any], width: int) -> int:
     """How many windows of ``width`` seconds a window anomaly spans."""
     import datetime as dt
@@ -519,6 +591,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--share-sweep", type=int, default=0, metavar="TRIALS",
                     help="instead: how long an error burst may last and still be caught, "
                     "TRIALS trials a cell (written to --out, nothing to the .json)")
+    ap.add_argument("--burst-sweep", type=int, default=0, metavar="TRIALS",
+                    help="instead: how long a user burst may last and still be caught, "
+                    "TRIALS trials a cell (written to --out, nothing to the .json)")
     ap.add_argument("--append", action="store_true",
                     help="add this report after the one in --out, and the results to its .json")
     args = ap.parse_args(raw)
@@ -527,8 +602,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.seeds_list = list(range(args.first_seed, args.first_seed + seeds))
     args.tool_args = shlex.split(args.tool_args)
     wanted = set(args.families.split(","))
-    if args.share_sweep:
-        text = share_sweep(args.share_sweep, args.first_seed)
+    if args.share_sweep or args.burst_sweep:
+        text = (share_sweep(args.share_sweep, args.first_seed) if args.share_sweep
+                else burst_sweep(args.burst_sweep, args.first_seed))
         text = text.replace("\n\n", f"\n\nCommand: `python -m benchmarks.evaluate_anomalies "
                             f"{' '.join(raw)}`\n\n", 1)
         out = Path(args.out)

@@ -16,14 +16,28 @@ the windows (rounded up, never all) where the subject counted most, which is whe
   the service's other lines cannot lift r0 to its own ratio, so (at spike_factor times r0 or
   more) its windows are suspect and left out of r, however many windows it lasts; when nothing
   is suspect, r is the plain trimmed ratio.
-- user_burst: over all windows with traffic, a user's trimmed share is its lines / all lines,
-  both summed over the windows left after trimming that user's tenth of busiest windows; S, the
-  busiest ordinary user's share, is the largest trimmed share (capped at 0.99). The user's own
-  usual rate u is its trimmed lines / the number of trimmed windows. Expected lines of a user in
-  a window: max(S * lines of everyone else there, u). The window is flagged when
-  lines >= max(1, burst_factor * expected), and a run of adjacent flagged windows of the user is
-  reported when its lines add up to at least burst_min_lines: the floor is on the run, so a long
-  burst on quiet traffic counts as much as a short one on busy traffic.
+- user_burst: over all windows with traffic (0 lines of a user where it has none). A window's
+  threshold under a share x and a usual rate y is max(1, burst_factor * max(x * lines of
+  everyone else there, y)) (x capped at 0.99). For each user, two passes:
+  - plain: its lines / all lines, both summed over the windows left after trimming its tenth of
+    busiest windows, and its usual rate: those lines / the number of windows kept;
+  - robust: x0 = its traffic-weighted median share (the smallest share of a window such that
+    the windows where its share is at most that hold at least half of everyone else's lines)
+    and m = the median over the windows of its local mean (its lines in the window and the 2
+    on each side, / 5). Windows reaching their threshold under (x0, m), in a run of adjacent
+    such windows with at least burst_min_lines lines in all, are *suspect*; share and usual
+    rate as in the plain pass, but over the windows that are not suspect, less the tenth (of
+    all the windows, rounded up, never all that are left) with most lines.
+  The user's share and usual rate u are the smaller of the two. S, the busiest ordinary user's
+  share, is the largest share. Expected lines of a user in a window: max(S * lines of everyone
+  else there, u); the window is flagged when its lines reach its threshold under (S, u), and a
+  run of adjacent flagged windows of the user is reported when its lines add up to at least
+  burst_min_lines: the floor is on the run, so a long burst on quiet traffic counts as much as
+  a short one on busy traffic. A burst in windows holding less than half of everyone else's
+  lines cannot lift x0, nor (less its 2 windows on each side) m, so its windows are suspect and
+  left out of the spammer's share and usual rate however many windows it lasts; a job that
+  comes back every few windows keeps a local mean all along and is not suspect. Neither figure
+  is ever above the plain one, so every threshold is at most what the plain pass alone gives.
 
 Adjacent flagged windows of one subject form one anomaly.
 """
@@ -31,10 +45,11 @@ Adjacent flagged windows of one subject form one anomaly.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
-from itertools import chain, compress
-from operator import and_, eq, itemgetter, le, or_
+from itertools import accumulate, chain, compress, repeat
+from operator import and_, eq, itemgetter, le, ne, or_, sub
 from typing import Any, NamedTuple
 
 from .parse import NS, format_utc
@@ -231,24 +246,57 @@ def trim_count(windows: int) -> int:
 
 class UserRate(NamedTuple):
     share: float
-    """Trimmed share of all lines."""
+    """Share of all lines (the smaller of the plain trimmed one and the robust one)."""
     usual: float
-    """Trimmed lines per window with traffic."""
+    """Lines per window with traffic (likewise)."""
+
+
+NEIGHBOURS = 2
+"""Windows on each side of a window that a user's local mean there takes in."""
+
+
+class WindowTable(NamedTuple):
+    """What every user's rates are computed against: the windows with traffic. Built once."""
+
+    lines: Mapping[int, int]
+    """window index -> all its lines."""
+    all_lines: int
+    drop: int
+    """How many windows the trim leaves out."""
+    order: list[int]
+    """The windows, ascending."""
+    first: list[int]
+    """For each window of ``order``: the position of the first one at most NEIGHBOURS before."""
+    end: list[int]
+    """... and the position after the last one at most NEIGHBOURS after."""
+
+    @classmethod
+    def of(cls, window_lines: Mapping[int, int]) -> WindowTable:
+        order = sorted(window_lines)
+        return cls(
+            window_lines,
+            sum(window_lines.values()),
+            trim_count(len(order)),
+            order,
+            [bisect_left(order, w - NEIGHBOURS) for w in order],
+            [bisect_right(order, w + NEIGHBOURS) for w in order],
+        )
 
 
 def user_rates(
     user_lines: Mapping[tuple[bytes, int], int],
     window_lines: Mapping[int, int],
+    settings: Settings,
     users: Iterable[bytes] | None = None,
     seen_in: Mapping[bytes, int] | None = None,
 ) -> dict[bytes, UserRate]:
-    """Trimmed share and usual rate of ``users`` (default all) seen in more windows than a tenth.
+    """Share and usual rate (``user_rate``) of ``users`` (default all) seen in more windows
+    than a tenth.
 
     Every window of such a user must be in ``user_lines``. A user seen in at most a tenth of the
     windows has share and rate 0 (its every window is trimmed) and is left out.
     """
-    total = len(window_lines)
-    drop = trim_count(total)
+    drop = trim_count(len(window_lines))
     if seen_in is None:
         seen_in = Counter(map(itemgetter(0), user_lines))
     wanted = {u for u, n in seen_in.items() if n > drop}
@@ -260,35 +308,136 @@ def user_rates(
     theirs = map(wanted.__contains__, map(itemgetter(0), user_lines))
     for (user, window), lines in compress(user_lines.items(), theirs):
         mine[user][window] = lines
-    all_lines = sum(window_lines.values())
+    table = WindowTable.of(window_lines)
     rates: dict[bytes, UserRate] = {}
     for user, counts in mine.items():
-        ranked = sorted(counts, key=lambda w: (-counts[w], w))
-        dropped = ranked[:drop]
-        kept_lines = sum(counts[w] for w in ranked[drop:])
-        kept_total = all_lines - sum(window_lines[w] for w in dropped)
-        rates[user] = UserRate(
-            kept_lines / kept_total if kept_total else 0.0, kept_lines / (total - drop)
-        )
+        rate = user_rate(counts, table, settings)
+        if rate is not None:
+            rates[user] = rate
     return rates
 
 
-def busiest_share(p: Partial) -> float:
-    """The busiest ordinary user's trimmed share of all lines (see the module doc)."""
-    return user_share(p.user_lines, p.window_lines)
+def user_rate(counts: Mapping[int, int], table: WindowTable, settings: Settings) -> UserRate | None:
+    """A user's share and usual rate (see the module doc) from all its windows (window -> its
+    lines, each at least 1); None for a user seen in at most a tenth of the windows, whose
+    share and rate are 0. Neither is ever above the plain trimmed one."""
+    drop = table.drop
+    if len(counts) <= drop:
+        return None
+    ranked = sorted(counts, key=lambda w: (-counts[w], w))
+    plain = _kept_rate(counts, ranked[drop:], ranked[:drop], table)
+    suspect = suspect_windows(counts, ranked, table, settings)
+    if not suspect:
+        return plain
+    rest = [w for w in ranked if w not in suspect]
+    # The tenth of all the windows, never all that are left (of every window with traffic,
+    # the user's or not: those without it have no line and would be trimmed last).
+    windows = len(table.order)
+    drop = min((windows + 9) // 10, max(windows - len(suspect) - 1, 0))
+    if drop >= len(rest):
+        return UserRate(0.0, 0.0)  # no line of the user is left
+    robust = _kept_rate(counts, rest[drop:], [*suspect, *rest[:drop]], table)
+    return UserRate(min(plain.share, robust.share), min(plain.usual, robust.usual))
+
+
+def _kept_rate(
+    counts: Mapping[int, int], kept: list[int], left_out: list[int], table: WindowTable
+) -> UserRate:
+    """Share and rate over every window with traffic but ``left_out`` (windows of the user):
+    its lines in ``kept`` (the rest of its windows) / all lines there, and / those windows."""
+    kept_lines = sum(counts[w] for w in kept)
+    kept_total = table.all_lines - sum(table.lines[w] for w in left_out)
+    return UserRate(kept_lines / kept_total if kept_total else 0.0,
+                    kept_lines / (len(table.order) - len(left_out)))
+
+
+def suspect_windows(
+    counts: Mapping[int, int], ranked: list[int], table: WindowTable, settings: Settings
+) -> set[int]:
+    """The user's windows that a burst may hold: those flagged, in a run of ``burst_min_lines``
+    lines or more, under the robust first pass (its weighted median share, and its local median
+    as the usual rate). ``ranked``: its windows by lines, most first."""
+    least = settings.burst_min_lines
+    usual = local_median(counts, table)
+    # A share of 0 gives the lowest thresholds: without a long enough run under them, none.
+    lowest = max(1.0, settings.burst_factor * usual)
+    high = in_long_runs(sorted(compress(ranked, map(lowest.__le__, map(counts.__getitem__, ranked)))),
+                        counts, least)
+    if not high:
+        return set()
+    share = weighted_median_share(counts, table)
+    flagged = [w for w in high
+               if counts[w] >= _burst_limits(share, usual, counts[w], table.lines[w], settings)[1]]
+    return set(in_long_runs(flagged, counts, least))
+
+
+def local_median(counts: Mapping[int, int], table: WindowTable) -> float:
+    """The median, over every window with traffic, of the user's local mean there: its lines
+    in that window and the ``NEIGHBOURS`` windows on each side, / their number (2 * NEIGHBOURS
+    + 1, with traffic or not). A job that comes back every few windows has a local mean all
+    along; a burst of the same lines has one only around it."""
+    # Sums over runs of positions, from prefix sums: all in C, at every window.
+    prefix = [0, *accumulate(map(counts.get, table.order, repeat(0)))]
+    at = prefix.__getitem__
+    sums: list[int] = sorted(map(sub, map(at, table.end), map(at, table.first)))
+    if not sums:
+        return 0.0
+    width, mid = 2 * NEIGHBOURS + 1, len(sums) // 2
+    # As the median of the means (each sum / width), float for float.
+    if len(sums) % 2:
+        return sums[mid] / width
+    return (sums[mid - 1] / width + sums[mid] / width) / 2
+
+
+def in_long_runs(windows: list[int], counts: Mapping[int, int], least: int) -> list[int]:
+    """Those of ``windows`` (sorted) in a run of adjacent ones whose ``counts`` add up to at
+    least ``least``."""
+    # Where a run ends (the next window is not adjacent), found in C; then one step a run.
+    ends = [*compress(range(1, len(windows)), map(ne, map((1).__add__, windows), windows[1:])),
+            len(windows)]
+    out: list[int] = []
+    start = 0
+    for end in ends:
+        run = windows[start:end]
+        if sum(map(counts.__getitem__, run)) >= least:
+            out += run
+        start = end
+    return out
+
+
+def weighted_median_share(counts: Mapping[int, int], table: WindowTable) -> float:
+    """The traffic-weighted median of a user's share of each window's lines: the smallest share
+    (0 in the windows without the user) such that the windows where its share is at most that
+    hold at least half of everyone else's lines."""
+    lines = table.lines
+    others = table.all_lines - sum(counts.values())
+    below = table.all_lines - sum(lines[w] for w in counts)  # everyone's, where it has none
+    if len(counts) < len(table.order) and 2 * below >= others:
+        return 0.0
+    for share, theirs in sorted((n / lines[w], lines[w] - n) for w, n in counts.items()):
+        below += theirs
+        if 2 * below >= others:
+            return share
+    return 0.0  # not reached: at the last window below == others
+
+
+def busiest_share(p: Partial, settings: Settings) -> float:
+    """S, the busiest ordinary user's share of all lines (see the module doc)."""
+    return user_share(p.user_lines, p.window_lines, settings)
 
 
 def user_share(
     user_lines: Mapping[tuple[bytes, int], int],
     window_lines: Mapping[int, int],
+    settings: Settings,
     seen_in: Mapping[bytes, int] | None = None,
 ) -> float:
-    """The largest trimmed share among the users of ``user_lines`` (0 when there is none).
+    """The largest share among the users of ``user_lines`` (0 when there is none).
 
     Every window of a user must be in ``user_lines``; the run's share is the largest over any
     split of the users into groups.
     """
-    rates = user_rates(user_lines, window_lines, seen_in=seen_in)
+    rates = user_rates(user_lines, window_lines, settings, seen_in=seen_in)
     return max((r.share for r in rates.values()), default=0.0)
 
 
@@ -389,7 +538,8 @@ def burst_candidates(
     # Runs of those windows with enough lines, then the exact test with the usual rates of their
     # users, then the runs again: a run of the exact test lies inside a run of the cut.
     kept = [entry for run in _long_runs(entries, least) for entry in run]
-    rates = user_rates(user_lines, window_lines, users={user for (user, _), _ in kept})
+    rates = user_rates(user_lines, window_lines, settings,
+                       users={user for (user, _), _ in kept})
     flagged: list[Entry] = []
     for entry in kept:
         (user, window), lines = entry
@@ -428,6 +578,6 @@ def bursts(
 
 def detect_bursts(p: Partial, settings: Settings) -> list[Found]:
     """user_burst anomalies, one per run of adjacent flagged windows of a user with enough lines."""
-    share = busiest_share(p)
+    share = busiest_share(p, settings)
     candidates = burst_candidates(p.user_lines, p.window_lines, share, settings)
     return bursts(candidates, share, p.window_lines, settings)

@@ -154,7 +154,7 @@ def digest_tables(
     """Digest one partition (every window of each of its subjects is in it)."""
     services = subject_totals(tables.service_errors, tables.service_others)
     windows = Counter(map(itemgetter(0), tables.user_lines))
-    own = user_share(tables.user_lines, window_lines, windows)
+    own = user_share(tables.user_lines, window_lines, settings, windows)
     users = windows  # from here on: lines per user
     _add_above_one(users, tables.user_lines)
     # The partition's own share is at most the run's: its filter keeps every window of every

@@ -512,24 +512,60 @@ def error_spikes(t: Tally, options: Options) -> list[tuple[int, bytes, dict[str,
     return found
 
 
+def weighted_median_share(lines: dict[int, int], window_lines: dict[int, int]) -> float:
+    """The smallest share lines / window lines of a window (0 where the user has none) such
+    that the windows where the user's share is at most it hold at least half of everyone else's
+    lines (window lines - the user's lines)."""
+    theirs = {w: window_lines[w] - lines[w] for w in lines}
+    share = {w: Fraction(lines[w], window_lines[w]) for w in lines}
+    total = sum(theirs.values())
+    candidates = [share[w] for w in lines
+                  if 2 * sum(theirs[v] for v in lines if share[v] <= share[w]) >= total]
+    return float(min(candidates))
+
+
 def user_bursts(t: Tally, options: Options) -> list[tuple[int, bytes, dict[str, Any]]]:
-    """Over all windows with traffic: drop each user's tenth (rounded up, never all) of busiest windows;
-    its share = its kept lines / all lines of those kept windows, its usual = kept lines / kept
-    window count. S = the largest share, capped at 0.99. Expected lines in a window =
-    max(S * lines of everyone else there, usual); flagged when lines >= max(1, factor * expected).
-    A run of adjacent flagged windows is reported when its lines add up to at least min lines;
-    its severity goes by min(peak of lines / threshold, run lines / min lines)."""
+    """Over all windows with traffic. The threshold of a user's window under a share x and a
+    usual rate y = max(1, factor * max(min(x, 0.99) * lines of everyone else there, y)).
+
+    Plain pass: drop the user's tenth (rounded up, never all) of busiest windows; share = its kept
+    lines / all lines of those kept windows, usual = kept lines / kept window count.
+    Robust pass: x0 = its traffic-weighted median share, m = the median over the windows of its
+    local mean (its lines in windows w-2 .. w+2, with traffic or not, / 5); windows reaching their threshold under (x0, m), in a run of adjacent such windows
+    with at least min lines in all, are suspect; share and usual as in the plain pass but over the
+    windows that are not suspect, dropping the tenth of all windows (rounded up, never all that
+    are left) with most lines.
+    The user's share and usual are the smaller of the two passes'. S = the largest share, capped
+    at 0.99. Expected lines in a window = max(S * lines of everyone else there, usual); flagged
+    when lines >= max(1, factor * expected). A run of adjacent flagged windows is reported when
+    its lines add up to at least min lines; its severity goes by min(peak of lines / threshold,
+    run lines / min lines)."""
     windows = sorted(t.window_lines)
     drop = trim_count(len(windows))
     share = 0.0
     usual: dict[bytes, float] = {}
     for user in sorted(t.users):
         lines = {w: t.user_lines[(user, w)] for w in windows}
-        kept = keep_after_trim(lines, drop)
-        kept_lines = sum(lines[w] for w in kept)
-        kept_all = sum(t.window_lines[w] for w in kept)
-        usual[user] = kept_lines / len(kept) if kept else 0.0
-        share = max(share, kept_lines / kept_all if kept_all else 0.0)
+
+        def rate(kept: list[int], lines: dict[int, int] = lines) -> tuple[float, float]:
+            kept_lines = sum(lines[w] for w in kept)
+            kept_all = sum(t.window_lines[w] for w in kept)
+            return (kept_lines / kept_all if kept_all else 0.0,
+                    kept_lines / len(kept) if kept else 0.0)
+
+        plain_share, plain_usual = rate(keep_after_trim(lines, drop))
+        x0 = weighted_median_share(lines, dict(t.window_lines))
+        m = median([sum(t.user_lines[(user, v)] for v in range(w - 2, w + 3)) / 5
+                    for w in windows])
+        first = [w for w in windows if lines[w] >= max(1.0, options.burst_factor * max(
+            min(x0, 0.99) * (t.window_lines[w] - lines[w]), m))]
+        suspect = [w for run in _runs(first) for w in run
+                   if sum(lines[v] for v in run) >= options.burst_min_lines]
+        rest = {w: lines[w] for w in windows if w not in suspect}
+        robust_share, robust_usual = rate(
+            keep_after_trim(rest, min((len(windows) + 9) // 10, max(len(rest) - 1, 0))))
+        usual[user] = min(plain_usual, robust_usual)
+        share = max(share, min(plain_share, robust_share))
     share = min(share, 0.99)
     found = []
     for user in sorted(t.users):

@@ -403,3 +403,132 @@ def test_long_error_bursts_same_when_spilled_and_chunked(
     path = write_log(tmp_path / "a.log", long_bursts([(10, 21), (70, 21)]))
     expected = assert_same_when_spilled_and_chunked(path, monkeypatch, tmp_path, workers)
     assert expected.count(b'"service": "target"') == 2
+
+
+# --- user_burst: a spammer over a large share of the windows ------------------------------------
+
+
+def spam(blocks: list[tuple[int, int]], spammer: str = "spammer", seed: int = 3,
+         scale_of: Callable[[int], float] | None = None) -> tuple[list[tuple[int, str]], int]:
+    """120 windows of 50 Zipf users sharing 100 lines a window (the busiest writes about 22),
+    and ``spammer`` writing 10x the busiest user's rate in each window of the (first window,
+    count) ``blocks``; with the spammer's lines a window."""
+    rng = random.Random(seed)
+    weights = zipf_weights(50, 1.0)
+    lines = steady_lines(rng, 120, {"api": (100.0, 0.0)}, [f"user{i}" for i in range(50)],
+                         weights, scale_of=scale_of)
+    per_window = round(10 * 100 * weights[0] / sum(weights))
+    for first, count in blocks:
+        lines = with_user_lines(lines, spammer, first, [per_window] * count)
+    return lines, per_window
+
+
+LONG_BURSTS = [
+    [(40, 24)],  # a fifth of the windows
+    [(10, 18), (70, 18)],  # 30%, in two runs
+    [(10, 21), (70, 21)],  # 35%
+    [(30, 48)],  # 40% in one run
+]
+
+
+@pytest.mark.parametrize("blocks", LONG_BURSTS)
+def test_user_burst_fires_on_a_spammer_over_a_large_share_of_the_windows(
+    tmp_path: Path, blocks: list[tuple[int, int]]
+) -> None:
+    """A new user at 10x the busiest ordinary user's rate over a fifth to 40% of the windows:
+    each run is one anomaly, on its exact windows, against the busiest user's rate. Trimming
+    only the tenth of the windows where each user wrote most left the rest of the burst in the
+    spammer's share (which then became the busiest share, raising everyone's expectation) and
+    in its usual rate: from 30% of the windows on, none of these was reported."""
+    lines, per_window = spam(blocks)
+    bursts = of_type(anomalies_of([write_log(tmp_path / "a.log", lines)]), "user_burst")
+    assert [(b["user"], b["window_start"], b["window_end"], b["lines"]) for b in bursts] == [
+        ("spammer", stamp(START + first * 60), stamp(START + (first + count) * 60),
+         per_window * count)
+        for first, count in blocks
+    ]
+    assert all(b["baseline"] <= per_window / 10 * 1.5 for b in bursts)
+
+
+@pytest.mark.parametrize("blocks", [LONG_BURSTS[1], LONG_BURSTS[2]])
+def test_an_ordinary_user_spamming_over_a_third_of_the_windows_is_caught(
+    tmp_path: Path, blocks: list[tuple[int, int]]
+) -> None:
+    """The same (30% and 35% of the windows) from the 21st busiest user, who writes its usual
+    line or so a window all along: its bursts are reported on their exact windows, with its
+    usual lines in them. Neither was reported before."""
+    lines, per_window = spam(blocks, spammer="user20")
+    bursts = of_type(anomalies_of([write_log(tmp_path / "a.log", lines)]), "user_burst")
+    assert [(b["user"], b["window_start"], b["window_end"]) for b in bursts] == [
+        ("user20", stamp(START + first * 60), stamp(START + (first + count) * 60))
+        for first, count in blocks
+    ]
+    for b, (_, count) in zip(bursts, blocks, strict=True):
+        assert per_window * count <= b["lines"] <= per_window * count * 1.2
+
+
+def test_a_spammer_over_most_windows_is_its_usual_rate(tmp_path: Path) -> None:
+    """Past half of the windows (here 66 of 120) the spammer's rate is what it usually does,
+    and the busiest share: nothing tells it from an always-busy user, and the windows where it
+    is silent are not bursts either. The limit of the rule."""
+    lines, _ = spam([(30, 66)])
+    assert of_type(anomalies_of([write_log(tmp_path / "a.log", lines)]), "user_burst") == []
+
+
+@pytest.mark.parametrize("diurnal", [False, True])
+def test_a_user_busy_all_the_time_is_quiet(tmp_path: Path, diurnal: bool) -> None:
+    """The real busiest user, steady: a bot writing 300 lines a window (three times everyone
+    else together), every window. With ``diurnal``, everyone else writes 5 times more in the
+    second half, so the bot's share of a window swings from 75% to 37%: its usual rate, not the
+    busiest share, is what it is judged by in the quiet half."""
+    rng = random.Random(17)
+    scale: Callable[[int], float] = (lambda w: 5.0 if w >= 60 else 1.0) if diurnal else (
+        lambda w: 1.0)
+    lines = steady_lines(rng, 120, {"api": (100.0, 0.0)}, [f"user{i}" for i in range(50)],
+                         zipf_weights(50, 1.2), scale_of=scale)
+    lines += [(START + w * 60 + rng.randrange(60), "INFO api bot tick")
+              for w in range(120) for _ in range(poisson(rng, 300.0))]
+    doc = anomalies_of([write_log(tmp_path / "a.log", lines)])
+    assert of_type(doc, "user_burst") == []
+
+
+@pytest.mark.parametrize("period", [2, 3])
+def test_a_job_every_few_windows_is_quiet(tmp_path: Path, period: int) -> None:
+    """A job writing 100 lines (4.5x the busiest user's rate) in one window of every 2 or 3:
+    in under half of the windows, so its median lines are 0, but its local mean (over 5
+    windows) is 40 or 20 all along, and it is judged by its usual rate, as before."""
+    lines, _ = spam([])
+    for w in range(0, 120, period):
+        lines = with_user_lines(lines, "cron", w, [100])
+    assert of_type(anomalies_of([write_log(tmp_path / "a.log", lines)]), "user_burst") == []
+
+
+def test_weighted_median_share_and_local_median() -> None:
+    """The user's share at the median of everyone else's lines; its local mean over 5 windows."""
+    from mapreduce_logs.anomalies import WindowTable, local_median, weighted_median_share
+
+    table = WindowTable.of({0: 100, 1: 100, 2: 100, 3: 400})
+    # shares 0.1, 0.2, 0.5 and (window 3) 0.75, with 90 + 80 + 50 + 100 lines of the others
+    assert weighted_median_share({0: 10, 1: 20, 2: 50, 3: 300}, table) == 0.2
+    # windows 2 and 3 without the user (share 0) hold 500 of the others' 680: more than half
+    assert weighted_median_share({0: 10, 1: 20}, table) == 0.0
+    assert weighted_median_share({0: 100, 1: 100, 2: 100, 3: 400}, table) == 1.0  # alone
+    table = WindowTable.of(dict.fromkeys(range(20), 10))
+    assert local_median({w: 5 for w in range(0, 20, 2)}, table) == 2.0  # 2 or 3 of 5 windows
+    # means 3, 4, 5 (six times), 4, 3, 2, 1 and eight 0s
+    assert local_median({w: 5 for w in range(10)}, table) == (2 + 3) / 2
+    assert local_median({w: 5 for w in range(8)}, table) == 0.5  # (1 + 0) / 2: 10 windows > 0
+    assert local_median({5: 50}, WindowTable.of({5: 50, 10**9: 1})) == 5.0  # neighbours only
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_long_user_bursts_same_when_spilled_and_chunked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Two spammer runs over 35% of the windows, found the same whatever the chunks, workers
+    and spilling: each partition filters its burst candidates with its own users' busiest share,
+    which is never above the run's."""
+    lines, _ = spam([(10, 21), (70, 21)])
+    path = write_log(tmp_path / "a.log", lines)
+    expected = assert_same_when_spilled_and_chunked(path, monkeypatch, tmp_path, workers)
+    assert expected.count(b'"user": "spammer"') == 2

@@ -157,3 +157,20 @@ def test_share_sweep_catches_a_quarter_and_not_half() -> None:
     assert [float(row[0]) for row in rows] == list(SWEEP_RATES)
     quarter, half = SWEEP_SHARES.index(0.25) + 1, SWEEP_SHARES.index(0.5) + 1
     assert all(row[quarter].strip() == "1.00" and row[half].strip() == "0.00" for row in rows)
+
+
+def test_burst_sweep_catches_a_third_and_not_half() -> None:
+    """The user-burst sweep runs on the product's rule: a spammer at 10x the busiest user over
+    35% of the windows is caught whenever the busiest user writes a line a window or more, over
+    half of them never, and no other user or window is reported."""
+    from benchmarks.evaluate_anomalies import BURST_RATES, BURST_SHARES, burst_sweep
+
+    rows = [line.split("|")[1:-1] for line in burst_sweep(trials=2).splitlines()
+            if line.startswith(("| new ", "| ordinary "))]
+    assert [float(row[1]) for row in rows] == list(BURST_RATES) * 2
+    third, half = BURST_SHARES.index(0.35) + 2, BURST_SHARES.index(0.5) + 2
+    for row in rows:
+        if float(row[1]) >= 1:
+            assert row[third].strip() == "1.00"
+        assert row[half].strip() == "0.00"
+        assert row[-1].strip() == "0"
