@@ -45,7 +45,15 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from .anomalies import MAX_SHARE, BurstCandidate, Found, UserRate, spikes, trim_count
+from .anomalies import (
+    MAX_SHARE,
+    BurstCandidate,
+    Found,
+    UserRate,
+    WindowTable,
+    spikes,
+    user_rate,
+)
 from .partial import Partial, add_counts
 from .settings import Settings
 from .spill import Digest, PartDigest, finish, top_of
@@ -184,27 +192,11 @@ class TopList:
 
 
 class Pass(NamedTuple):
-    """What a reading pass needs about the windows: their count, the trim, all lines; and the
-    users' rates it has read, for the rest of the pass."""
+    """One reading pass: the windows with traffic as ``anomalies`` judges users against them,
+    and the users' rates read so far."""
 
-    window_lines: Mapping[int, int]
-    windows: int
-    drop: int
-    all_lines: int
+    table: WindowTable
     rates: dict[bytes, UserRate | None]
-
-
-def user_rate(counts: Mapping[int, int], p: Pass) -> UserRate | None:
-    """A user's trimmed share and usual rate from all its windows, exactly as
-    ``anomalies.user_rates`` computes them; None for a user seen in at most ``drop`` windows."""
-    if len(counts) <= p.drop:
-        return None
-    ranked = sorted(counts, key=lambda w: (-counts[w], w))
-    dropped = ranked[: p.drop]
-    kept_lines = sum(counts[w] for w in ranked[p.drop :])
-    kept_total = p.all_lines - sum(p.window_lines[w] for w in dropped)
-    return UserRate(kept_lines / kept_total if kept_total else 0.0,
-                    kept_lines / (p.windows - p.drop))
 
 
 class CountStore:
@@ -453,25 +445,28 @@ class CountStore:
 
     def _rate(self, user: bytes, p: Pass) -> UserRate | None:
         if user not in p.rates:
-            p.rates[user] = user_rate(self._windows_of(user), p)
+            p.rates[user] = user_rate(self._windows_of(user), p.table, self.settings)
         return p.rates[user]
 
     def busiest_share(self, p: Pass) -> float:
-        """The largest trimmed share of any user (``anomalies.user_share`` over every user)."""
-        if not p.windows:
+        """The largest share of any user (``anomalies.user_share`` over every user)."""
+        table = p.table
+        if not table.order:
             return 0.0
-        floor = p.all_lines - sum(heapq.nlargest(p.drop, p.window_lines.values()))
+        floor = table.all_lines - sum(heapq.nlargest(table.drop, table.lines.values()))
         best = 0.0
         for user, total in self.users.items:
-            # No user after this one has a larger total, so none can beat this bound.
-            if max(0, total - p.drop) / floor <= best:
+            # A user's share is at most its plain trimmed share, whose lines are at most
+            # total - drop and whose lines of all at least ``floor``. No user after this one
+            # has a larger total, so none can beat this bound.
+            if max(0, total - table.drop) / floor <= best:
                 return best
             rate = self._rate(user, p)
             if rate is not None:
                 best = max(best, rate.share)
         if self.users.complete:
             return best
-        if self.users.items and max(0, self.users.items[-1][1] - p.drop) / floor <= best:
+        if self.users.items and max(0, self.users.items[-1][1] - table.drop) / floor <= best:
             return best
         return self._share_of_everyone(p)
 
@@ -481,7 +476,7 @@ class CountStore:
         best = 0.0
         rows = self.db.execute("SELECT user, window, n FROM user_windows ORDER BY user, window")
         for _, group in itertools.groupby(rows, key=itemgetter(0)):
-            rate = user_rate({w: n for _, w, n in group}, p)
+            rate = user_rate({w: n for _, w, n in group}, p.table, self.settings)
             if rate is not None and rate.share > best:
                 best = rate.share
         return best
@@ -508,7 +503,7 @@ class CountStore:
             # lowered a hair so that float rounding cannot drop a window the exact test keeps.
             return max(1, math.ceil(fs * lines_there / (1 + fs) * (1 - 1e-9)))
 
-        wl = p.window_lines
+        wl = p.table.lines
         busy = (
             ((user, window), n)
             for user, window, n in self.db.execute(
@@ -578,8 +573,7 @@ class CountStore:
         )
         if not anomalies:
             return finish(part, [], window_lines, self.settings)
-        windows = len(window_lines)
-        p = Pass(window_lines, windows, trim_count(windows), sum(window_lines.values()), {})
+        p = Pass(WindowTable.of(window_lines), {})
         share = self.busiest_share(p)
         part = part._replace(
             spikes=[found for service in sorted(self.spikes) for found in self.spikes[service]],

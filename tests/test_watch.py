@@ -816,6 +816,34 @@ def test_a_restart_with_other_top_and_detector_settings_reuses_the_counts(tmp_pa
     assert outputs(out) == tuple(_read(str(tmp_path / "ref" / n)) for n in OUTPUTS)
 
 
+def test_a_long_spam_run_on_steady_traffic_is_reported_as_run_reports_it(tmp_path: Any) -> None:
+    """Twenty users steady over 90 minutes and a spammer over 30 of them, arriving in pieces:
+    the busiest share, the usual rates and the burst runs read from disk are those of run."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    rng = random.Random(5)
+    lines = []
+    for minute in range(90):
+        stamp = f"2024-03-01T{minute // 60:02d}:{minute % 60:02d}"
+        for i in range(60):
+            lines.append(f"{stamp}:{i:02d}Z INFO svc{i % 3} user{rng.randrange(20)} ok\n")
+        if 40 <= minute < 70:
+            lines += [f"{stamp}:30Z INFO svc0 spammer buy now\n"] * 40
+    data = "".join(lines).encode()
+    w = in_process(logs, out, top_size=4)
+    try:
+        with open(os.path.join(logs, "a.log"), "wb") as f:
+            for piece in range(0, len(data), len(data) // 5 + 1):
+                f.write(data[piece: piece + len(data) // 5 + 1])
+                f.flush()
+                w.drain()
+    finally:
+        w.close()
+    anomalies = json.loads(outputs(out)[1])
+    assert [a["user"] for a in anomalies["anomalies"] if a["type"] == "user_burst"] == ["spammer"]
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+
+
 def test_gz_files_are_read_whole_once_settled(tmp_path: Any) -> None:
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
     os.mkdir(logs)
