@@ -207,11 +207,11 @@ def test_detectors_group_by_group_equal_detectors_on_all(
     candidates: list[anomalies.BurstCandidate] = []
     spikes: list[anomalies.Found] = []
     for g in range(3):
-        own = anomalies.user_share(group(user_lines, g), window_lines)
+        own = anomalies.user_share(group(user_lines, g), window_lines, KNOBS)
         share = max(share, own)
         candidates += anomalies.burst_candidates(group(user_lines, g), window_lines, own, KNOBS)
         spikes += anomalies.spikes(group(errors, g), group(others, g), KNOBS)
-    assert share == anomalies.busiest_share(whole)
+    assert share == anomalies.busiest_share(whole, KNOBS)
     found = anomalies.bursts(candidates, share, window_lines, KNOBS)
     assert sorted(found) == sorted(anomalies.detect_bursts(whole, KNOBS))
     assert sorted(spikes) == sorted(anomalies.detect_spikes(whole, KNOBS))
