@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -185,6 +186,7 @@ def arrive(args: argparse.Namespace, scratch: str) -> list[dict[str, Any]]:
             "complete_s": None if complete is None else round(complete, 2),
             "peak_memory_mb": round(peak / 1e6, 1), "idle_memory_mb": round(idle / 1e6, 1),
             "updates": len(updates),
+            "commit_s_median": statistics.median(u["commit_seconds"] for u in updates) if updates else None,
             "commit_s_max": max((u["commit_seconds"] for u in updates), default=None),
             "checkpoint_mb": round(size / 1e6, 1),
             "load": [round(load_before, 1), round(load(), 1)],
