@@ -23,6 +23,7 @@ import multiprocessing.connection
 import os
 import pickle
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -228,6 +229,9 @@ def _serve(conn: Any, inherited: list[int]) -> None:
     for fd in inherited:
         with contextlib.suppress(OSError):
             os.close(fd)
+    # A worker in the middle of a split does not read its pipe: it learns of a parent killed
+    # outright (SIGKILL, the OOM killer) from being given another parent.
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     while True:
         try:
             task = conn.recv()
@@ -251,6 +255,16 @@ def _serve(conn: Any, inherited: list[int]) -> None:
         except OSError:  # the parent is gone
             return
         del data
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os._exit(1)
+
+
+ORPHAN_CHECK_SECONDS = 0.2
+"""How often a worker checks that the process that started it is still there."""
 
 
 def _name(item: object) -> str:

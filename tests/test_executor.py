@@ -130,3 +130,42 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def busy(marker: str) -> str:
+    """Says it has started (a file named ``marker``), then works for ten minutes."""
+    Path(marker).touch()
+    time.sleep(600)
+    return marker
+
+
+def test_busy_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """A worker in the middle of a long item does not read its pipe; it must still go."""
+    markers = [str(tmp_path / "started-a"), str(tmp_path / "started-b")]
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_executor import busy\n"
+        "from mapreduce_logs import PoolExecutor\n"
+        "with PoolExecutor(2) as pool:\n"
+        "    print(' '.join(str(w.process.pid) for w in pool._workers), flush=True)\n"
+        f"    list(pool.imap(busy, {markers!r}))\n"
+    )
+    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as parent:
+        assert parent.stdout is not None
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        deadline = time.monotonic() + 20
+        while not all(os.path.exists(marker) for marker in markers):
+            assert time.monotonic() < deadline, "the workers never started their items"
+            time.sleep(0.01)
+        parent.kill()
+    deadline = time.monotonic() + 10
+    try:
+        while any(_running(pid) for pid in pids):
+            assert time.monotonic() < deadline, "busy workers outlived their killed parent"
+            time.sleep(0.05)
+    finally:
+        for pid in pids:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
