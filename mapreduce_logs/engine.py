@@ -118,18 +118,24 @@ class PoolExecutor:
         submitted = 0
         oldest = 0  # every item before this one has finished
         done_ahead: set[int] = set()
+
+        def feed(worker: _Worker) -> bool:
+            """Send an idle worker the next item if the order allows; False when none is left."""
+            nonlocal submitted
+            if submitted >= oldest + self.reorder:
+                return True
+            numbered = next(source, _END)
+            if numbered is _END:
+                return False
+            worker.send(fn, numbered)
+            submitted += 1
+            return True
+
         try:
             while True:
                 for worker in self._workers:
-                    if exhausted:
-                        break
-                    if worker.task is None and submitted < oldest + self.reorder:
-                        numbered = next(source, _END)
-                        if numbered is _END:
-                            exhausted = True
-                        else:
-                            worker.send(fn, numbered)
-                            submitted += 1
+                    if not exhausted and worker.task is None:
+                        exhausted = not feed(worker)
                 busy = [worker for worker in self._workers if worker.task is not None]
                 if not busy:
                     return
@@ -140,13 +146,8 @@ class PoolExecutor:
                 while oldest in done_ahead:
                     done_ahead.remove(oldest)
                     oldest += 1
-                if not exhausted and submitted < oldest + self.reorder:
-                    numbered = next(source, _END)
-                    if numbered is _END:
-                        exhausted = True
-                    else:
-                        worker.send(fn, numbered)
-                        submitted += 1
+                if ok and not exhausted:
+                    exhausted = not feed(worker)  # before unpickling: the worker goes on meanwhile
                 if not ok:
                     raise MapError(f"failed on {_name(item)}: {payload}")
                 result = pickle.loads(payload)

@@ -114,7 +114,12 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
         pids = [int(pid) for pid in parent.stdout.readline().split()]
         assert len(pids) == 3
         parent.kill()
-    deadline = time.monotonic() + 20
+    _assert_gone(pids, seconds=20)
+
+
+def _assert_gone(pids: list[int], seconds: float) -> None:
+    """The processes end within ``seconds``; any left is killed, and the test fails."""
+    deadline = time.monotonic() + seconds
     try:
         while any(_running(pid) for pid in pids):
             assert time.monotonic() < deadline, "workers outlived their killed parent"
@@ -160,12 +165,4 @@ def test_busy_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the workers never started their items"
             time.sleep(0.01)
         parent.kill()
-    deadline = time.monotonic() + 10
-    try:
-        while any(_running(pid) for pid in pids):
-            assert time.monotonic() < deadline, "busy workers outlived their killed parent"
-            time.sleep(0.05)
-    finally:
-        for pid in pids:
-            if _running(pid):
-                os.kill(pid, signal.SIGKILL)
+    _assert_gone(pids, seconds=10)
