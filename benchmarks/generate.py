@@ -30,7 +30,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -1060,26 +1060,26 @@ def generate(path: str, params: Params, truth: str | None = "") -> dict[str, Any
     if p.lines is not None and len(incident_rows):
         # Incident lines count in --lines, and their number grows with the ordinary traffic they
         # are sized on: plan again on the remaining traffic until the two agree.
-        for _ in range(8):
-            base = max(0, target_lines - len(incident_rows))
-            if abs(base - model.lines) <= max(1, model.lines // 200):
-                break
-            model = Model(p, base, span)
-            planner = Planner(model)
-            incident_rows = planner.plan()
+        def settle(next_base: Callable[[], int]) -> None:
+            """Plan again on ``next_base()`` lines of traffic until it stops moving."""
+            nonlocal model, planner, incident_rows
+            for _ in range(8):
+                base = next_base()
+                if abs(base - model.lines) <= max(1, model.lines // 200):
+                    return
+                model = Model(p, base, span)
+                planner = Planner(model)
+                incident_rows = planner.plan()
+
+        settle(lambda: max(0, target_lines - len(incident_rows)))
         base = max(0, target_lines - len(incident_rows))
         if base < model.lines // 2:
             # The incidents sized on the traffic outnumber the lines left for it (long bursts of
             # a very skewed population): the plain iteration swings from too much traffic to
             # almost none. They grow in proportion to the traffic, so give it the share of the
             # lines that it keeps next to them.
-            for _ in range(8):
-                base = round(target_lines * model.lines / max(model.lines + len(incident_rows), 1))
-                if abs(base - model.lines) <= max(1, model.lines // 200):
-                    break
-                model = Model(p, base, span)
-                planner = Planner(model)
-                incident_rows = planner.plan()
+            settle(lambda: round(target_lines * model.lines
+                                 / max(model.lines + len(incident_rows), 1)))
             base = max(0, target_lines - len(incident_rows))
         model.rescale(base)
     writer = Writer(p, model, planner, incident_rows)

@@ -160,15 +160,20 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
+def fresh_folders(scratch: str) -> tuple[str, str, str]:
+    """(an empty watched folder, an empty output folder, the watcher's log path) in ``scratch``."""
+    folder, out = os.path.join(scratch, "in"), os.path.join(scratch, "out")
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    os.mkdir(folder)
+    return folder, out, os.path.join(scratch, "watch.log")
+
+
 def arrive(args: argparse.Namespace, scratch: str) -> list[dict[str, Any]]:
     rows = []
     for source in args.files:
         expected = count_lines(source)
-        folder, out = os.path.join(scratch, "in"), os.path.join(scratch, "out")
-        shutil.rmtree(folder, ignore_errors=True)
-        shutil.rmtree(out, ignore_errors=True)
-        os.mkdir(folder)
-        log = os.path.join(scratch, "watch.log")
+        folder, out, log = fresh_folders(scratch)
         load_before = load()
         with watching(folder, out, log, args) as (_proc, sampler):
             idle = sampler.peak
@@ -198,11 +203,7 @@ def arrive(args: argparse.Namespace, scratch: str) -> list[dict[str, Any]]:
 def updates(args: argparse.Namespace, scratch: str) -> list[dict[str, Any]]:
     source = args.files[0]
     base = count_lines(source)
-    folder, out = os.path.join(scratch, "in"), os.path.join(scratch, "out")
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.rmtree(out, ignore_errors=True)
-    os.mkdir(folder)
-    log = os.path.join(scratch, "watch.log")
+    folder, out, log = fresh_folders(scratch)
     live = os.path.join(folder, "live.log")
     rows: list[dict[str, Any]] = []
     load_before = load()

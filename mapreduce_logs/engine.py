@@ -32,8 +32,7 @@ from typing import Any, Protocol, TypeVar
 
 from .anomalies import BurstCandidate
 from .partial import Partial, add_counts
-from .scan import MAX_UNKNOWN_LEVELS as MAX_UNKNOWN_LEVELS  # watch.py takes it from here
-from .scan import map_split
+from .scan import MAX_UNKNOWN_LEVELS, map_split
 from .settings import Settings
 from .spill import (
     SpillStore,

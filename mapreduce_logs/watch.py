@@ -51,11 +51,11 @@ from types import FrameType
 
 from watchdog.observers.api import BaseObserver
 
-from .engine import MAX_UNKNOWN_LEVELS, Executor, PoolExecutor, SerialExecutor, workers_within
+from .engine import Executor, PoolExecutor, SerialExecutor, workers_within
 from .metrics import Clock, MemorySampler, run_metrics
 from .partial import Partial, Segment
 from .report import build_anomalies, build_summary, to_json, write_atomic
-from .scan import map_split
+from .scan import MAX_UNKNOWN_LEVELS, map_split
 from .settings import Settings
 from .split import InputError, Split, discover, is_compressed, split_file
 from .watch_checkpoint import Checkpoint, CheckpointError

@@ -213,25 +213,12 @@ class Checkpoint:
             _upsert(db, "INSERT INTO windows VALUES (?, ?) ON CONFLICT DO UPDATE "
                         "SET n = n + excluded.n", sorted(p.windows.items()))
             for rid in sorted(p.records):
-                record = state.records.get(rid)
-                if record is None:
-                    db.execute("DELETE FROM files WHERE rid = ?", (rid,))
-                else:
-                    db.execute("INSERT OR REPLACE INTO files VALUES (?, ?)", (rid, _sealed(record)))
+                _put(db, "files", (rid,), state.records.get(rid))
             for path, generation in sorted(p.sources):
-                segments = state.partial.segments.get((path, generation))
-                key = (os.fsencode(path), generation)
-                if segments is None:
-                    db.execute("DELETE FROM segments WHERE path = ? AND generation = ?", key)
-                else:
-                    db.execute("INSERT OR REPLACE INTO segments VALUES (?, ?, ?)",
-                               (*key, _sealed(segments)))
+                _put(db, "segments", (os.fsencode(path), generation),
+                     state.partial.segments.get((path, generation)))
             for rid in sorted(p.tails):
-                tail = state.tails.get(rid)
-                if tail is None:
-                    db.execute("DELETE FROM tails WHERE rid = ?", (rid,))
-                else:
-                    db.execute("INSERT OR REPLACE INTO tails VALUES (?, ?)", (rid, _sealed(tail)))
+                _put(db, "tails", (rid,), state.tails.get(rid))
             small = {"state": state.small(), "store": store.saved()}
             db.execute("INSERT OR REPLACE INTO meta VALUES ('small', ?)", (_sealed(small),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (self.seq + 1,))
@@ -264,6 +251,20 @@ class Checkpoint:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(self.path + suffix)
         return total
+
+
+_KEYS = {"files": ("rid",), "segments": ("path", "generation"), "tails": ("rid",)}
+"""The key columns of the tables of pieces that ``_put`` writes."""
+
+
+def _put(db: sqlite3.Connection, table: str, key: tuple[Any, ...], value: object | None) -> None:
+    """Row ``key`` of ``table`` holds ``value`` sealed, or is gone when ``value`` is None."""
+    if value is None:
+        where = " AND ".join(f"{column} = ?" for column in _KEYS[table])
+        db.execute(f"DELETE FROM {table} WHERE {where}", key)
+    else:
+        marks = ", ".join("?" * (len(key) + 1))
+        db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", (*key, _sealed(value)))
 
 
 def _upsert(db: sqlite3.Connection, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
