@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from .anomalies import BurstCandidate
-from .partial import Partial, add_counts
+from .partial import Partial, Segment, add_counts
 from .scan import MAX_UNKNOWN_LEVELS, map_split
 from .settings import Settings
 from .spill import (
@@ -420,6 +420,11 @@ class Reducer:
         self.store: SpillStore | None = None
         self.spill_seconds = 0.0
         self._kept: frozenset[bytes] | None = None
+        self.cut: dict[int, Split] = {}
+        """Chunks (by number) that are whole compressed files flushed as they were read, before
+        the reported tokens were known: they kept only their own first tokens."""
+        self.cut_kept: dict[int, frozenset[bytes]] = {}
+        """The tokens such a chunk kept, when it may have dropped others."""
 
     def target(self) -> tuple[str, int] | None:
         """Where a chunk mapped from now on writes its tables (None: it ships them here)."""
@@ -436,6 +441,11 @@ class Reducer:
     def add(self, seq: int, part: Partial, written: list[int] | None = None) -> None:
         """Merge chunk number ``seq`` (in input order) into the result; ``written`` tells what
         its worker wrote to the spill folder instead of shipping it."""
+        if seq in self.cut:
+            if len(part.unknown_levels) >= MAX_UNKNOWN_LEVELS:
+                self.cut_kept[seq] = frozenset(part.unknown_levels)
+            else:
+                del self.cut[seq]  # it had too few tokens to drop any
         if self.tokens.full:
             part.retain_unknown(self.tokens.admitted)
         elif self.tokens.add(seq, part):
@@ -469,6 +479,22 @@ class Reducer:
         seen = max(self.acc.bytes_read, 1)
         expected = self.tables.entries() * max(1.0, self.input_bytes / seen)
         return math.ceil(2 * expected / self.budget.partition_entries)
+
+    def recount(self, executor: Executor, flush_bytes: int) -> None:
+        """Count again, in each cut chunk, the reported tokens it dropped (every line of them:
+        a token a chunk did not keep was dropped wherever it appeared in the chunk)."""
+        jobs = [(self.cut[seq], missing) for seq in sorted(self.cut)
+                if (missing := frozenset(self.tokens.admitted) - self.cut_kept[seq])]
+        task = functools.partial(count_tokens, settings=self.settings, flush_bytes=flush_bytes)
+        for part in executor.imap(task, jobs):
+            self.acc.failures.update(part.failures)
+            add_counts(self.acc.unknown_levels, part.unknown_levels)
+            for source, segments in part.segments.items():
+                for mine in self.acc.segments.get(source, []):
+                    for segment in segments:
+                        if segment.start == mine.start:
+                            mine.unknown_examples = {**mine.unknown_examples,
+                                                     **segment.unknown_examples}
 
     def finish(self, executor: Executor) -> Partial:
         """The merged Partial with its digest; spilled partitions are digested on ``executor``."""
@@ -534,11 +560,29 @@ def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, list[int] 
             written = counts if written is None else [a + b for a, b in zip(written, counts, strict=True)]
 
     if target is not None and flush_bytes > 0:
-        part = map_split(split, settings, flush=ship, flush_bytes=flush_bytes)
+        part = map_split(split, settings, flush=ship, flush_bytes=flush_bytes, tokens=kept)
     else:
         part = map_split(split, settings)
     ship(part)
     return seq, part, written
+
+
+def count_tokens(job: tuple[Split, frozenset[bytes]], settings: Settings, flush_bytes: int) -> Partial:
+    """A whole split read again for the unknown level tokens of ``job`` only: their counts and
+    their segment's examples of them (nothing else)."""
+    split, tokens = job
+
+    def drop(part: Partial) -> None:
+        _take_tables(part)
+        part.users, part.services = Counter(), Counter()
+
+    part = map_split(split, settings, flush=drop, flush_bytes=flush_bytes, tokens=tokens)
+    out = Partial(clock_skew_ns=part.clock_skew_ns, unknown_levels=part.unknown_levels,
+                  failures=part.failures)
+    for source, segments in part.segments.items():
+        out.segments[source] = [Segment(s.start, s.end, unknown_examples=s.unknown_examples)
+                                for s in segments]
+    return out
 
 
 def uncompressed_size(path: str) -> int:
@@ -591,7 +635,10 @@ def run_files(
                     # its worker writes its counters to the spill folder as it goes.
                     reducer.start_spilling()
                     flush = budget.chunk_size
-                yield stats.chunks, item, reducer.target(), reducer.tokens_kept(), flush
+                kept = reducer.tokens_kept()
+                if flush and kept is None:
+                    reducer.cut[stats.chunks] = item
+                yield stats.chunks, item, reducer.target(), kept, flush
                 stats.chunks += 1
             else:
                 failed[item[0]] = item[1]
@@ -613,6 +660,7 @@ def run_files(
                     progress(nbytes)
             for path, reason in failed.items():
                 reducer.acc.failures.setdefault(path, reason)
+            reducer.recount(executor, budget.chunk_size)
             stats.stages["map"] = time.perf_counter() - started - merge_seconds
             spilling = reducer.spill_seconds
             t = time.perf_counter()

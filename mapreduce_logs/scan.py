@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import gc
 import gzip
+import itertools
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import BinaryIO
 
 from . import fast
@@ -40,7 +41,8 @@ MAX_UNKNOWN_LEVELS = 1000
 Tokens are unbounded in number (a file in another format can have a new one on every line),
 and each anomaly carries examples. Every unknown_level line is still counted in
 ``malformed.unknown_level``, and every reported token's count is exact. A split's tokens after
-its first this many can never be reported, so a flushed split drops them."""
+its first this many are reported only if an earlier file has them too: a flushed split drops
+them, and the engine counts again, in that split, the reported ones it dropped."""
 
 
 def map_split(
@@ -48,16 +50,21 @@ def map_split(
     settings: Settings,
     flush: Callable[[Partial], None] | None = None,
     flush_bytes: int = 0,
+    tokens: Collection[bytes] | None = None,
+    trim: bool = True,
 ) -> Partial:
     """Count every line that starts in ``split``. A read error is recorded, not raised.
 
     With ``flush``, it is called on the Partial so far after every ``flush_bytes`` read, to take
     its (subject, window) counters away (a split that is a whole compressed file can be far
-    larger than a chunk); the unknown level tokens are then cut to the split's first
-    MAX_UNKNOWN_LEVELS, the only ones that can be reported."""
+    larger than a chunk). With ``trim`` the unknown level tokens are then cut, there and at the
+    end, to ``tokens``, or by default to the split's first MAX_UNKNOWN_LEVELS: the only ones
+    that can be reported unless an earlier file reports another (``engine`` counts those again
+    with ``tokens``)."""
     scanner = Scanner(split, settings)
     if flush is not None:
         scanner.flush, scanner.flush_bytes = flush, max(1, flush_bytes)
+        scanner.trim, scanner.tokens = trim, tokens
     # Counting makes millions of small acyclic objects; cycle collection would only rescan them.
     collecting = gc.isenabled()
     gc.disable()
@@ -70,7 +77,10 @@ def map_split(
     finally:
         if collecting:
             gc.enable()
-    return scanner.finish()
+    partial = scanner.finish()
+    if scanner.trim:
+        partial.retain_unknown(scanner.kept_tokens())
+    return partial
 
 
 def _open(split: Split) -> BinaryIO:
@@ -106,6 +116,8 @@ class Scanner:
         self.flush: Callable[[Partial], None] | None = None
         self.flush_bytes = 0
         self.flushed = 0
+        self.trim = False
+        self.tokens: Collection[bytes] | None = None
 
     def read_all(self, f: BinaryIO) -> None:
         remaining = -1 if self.split.end is None else self.split.end - self.split.start
@@ -123,11 +135,18 @@ class Scanner:
     def _flush(self, flush: Callable[[Partial], None]) -> None:
         self.flushed = self.read
         flush(self.partial)
-        p, seg = self.partial, self.segment
-        if len(p.unknown_levels) > MAX_UNKNOWN_LEVELS:
-            keep = set(list(p.unknown_levels)[:MAX_UNKNOWN_LEVELS])  # in order of first appearance
+        if self.trim:
+            keep = self.kept_tokens()
+            p, seg = self.partial, self.segment
             p.retain_unknown(keep)
             seg.unknown_examples = {t: e for t, e in seg.unknown_examples.items() if t in keep}
+
+    def kept_tokens(self) -> Collection[bytes]:
+        """The unknown level tokens a trimmed split keeps: ``tokens``, or its first
+        MAX_UNKNOWN_LEVELS in order of first appearance (the counter keeps that order)."""
+        if self.tokens is not None:
+            return self.tokens
+        return set(itertools.islice(self.partial.unknown_levels, MAX_UNKNOWN_LEVELS))
 
     def drop_fragment(self) -> None:
         """Forget a line cut short by a read error: it is not the file's last line."""

@@ -546,3 +546,39 @@ def test_big_compressed_file_is_flushed_as_it_is_read(tmp_path: Path, workers: i
         size = len(gzip.decompress(path.read_bytes()))
         assert len(runs) >= size // 8192
         assert all(sum(run) > 0 for run in runs[:-1])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tokens_a_flushed_file_dropped_are_counted_when_an_earlier_file_reports_them(
+    tmp_path: Path, workers: int
+) -> None:
+    """A flushed ``.gz`` keeps only its own first tokens; one it dropped but that an earlier file
+    makes reportable is counted again in it, with its examples there, whatever the chunk size."""
+    first = [_line((0, b"Late", b"auth", b"u1")), _line((1, b"Mid", b"auth", b"u2"))]
+    (tmp_path / "a.log").write_bytes(b"\n".join(first) + b"\n")
+    rng = random.Random(3)
+    lines = [_line((i % 300, b"Tok%d" % i if i < 6 else rng.choice([b"INFO", b"Tok9"]),
+                    b"s", b"u%d" % i)) for i in range(400)]
+    for at in (150, 151, 260, 399):
+        lines[at] = _line((at % 300, b"Late", b"s", b"late"))
+    lines[300] = _line((0, b"Mid", b"s", b"late"))
+    (tmp_path / "b.log.gz").write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    paths = discover([str(tmp_path)])
+    summary, full = documents(paths, KNOBS, SerialExecutor())
+    expected = (summary, _only_tokens(full, {"LATE", "MID", "TOK0"}))
+    assert b'"LATE"' in expected[1] and b'"count": 5' in expected[1]
+
+    def small(knobs: Settings, workers: int, in_flight: int) -> Budget:
+        return Budget(chunk_size=512, spill_entries=1 << 30, partition_entries=500)
+
+    with contextlib.ExitStack() as stack:
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
+        patch.setattr(engine, "plan", small)
+        patch.setattr(engine, "SPILL_DIR", str(tmp_path))
+        patch.setattr(engine, "MAX_UNKNOWN_LEVELS", 3)
+        patch.setattr(scan, "MAX_UNKNOWN_LEVELS", 3)
+        patch.setattr(scan, "BLOCK", 100)
+        executor: Executor = (
+            stack.enter_context(PoolExecutor(2)) if workers == 2 else SerialExecutor()
+        )
+        assert documents(paths, KNOBS, executor) == expected
