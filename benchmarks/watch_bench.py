@@ -20,6 +20,7 @@ SIGTERM (its pool too, by pid) whatever happens.
 
     python -m benchmarks.watch_bench arrive bench-data/zipf-10M.log bench-data/zipf-100M.log
     python -m benchmarks.watch_bench updates bench-data/new-20M.log --updates 10 --lines 1000
+    python -m benchmarks.watch_bench arrive bench-data/new-400M.log.gz --memory-mb 200
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gzip
 import json
 import os
 import re
@@ -55,9 +57,10 @@ UPDATE_LINE = re.compile(r"watch: (.*): ([+-][\d,]+) lines in ([\d.]+) s \(commi
 
 
 def count_lines(path: str) -> int:
+    """Lines in ``path`` (read through gzip for a ``.gz``)."""
     lines = 0
     last = b"\n"
-    with open(path, "rb") as f:
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
         while block := f.read(16 << 20):
             lines += block.count(b"\n")
             last = block[-1:]

@@ -51,7 +51,7 @@ from types import FrameType
 
 from watchdog.observers.api import BaseObserver
 
-from .engine import Executor, PoolExecutor, SerialExecutor, workers_within
+from .engine import Executor, PoolExecutor, SerialExecutor, uncompressed_size, workers_within
 from .metrics import Clock, MemorySampler, run_metrics
 from .partial import Partial, Segment
 from .report import build_anomalies, build_summary, to_json, write_atomic
@@ -61,7 +61,7 @@ from .split import InputError, Split, discover, is_compressed, split_file
 from .watch_checkpoint import Checkpoint, CheckpointError
 from .watch_events import PendingPaths, start_observer
 from .watch_state import FINGERPRINT_BYTES, FileRecord, State
-from .watch_store import StoreError
+from .watch_store import StoreError, take_counts, write_piece
 
 CHECKPOINT_FOLDER = ".watch"
 RESCAN_SECONDS = 30.0
@@ -97,19 +97,45 @@ class Job:
     sig: tuple[int, int]
     splits: list[Split] = field(default_factory=list)
     partial: Partial | None = None
+    pieces: list[str] = field(default_factory=list)
+    """Piece files of a big ``.gz`` (see ``map_tagged``), until the state takes them."""
     failure: str | None = None
 
 
-def map_tagged(item: tuple[int, Split], settings: Settings) -> tuple[int, Split, Partial]:
+def map_tagged(
+    item: tuple[int, Split], settings: Settings, pieces: str | None = None, flush_bytes: int = 0
+) -> tuple[int, Split, Partial, list[str]]:
     """What the pool runs: ``map_split``, with the job it belongs to.
 
     ``files`` is left at 0: the watcher counts files itself (a file's first bytes may be read
-    more than once, as a provisional tail).
-    """
+    more than once, as a provisional tail). A ``.gz`` (one split, however big) holding more than
+    ``flush_bytes`` writes its counters that grow with users and services to piece files in the
+    folder ``pieces`` every ``flush_bytes`` it reads, so its worker holds that much at a time;
+    the piece files come back with the Partial (what was read after the last piece)."""
     index, split = item
-    partial = map_split(split, settings)
+    written: list[str] = []
+    if pieces is not None and flush_bytes > 0 and split.compressed and (
+        uncompressed_size(split.path) > flush_bytes
+    ):
+
+        def flush(part: Partial) -> None:
+            written.append(write_piece(pieces, take_counts(part)))
+
+        try:
+            partial = map_split(split, settings, flush=flush, flush_bytes=flush_bytes, trim=False)
+        except BaseException:
+            _remove(written)
+            raise
+    else:
+        partial = map_split(split, settings)
     partial.files = 0
-    return index, split, partial
+    return index, split, partial, written
+
+
+def _remove(paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def _regular(path: str) -> os.stat_result | None:
@@ -146,6 +172,7 @@ class Watcher:
         pending_limit: int = PENDING_LIMIT,
         batch_bytes: int | None = None,
         top_size: int | None = None,
+        gz_flush_bytes: int | None = None,
     ) -> None:
         self.folder = folder
         self.out = out
@@ -171,6 +198,8 @@ class Watcher:
             min(BATCH_BYTES_PER_WORKER * workers, settings.memory_mb * 1_000_000 // BATCH_SHARE_OF_MEMORY),
         )
         self.chunk_size = max(1, min(settings.chunk_size, self.batch_bytes))
+        self.gz_flush_bytes = gz_flush_bytes or max(MIN_CHUNK, self.batch_bytes // workers)
+        """A ``.gz`` holding more than this is counted in pieces of this many bytes."""
         self.stop = threading.Event()
         self.out_prefix = os.path.join(os.path.abspath(out), "")
         meta = {"folder": os.path.abspath(folder), "spelled": folder,
@@ -303,10 +332,14 @@ class Watcher:
         if jobs:
             self._run(jobs)
         added: dict[str, int] = {}
-        for job in jobs:
-            lines = self._finish(job)
-            if lines is not None:
-                added[job.record.path] = added.get(job.record.path, 0) + lines
+        try:
+            for job in jobs:
+                lines = self._finish(job)
+                if lines is not None:
+                    added[job.record.path] = added.get(job.record.path, 0) + lines
+        finally:
+            for job in jobs:
+                _remove(job.pieces)  # those of jobs not applied
         if self.state.changed():
             committing = time.perf_counter()
             try:
@@ -420,9 +453,11 @@ class Watcher:
         self.chunks += len(items)
         for job in jobs:
             job.partial = Partial(clock_skew_ns=self.settings.clock_skew_ns)
-        mapper = functools.partial(map_tagged, settings=self.settings)
-        for index, split, result in self.executor.imap(mapper, items):
+        mapper = functools.partial(map_tagged, settings=self.settings,
+                                   pieces=self.checkpoint.folder, flush_bytes=self.gz_flush_bytes)
+        for index, split, result, pieces in self.executor.imap(mapper, items):
             job = jobs[index]
+            job.pieces += pieces
             problem = _incomplete(split, result)
             if problem is not None:
                 job.failure = job.failure or problem
@@ -625,7 +660,8 @@ class Watcher:
                 state.set_tail(rec.rid, None)
             state.put(rec.with_counted(head, offset=job.end, tail_end=None, tail_sig=None))
         else:
-            state.set_tail(rec.rid, partial)
+            pieces, job.pieces = job.pieces, []
+            state.set_tail(rec.rid, partial, pieces)
             state.put(rec.with_counted(head, tail_end=job.end, tail_sig=job.sig))
         return lines
 

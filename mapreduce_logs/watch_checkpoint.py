@@ -36,7 +36,7 @@ from .partial import Partial, Source
 from .settings import Settings
 from .spill import Digest
 from .watch_state import FileRecord, State
-from .watch_store import CountStore, StoreError
+from .watch_store import PIECE_PREFIX, CountStore, StoreError
 
 FORMAT = 3
 DATABASE = "state.sqlite"
@@ -117,8 +117,11 @@ class Checkpoint:
         return CountStore(db, self.settings, self.top_size)
 
     def load(self) -> State:
-        """The committed state. Raises CheckpointError when it is missing, damaged or foreign."""
+        """The committed state. Raises CheckpointError when it is missing, damaged or foreign.
+
+        Piece files left by an update that never committed are removed."""
         self.close()
+        self.remove_pieces()
         if not os.path.exists(self.path):
             raise CheckpointError(f"{self.path}: missing")
         if os.path.getsize(self.path) == 0:
@@ -179,7 +182,7 @@ class Checkpoint:
         self.close()
         os.makedirs(self.folder, exist_ok=True)
         for name in os.listdir(self.folder):
-            if name.startswith(DATABASE) or name.endswith((".pickle", ".json", ".tmp")):
+            if name.startswith((DATABASE, PIECE_PREFIX)) or name.endswith((".pickle", ".json", ".tmp")):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.folder, name))
         db = self._connect()
@@ -195,6 +198,13 @@ class Checkpoint:
         self.commit(state)
         return state
 
+    def remove_pieces(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self.folder):
+                if name.startswith(PIECE_PREFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(self.folder, name))
+
     def close(self) -> None:
         db, self.db, self.store = self.db, None, None
         if db is not None:
@@ -209,7 +219,8 @@ class Checkpoint:
         p = state.pending
         db.execute("BEGIN IMMEDIATE")
         try:
-            store.apply(p.counts, sorted(p.dropped_tails), sorted(p.kept_tails), p.new_tails)
+            store.apply(p.counts, sorted(p.dropped_tails), sorted(p.kept_tails), p.new_tails,
+                        p.tail_pieces, p.count_pieces)
             _upsert(db, "INSERT INTO windows VALUES (?, ?) ON CONFLICT DO UPDATE "
                         "SET n = n + excluded.n", sorted(p.windows.items()))
             for rid in sorted(p.records):
@@ -230,6 +241,9 @@ class Checkpoint:
                 db.execute("ROLLBACK")
             raise
         self.seq += 1
+        for path in state.pieces():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
         state.committed()
         if self.fault is not None:
             self.fault("committed")

@@ -15,6 +15,7 @@ line completed later is counted once, as ``run`` would count it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -95,6 +96,12 @@ class Pending:
     """Added for good to the lines per window."""
     new_tails: dict[int, Counts] = field(default_factory=dict)
     """rid -> the counters of a tail set since the last commit."""
+    tail_pieces: dict[int, list[str]] = field(default_factory=dict)
+    """rid -> piece files holding more counters of that new tail (a big ``.gz``)."""
+    count_pieces: list[str] = field(default_factory=list)
+    """Piece files of a new tail that was then counted for good."""
+    unused_pieces: list[str] = field(default_factory=list)
+    """Piece files of a new tail replaced before it was committed: to remove."""
     dropped_tails: set[int] = field(default_factory=set)
     """Committed tails to take back."""
     kept_tails: set[int] = field(default_factory=set)
@@ -145,6 +152,12 @@ class State:
     def changed(self) -> bool:
         p = self.pending
         return bool(p.small or p.records or p.sources or p.tails or p.windows)
+
+    def pieces(self) -> list[str]:
+        """Every piece file ``pending`` names."""
+        p = self.pending
+        return [*itertools.chain.from_iterable(p.tail_pieces.values()), *p.count_pieces,
+                *p.unused_pieces]
 
     def committed(self) -> None:
         """The checkpoint wrote ``pending``."""
@@ -215,17 +228,23 @@ class State:
         p.small = True
         self.partial.update(partial)
 
-    def set_tail(self, rid: int, partial: Partial | None) -> None:
-        """Replace ``rid``'s provisional tail (None: no tail)."""
+    def set_tail(self, rid: int, partial: Partial | None, pieces: list[str] | None = None) -> None:
+        """Replace ``rid``'s provisional tail (None: no tail); ``pieces``: files holding more of
+        its counters."""
         p = self.pending
         if rid in p.new_tails:
             del p.new_tails[rid]
+            p.unused_pieces += p.tail_pieces.pop(rid, [])
         elif rid in self.committed_tails and rid not in p.kept_tails:
             p.dropped_tails.add(rid)
         self.tails.pop(rid, None)
         if partial is not None:
             p.new_tails[rid] = take_counts(partial)
+            if pieces:
+                p.tail_pieces[rid] = pieces
             self.tails[rid] = partial
+        elif pieces:
+            p.unused_pieces += pieces
         p.tails.add(rid)
 
     def keep_tail(self, rid: int) -> None:
@@ -236,6 +255,7 @@ class State:
         p = self.pending
         if rid in p.new_tails:
             p.counts.add(p.new_tails.pop(rid))
+            p.count_pieces += p.tail_pieces.pop(rid, [])
         else:
             p.kept_tails.add(rid)
         add_counts(p.windows, tail.window_lines)

@@ -39,7 +39,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import os
+import pickle
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -61,6 +64,11 @@ from .spill import Digest, PartDigest, finish, top_of
 TOP_LIST_SIZE = 1024
 """Entries of the user and service top lists: enough for any --top up to it, and for the
 busiest share to stop early on traffic with thousands of similar users."""
+
+PIECE_ROWS = 200_000
+"""Rows of a provisional tail read back at a time when it is taken back."""
+PIECE_PREFIX = "piece-"
+"""Piece files: the counters a worker wrote while it read a big ``.gz``, until they commit."""
 
 USER_LINES, SERVICE_ERRORS, SERVICE_OTHERS = 0, 1, 2
 """``tail_rows.kind``."""
@@ -130,6 +138,11 @@ class Counts(NamedTuple):
             for key, n in theirs.items():
                 mine[key] = mine.get(key, 0) - n
 
+    def negate(self) -> None:
+        for mine, _ in self._pairs(self):
+            for key in mine:
+                mine[key] = -mine[key]
+
     def rows(self) -> Iterator[tuple[int, bytes, int, int]]:
         """(kind, subject, window, n) of every (subject, window) count."""
         for kind, table in enumerate((self.user_lines, self.service_errors, self.service_others)):
@@ -146,6 +159,19 @@ def take_counts(partial: Partial) -> Counts:
     partial.service_errors = type(partial.service_errors)()
     partial.service_others = type(partial.service_others)()
     return counts
+
+
+def write_piece(folder: str, counts: Counts) -> str:
+    """Save ``counts`` as a new piece file in ``folder``; its path."""
+    fd, path = tempfile.mkstemp(prefix=PIECE_PREFIX, suffix=".pickle", dir=folder)
+    with os.fdopen(fd, "wb") as f:
+        pickle.dump(tuple(counts), f, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def read_piece(path: str) -> Counts:
+    with open(path, "rb") as f:
+        return Counts(*pickle.load(f))
 
 
 def _rank(item: tuple[bytes, int]) -> tuple[int, bytes]:
@@ -291,28 +317,39 @@ class CountStore:
         dropped_tails: Iterable[int] = (),
         kept_tails: Iterable[int] = (),
         new_tails: Mapping[int, Counts] | None = None,
+        tail_pieces: Mapping[int, list[str]] | None = None,
+        count_pieces: Iterable[str] = (),
     ) -> None:
         """Write an update inside the caller's transaction: take back the provisional tails
-        ``dropped_tails``, count ``kept_tails`` for good, add ``counts`` and the new tails."""
+        ``dropped_tails``, count ``kept_tails`` for good, add ``counts`` and the new tails.
+
+        A big tail (a ``.gz``) comes partly as pieces on disk (``tail_pieces``: rid -> piece
+        files; ``count_pieces``: pieces counted for good), and a big tail taken back is read back
+        in pieces: each piece is applied on its own, so memory holds one at a time."""
         db = self.db
+        touched: set[bytes] = set()
         net = counts
         for rid in dropped_tails:
-            net.subtract(self._tail_counts(rid))
+            for piece, whole in self._tail_counts(rid):
+                if whole:
+                    net.subtract(piece)
+                else:
+                    piece.negate()
+                    touched |= self._add(piece)
             db.execute("DELETE FROM tail_rows WHERE rid = ?", (rid,))
         for rid in kept_tails:
             db.execute("DELETE FROM tail_rows WHERE rid = ?", (rid,))
         for rid, tail in (new_tails or {}).items():
             net.add(tail)
-            db.executemany("INSERT INTO tail_rows VALUES (?, ?, ?, ?, ?)",
-                           ((rid, *row) for row in tail.rows()))
-        users, new_users = self._add_totals("users", "user", net.users)
-        services, new_services = self._add_totals("services", "service", net.services)
-        self.distinct_users += new_users
-        self.distinct_services += new_services
-        self._add_user_windows(net.user_lines)
-        touched = self._add_service_windows(net.service_errors, net.service_others)
-        self.users.update(users)
-        self.services.update(services)
+            self._insert_tail_rows(rid, tail)
+        touched |= self._add(net)
+        for rid, paths in (tail_pieces or {}).items():
+            for path in paths:
+                piece = read_piece(path)
+                self._insert_tail_rows(rid, piece)
+                touched |= self._add(piece)
+        for path in count_pieces:
+            touched |= self._add(read_piece(path))
         if self.users.short(self.settings.top):
             self.users = self._top_from_table("users")
         if self.services.short(self.settings.top):
@@ -320,17 +357,38 @@ class CountStore:
         for service in sorted(touched):
             self._judge(service)
 
-    def _tail_counts(self, rid: int) -> Counts:
-        counts = Counts.empty()
-        tables = (counts.user_lines, counts.service_errors, counts.service_others)
-        totals = (counts.users, counts.services, counts.services)
-        for kind, subject, window, n in self.db.execute(
-            "SELECT kind, subject, window, n FROM tail_rows WHERE rid = ?", (rid,)
-        ):
-            key = (subject, window)
-            tables[kind][key] = tables[kind].get(key, 0) + n
-            totals[kind][subject] = totals[kind].get(subject, 0) + n
-        return counts
+    def _add(self, counts: Counts) -> set[bytes]:
+        """Add ``counts`` to the tables and the caches; the services whose windows changed."""
+        users, new_users = self._add_totals("users", "user", counts.users)
+        services, new_services = self._add_totals("services", "service", counts.services)
+        self.distinct_users += new_users
+        self.distinct_services += new_services
+        self._add_user_windows(counts.user_lines)
+        touched = self._add_service_windows(counts.service_errors, counts.service_others)
+        self.users.update(users)
+        self.services.update(services)
+        return touched
+
+    def _insert_tail_rows(self, rid: int, counts: Counts) -> None:
+        self.db.executemany("INSERT INTO tail_rows VALUES (?, ?, ?, ?, ?)",
+                            ((rid, *row) for row in counts.rows()))
+
+    def _tail_counts(self, rid: int) -> Iterator[tuple[Counts, bool]]:
+        """What tail ``rid`` added, in pieces of at most PIECE_ROWS rows; True with the piece
+        when it is the whole tail."""
+        cursor = self.db.execute(
+            "SELECT kind, subject, window, n FROM tail_rows WHERE rid = ?", (rid,))
+        first = True
+        while rows := cursor.fetchmany(PIECE_ROWS):
+            counts = Counts.empty()
+            tables = (counts.user_lines, counts.service_errors, counts.service_others)
+            totals = (counts.users, counts.services, counts.services)
+            for kind, subject, window, n in rows:
+                key = (subject, window)
+                tables[kind][key] = tables[kind].get(key, 0) + n
+                totals[kind][subject] = totals[kind].get(subject, 0) + n
+            yield counts, first and len(rows) < PIECE_ROWS
+            first = False
 
     def _add_totals(self, table: str, key: str, delta: Mapping[bytes, int]) -> tuple[dict[bytes, int], int]:
         """Add ``delta`` to a totals table; the new total of every subject it changed (0 for one

@@ -868,6 +868,71 @@ def test_gz_files_are_read_whole_once_settled(tmp_path: Any) -> None:
     assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
 
 
+def test_a_big_gz_is_counted_in_pieces_on_disk(tmp_path: Any, monkeypatch: Any) -> None:
+    """A ``.gz`` over the flush size goes through piece files, a few counters at a time, into
+    the checkpoint; taken back in pieces when it grows; a crash in its commit loses nothing and
+    leaves no piece behind. The outputs equal run's throughout."""
+    from mapreduce_logs import scan, watch, watch_store
+
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    with open(os.path.join(logs, "a.log"), "wb") as f:
+        f.write(log_lines(200, seed=1))
+    gz = os.path.join(logs, "big.log.gz")
+    with open(gz, "wb") as f:
+        f.write(gzip.compress(log_lines(3000, seed=2)))
+    largest: list[int] = []
+    real_write_piece = watch_store.write_piece
+
+    def counted(folder: str, counts: Any) -> str:
+        largest.append(len(counts.user_lines))
+        return real_write_piece(folder, counts)
+
+    monkeypatch.setattr(watch, "write_piece", counted)
+    monkeypatch.setattr(watch_store, "PIECE_ROWS", 50)
+    checkpoint = os.path.join(out, ".watch")
+
+    def pieces_left() -> list[str]:
+        return [n for n in os.listdir(checkpoint) if n.startswith(watch_store.PIECE_PREFIX)]
+
+    monkeypatch.setattr(scan, "BLOCK", 1000)
+    now = [0.0]
+    w = in_process(logs, out, settle=2.0, clock=lambda: now[0], gz_flush_bytes=4000)
+    w.drain()
+    assert totals(out)["lines"] == 200
+    now[0] += 2
+    crashed = []
+
+    def fault(where: str) -> None:
+        if where == "written" and not crashed:
+            crashed.append(where)
+            raise KeyboardInterrupt
+
+    w.checkpoint.fault = fault
+    with pytest.raises(KeyboardInterrupt):
+        w.drain()
+    w.close()
+    with open(gz, "rb") as f:
+        assert len(largest) >= len(gzip.decompress(f.read())) // 4000
+    assert 0 < max(largest) < 300
+    w = in_process(logs, out, settle=2.0, clock=lambda: now[0], gz_flush_bytes=4000)
+    assert pieces_left() == []
+    w.drain()
+    now[0] += 2
+    w.drain()
+    assert pieces_left() == []
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+    with open(gz, "ab") as f:
+        f.write(gzip.compress(log_lines(500, seed=3, start=3000)))
+    w.drain()
+    now[0] += 2
+    w.drain()
+    w.close()
+    assert pieces_left() == []
+    assert totals(out)["lines"] == 3700
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference2"))
+
+
 def _bytes_written() -> int:
     """Bytes this process has passed to write() so far (Linux)."""
     with open("/proc/self/io", encoding="ascii") as f:
