@@ -177,6 +177,11 @@ def detect_spikes(p: Partial, settings: Settings) -> list[Found]:
     return spikes(p.service_errors, p.service_others, settings)
 
 
+SPIKE_RULE_VERSION = 2
+"""Changes whenever ``spikes`` judges the same counts differently: results saved by a watch
+checkpoint under another version are judged again."""
+
+
 def spikes(
     errors: Mapping[tuple[bytes, int], int],
     others: Mapping[tuple[bytes, int], int],

@@ -50,6 +50,7 @@ from typing import Any, NamedTuple
 
 from .anomalies import (
     MAX_SHARE,
+    SPIKE_RULE_VERSION,
     BurstCandidate,
     Found,
     UserRate,
@@ -657,8 +658,9 @@ def _long_runs(entries: Iterable[tuple[Key, int]], least: int) -> Iterator[tuple
         yield from run
 
 
-def _spike_rules(settings: Settings) -> tuple[int, float, int]:
-    return settings.window, settings.spike_factor, settings.spike_min_errors
+def _spike_rules(settings: Settings) -> tuple[int, int, float, int]:
+    """What the saved error spikes depend on besides the counts."""
+    return SPIKE_RULE_VERSION, settings.window, settings.spike_factor, settings.spike_min_errors
 
 
 def _hot_index_sql(least: int) -> str:

@@ -933,6 +933,32 @@ def test_a_big_gz_is_counted_in_pieces_on_disk(tmp_path: Any, monkeypatch: Any) 
     assert outputs(out) == run_outputs(logs, str(tmp_path / "reference2"))
 
 
+def test_error_spikes_saved_under_other_rules_are_judged_again(tmp_path: Any, monkeypatch: Any) -> None:
+    """The checkpoint keeps each service's error spikes; a watcher whose spike rule differs
+    (another version of the rule, not only other options) judges them again on restart."""
+    from mapreduce_logs import watch_store
+
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    steady = [f"2024-07-22T00:{m:02d}:{s:02d}Z ERROR db u{s % 7} m".encode()
+              for m in range(30) for s in (1, 31)]
+    spike = [f"2024-07-22T00:31:{s:02d}Z ERROR db u{s % 7} m".encode() for s in range(60)]
+    with open(os.path.join(logs, "a.log"), "wb") as f:
+        f.write(b"\n".join(steady + spike) + b"\n")
+    w = in_process(logs, out)
+    w.drain()
+    w.close()
+    assert json.loads(outputs(out)[1])["counts"].get("error_spike") == 1
+    monkeypatch.setattr(watch_store, "spikes", lambda *args: [])
+    w = in_process(logs, out)
+    w.close()
+    assert json.loads(outputs(out)[1])["counts"].get("error_spike") == 1
+    monkeypatch.setattr(watch_store, "SPIKE_RULE_VERSION", watch_store.SPIKE_RULE_VERSION + 1)
+    w = in_process(logs, out)
+    w.close()
+    assert json.loads(outputs(out)[1])["counts"]["error_spike"] == 0
+
+
 def _bytes_written() -> int:
     """Bytes this process has passed to write() so far (Linux)."""
     with open("/proc/self/io", encoding="ascii") as f:
