@@ -105,6 +105,8 @@ class Scanner:
         self.settings = settings
         self.partial = Partial(clock_skew_ns=settings.clock_skew_ns)
         self.segment = Segment(start=split.start, end=split.start)
+        self.partial.segments[(split.path, split.generation)] = [self.segment]
+        """In the partial from the start, so that a ``flush`` sees its examples."""
         self.future_after = split.mtime_ns + settings.clock_skew_ns
         self.window_ns = settings.window * NS
         self.skew_ns = settings.clock_skew_ns

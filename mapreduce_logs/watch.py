@@ -44,7 +44,7 @@ import stat
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from types import FrameType
@@ -53,15 +53,16 @@ from watchdog.observers.api import BaseObserver
 
 from .engine import Executor, PoolExecutor, SerialExecutor, uncompressed_size, workers_within
 from .metrics import Clock, MemorySampler, run_metrics
-from .partial import Partial, Segment
+from .partial import Partial
 from .report import build_anomalies, build_summary, to_json, write_atomic
-from .scan import MAX_UNKNOWN_LEVELS, map_split
+from .scan import map_split
 from .settings import Settings
 from .split import InputError, Split, discover, is_compressed, split_file
 from .watch_checkpoint import Checkpoint, CheckpointError
 from .watch_events import PendingPaths, start_observer
 from .watch_state import FINGERPRINT_BYTES, FileRecord, State
 from .watch_store import StoreError, take_counts, write_piece
+from .watch_unknown import take_unknown
 
 CHECKPOINT_FOLDER = ".watch"
 RESCAN_SECONDS = 30.0
@@ -119,7 +120,7 @@ def map_tagged(
     ):
 
         def flush(part: Partial) -> None:
-            written.append(write_piece(pieces, take_counts(part)))
+            written.append(write_piece(pieces, take_counts(part), take_unknown(part, 0)))
 
         try:
             partial = map_split(split, settings, flush=flush, flush_bytes=flush_bytes, trim=False)
@@ -679,43 +680,9 @@ class Watcher:
         )
         write_atomic(os.path.join(self.out, "summary.json"), to_json(summary))
         view = replace(view, digest=self.checkpoint.digest(view.window_lines))
-        anomalies = build_anomalies(_first_unknown_levels(view), self.settings)
+        anomalies = build_anomalies(self.checkpoint.with_tokens(view), self.settings)
         self.anomaly_counts = anomalies["counts"]
         write_atomic(os.path.join(self.out, "anomalies.json"), to_json(anomalies))
-
-
-def _first_unknown_levels(view: Partial) -> Partial:
-    """``view`` with only the unknown level tokens ``run`` reports: the first MAX_UNKNOWN_LEVELS
-    distinct ones in input order (sorted paths, then lines). Shares what it does not change."""
-    if len(view.unknown_levels) <= MAX_UNKNOWN_LEVELS:
-        return view
-    keep: dict[bytes, None] = {}
-    for source in sorted(view.segments):
-        for segment in view.segments[source]:
-            examples = segment.unknown_examples
-            for token in sorted(examples, key=lambda t: examples[t][0][0]):
-                keep.setdefault(token)
-                if len(keep) == MAX_UNKNOWN_LEVELS:
-                    break
-            else:
-                continue
-            break
-        else:
-            continue
-        break
-
-    def trimmed(segment: Segment) -> Segment:
-        if all(t in keep for t in segment.unknown_examples):
-            return segment
-        return replace(segment, unknown_examples={
-            t: e for t, e in segment.unknown_examples.items() if t in keep})
-
-    return replace(
-        view,
-        unknown_levels=Counter({t: n for t, n in view.unknown_levels.items() if t in keep}),
-        segments={source: [trimmed(s) for s in segments]
-                  for source, segments in view.segments.items()},
-    )
 
 
 def _done(rec: FileRecord, sig: tuple[int, int]) -> bool:

@@ -8,7 +8,7 @@
     segments(path, generation, ...)   line-order facts, one row per source
     tails(rid, partial)               the small part of each provisional tail
     windows(window, n)                valid lines per window, counted for good
-    + the high-cardinality counters of ``watch_store``
+    + the high-cardinality counters of ``watch_store`` and the tokens of ``watch_unknown``
 
 A commit is ``BEGIN IMMEDIATE``, the rows that changed, ``COMMIT``: the counters, the file
 offsets and everything the outputs are built from change together or not at all, and a
@@ -37,8 +37,9 @@ from .settings import Settings
 from .spill import Digest
 from .watch_state import FileRecord, State
 from .watch_store import PIECE_PREFIX, CountStore, StoreError
+from .watch_unknown import with_reported
 
-FORMAT = 3
+FORMAT = 4
 DATABASE = "state.sqlite"
 WAL_KEPT = 64 << 20
 """Bytes of write-ahead log left on disk after it is copied into the database."""
@@ -173,6 +174,9 @@ class Checkpoint:
         store.attach()
         store.restore(small["store"])
         store.check(state.partial.valid + sum(t.valid for t in tails.values()))
+        unknown = sum(p.malformed.get("unknown_level", 0) for p in (state.partial, *tails.values()))
+        if store.unknown.lines() != unknown:
+            raise CheckpointError("its unknown level tokens do not add up")
         self.seq = int(meta["seq"])
         self.db, self.store = db, store
         return state
@@ -219,6 +223,7 @@ class Checkpoint:
         p = state.pending
         db.execute("BEGIN IMMEDIATE")
         try:
+            store.unknown.apply(p.unknown)
             store.apply(p.counts, sorted(p.dropped_tails), sorted(p.kept_tails), p.new_tails,
                         p.tail_pieces, p.count_pieces)
             _upsert(db, "INSERT INTO windows VALUES (?, ?) ON CONFLICT DO UPDATE "
@@ -247,6 +252,11 @@ class Checkpoint:
         state.committed()
         if self.fault is not None:
             self.fault("committed")
+
+    def with_tokens(self, view: Partial) -> Partial:
+        """``view`` with the unknown level tokens the report shows (see ``watch_unknown``)."""
+        assert self.store is not None, "the checkpoint is not open"
+        return with_reported(view, self.store.unknown.reported())
 
     def digest(self, window_lines: Mapping[int, int], anomalies: bool = True) -> Digest:
         """What the report needs from the counters on disk (see ``CountStore.digest``)."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from .partial import Partial, Source, add_counts, copy_partial
 from .watch_store import Counts, take_counts
+from .watch_unknown import COUNTED, take_unknown
 
 FINGERPRINT_BYTES = 1024
 """A file's fingerprint covers its first counted bytes, up to this many."""
@@ -111,6 +112,8 @@ class Pending:
     """Sources whose segments changed."""
     tails: set[int] = field(default_factory=set)
     """rids whose tail changed."""
+    unknown: list[tuple[Any, ...]] = field(default_factory=list)
+    """Changes to the unknown level tokens on disk, in order (see ``watch_unknown``)."""
     small: bool = False
     """Anything else changed (totals, generations, counters of files)."""
 
@@ -151,7 +154,7 @@ class State:
 
     def changed(self) -> bool:
         p = self.pending
-        return bool(p.small or p.records or p.sources or p.tails or p.windows)
+        return bool(p.small or p.records or p.sources or p.tails or p.windows or p.unknown)
 
     def pieces(self) -> list[str]:
         """Every piece file ``pending`` names."""
@@ -219,9 +222,22 @@ class State:
 
     # --- changes -------------------------------------------------------------------------------
 
+    def _lines_before(self, partial: Partial) -> int:
+        """Lines counted for good in ``partial``'s file before the bytes it holds."""
+        if len(partial.segments) != 1:
+            return 0
+        ((source, [first, *_]),) = partial.segments.items()
+        return sum(s.newlines for s in self.partial.segments.get(source, []) if s.end <= first.start)
+
+    def _take_unknown(self, owner: int, partial: Partial) -> None:
+        rows = take_unknown(partial, self._lines_before(partial))
+        if rows:
+            self.pending.unknown.append(("add", owner, rows))
+
     def count(self, partial: Partial) -> None:
-        """Count ``partial`` for good (its counters are moved out of it)."""
+        """Count ``partial`` for good (its counters and tokens are moved out of it)."""
         p = self.pending
+        self._take_unknown(COUNTED, partial)
         p.counts.add(take_counts(partial))
         add_counts(p.windows, partial.window_lines)
         p.sources.update(partial.segments)
@@ -237,8 +253,10 @@ class State:
             p.unused_pieces += p.tail_pieces.pop(rid, [])
         elif rid in self.committed_tails and rid not in p.kept_tails:
             p.dropped_tails.add(rid)
+        p.unknown.append(("drop", rid))
         self.tails.pop(rid, None)
         if partial is not None:
+            self._take_unknown(rid, partial)
             p.new_tails[rid] = take_counts(partial)
             if pieces:
                 p.tail_pieces[rid] = pieces
@@ -253,6 +271,7 @@ class State:
         if tail is None:
             return
         p = self.pending
+        p.unknown.append(("keep", rid))
         if rid in p.new_tails:
             p.counts.add(p.new_tails.pop(rid))
             p.count_pieces += p.tail_pieces.pop(rid, [])
@@ -287,6 +306,7 @@ class State:
     def rekey(self, old: Source, new: Source) -> None:
         """Move what was counted under one source to another (a renamed file)."""
         p = self.pending
+        p.unknown.append(("rekey", old, new))
         if _rekey(self.partial, old, new):
             p.sources.update((old, new))
         for rid, tail in self.tails.items():

@@ -884,9 +884,9 @@ def test_a_big_gz_is_counted_in_pieces_on_disk(tmp_path: Any, monkeypatch: Any) 
     largest: list[int] = []
     real_write_piece = watch_store.write_piece
 
-    def counted(folder: str, counts: Any) -> str:
+    def counted(folder: str, counts: Any, unknown: Any) -> str:
         largest.append(len(counts.user_lines))
-        return real_write_piece(folder, counts)
+        return real_write_piece(folder, counts, unknown)
 
     monkeypatch.setattr(watch, "write_piece", counted)
     monkeypatch.setattr(watch_store, "PIECE_ROWS", 50)
@@ -1078,6 +1078,65 @@ def test_only_the_first_1000_unknown_levels_are_reported_as_run_does(tmp_path: A
     anomalies = json.loads(outputs(out)[1])
     assert anomalies["counts"]["unknown_level"] == 1000
     assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+
+
+def test_unknown_level_tokens_live_on_disk_and_follow_renames_tails_and_pieces(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """The tokens are rows of the checkpoint, none in memory; which are reported follows the
+    files' order as it changes (a rename moves a file's tokens later), a provisional tail's
+    token is taken back, and a big ``.gz``'s tokens come through its pieces: like run."""
+    from mapreduce_logs import engine, scan, watch_unknown
+
+    for module in (engine, scan, watch_unknown):
+        monkeypatch.setattr(module, "MAX_UNKNOWN_LEVELS", 3)
+    monkeypatch.setattr(scan, "BLOCK", 200)
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+
+    def tokens(*names: str, end: bytes = b"\n") -> bytes:
+        return b"\n".join(b"2024-01-01T00:00:%02dZ %s svc u%d" % (i % 60, name.encode(), i)
+                          for i, name in enumerate(names)) + end
+
+    def write(name: str, data: bytes, mode: str = "ab") -> None:
+        with open(os.path.join(logs, name), mode) as f:
+            f.write(data)
+
+    now = [0.0]
+    w = in_process(logs, out, settle=2.0, clock=lambda: now[0], gz_flush_bytes=300)
+    scratch = iter(range(100))
+
+    def settled_like_run() -> None:
+        w.drain()
+        now[0] += 2
+        w.drain()
+        st = w.state
+        assert not st.partial.unknown_levels and not any(t.unknown_levels for t in st.tails.values())
+        assert not any(seg.unknown_examples for part in (st.partial, *st.tails.values())
+                       for segs in part.segments.values() for seg in segs)
+        assert outputs(out) == run_outputs(logs, str(tmp_path / f"run{next(scratch)}"))
+
+    write("m.log", tokens("Zed", "Yak", "Zed", "Xu", "Zed", "Zed", "Zed", "Zed"))
+    settled_like_run()
+    write("b.log", tokens("Bee", "Zed"))
+    settled_like_run()
+    write("c.log.gz", gzip.compress(tokens(*[f"G{i}" for i in range(40)], "Xu", "Yak", "Bee")),
+          "wb")
+    write("b.log", tokens("Wasp", end=b""))
+    settled_like_run()
+    write("b.log", b" more\n" + tokens("Ant", "Wasp"))
+    settled_like_run()
+    os.rename(os.path.join(logs, "b.log"), os.path.join(logs, "z.log"))
+    settled_like_run()
+    os.rename(os.path.join(logs, "m.log"), os.path.join(logs, "zz.log"))
+    settled_like_run()
+    w.close()
+    w = in_process(logs, out, settle=2.0, clock=lambda: now[0], gz_flush_bytes=300)
+    settled_like_run()
+    w.close()
+    reported = [a["level"] for a in json.loads(outputs(out)[1])["anomalies"]
+                if a["type"] == "unknown_level"]
+    assert sorted(reported) == ["G0", "G1", "G2"]
 
 
 def test_outputs_inside_a_watched_tree_are_not_read_back(tmp_path: Any) -> None:
