@@ -72,6 +72,9 @@ BATCH_BYTES_PER_WORKER = 16 << 20
 BATCH_SHARE_OF_MEMORY = 25
 """A batch maps at most ``--memory-mb`` / this: its Partials, pickled and not, take ~3-16 times
 its bytes (5 for typical logs), so a batch holds about a fifth of the budget."""
+MIN_BATCH = 1 << 20
+HIGH_WATER = 0.75
+"""Share of ``--memory-mb`` past which the batches are made smaller."""
 MIN_CHUNK = 256 << 10
 """Below this a chunk costs more to ship than to count, unless --chunk-size asks for less."""
 MAX_SPLITS = 4096
@@ -195,10 +198,12 @@ class Watcher:
         self.pending = PendingPaths(pending_limit)
         self.workers = workers = max(1, int(getattr(executor, "workers", 1)))
         self.batch_bytes = batch_bytes or max(
-            1 << 20,
+            MIN_BATCH,
             min(BATCH_BYTES_PER_WORKER * workers, settings.memory_mb * 1_000_000 // BATCH_SHARE_OF_MEMORY),
         )
         self.chunk_size = max(1, min(settings.chunk_size, self.batch_bytes))
+        self.shrunk_at = 0
+        """The peak memory at which the batch was last made smaller."""
         self.gz_flush_bytes = gz_flush_bytes or max(MIN_CHUNK, self.batch_bytes // workers)
         """A ``.gz`` holding more than this is counted in pieces of this many bytes."""
         self.stop = threading.Event()
@@ -362,8 +367,15 @@ class Watcher:
         return True
 
     def _check_memory(self) -> None:
+        """Halve the batch when memory passes HIGH_WATER of the budget (once per new peak): the
+        lines take more room than a batch assumes (say, a new unknown level token each)."""
         peak = self.memory() if self.memory is not None else 0
-        if peak > self.settings.memory_mb * 1_000_000 and "memory" not in self.problems:
+        budget = self.settings.memory_mb * 1_000_000
+        if peak > HIGH_WATER * budget and peak > self.shrunk_at and self.batch_bytes > MIN_BATCH:
+            self.shrunk_at = peak
+            self.batch_bytes = max(MIN_BATCH, self.batch_bytes // 2)
+            self.chunk_size = min(self.chunk_size, self.batch_bytes)
+        if peak > budget and "memory" not in self.problems:
             self.problems["memory"] = "over"
             self.say(f"watch: memory {peak / 1e6:,.0f} MB is over --memory-mb "
                      f"{self.settings.memory_mb}")

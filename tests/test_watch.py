@@ -1139,6 +1139,26 @@ def test_unknown_level_tokens_live_on_disk_and_follow_renames_tails_and_pieces(
     assert sorted(reported) == ["G0", "G1", "G2"]
 
 
+def test_batches_get_smaller_when_memory_runs_high(tmp_path: Any) -> None:
+    """Past three quarters of --memory-mb the batch is halved, once for each new peak."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    peak = [0]
+    w = in_process(logs, out, memory=lambda: peak[0])
+    first = w.batch_bytes
+    budget = SETTINGS.memory_mb * 1_000_000
+    sizes = []
+    for memory in (budget // 2, budget * 8 // 10, budget * 8 // 10, budget * 9 // 10):
+        peak[0] = memory
+        with open(os.path.join(logs, "a.log"), "ab") as f:
+            f.write(log_lines(5))
+        w.drain()
+        sizes.append(w.batch_bytes)
+    w.close()
+    assert sizes == [first, first // 2, first // 2, first // 4]
+    assert w.chunk_size <= w.batch_bytes
+
+
 def test_outputs_inside_a_watched_tree_are_not_read_back(tmp_path: Any) -> None:
     logs = str(tmp_path / "logs")
     out = os.path.join(logs, "results")
