@@ -26,6 +26,9 @@ Source = tuple[str, int]
 Example = tuple[int, str]
 """(line index within its segment, 0-based; example text)."""
 
+FutureLine = tuple[int, int, str]
+"""(line index within its segment, timestamp in ns, example text) of a future-stamped line."""
+
 
 def _first(examples: list[Example], more: list[Example], shift: int) -> list[Example]:
     """The first MAX_EXAMPLES of ``examples`` followed by ``more`` shifted by ``shift`` lines."""
@@ -33,6 +36,14 @@ def _first(examples: list[Example], more: list[Example], shift: int) -> list[Exa
     if room <= 0 or not more:
         return examples
     return examples + [(line + shift, text) for line, text in more[:room]]
+
+
+def _all_lines(
+    left: list[FutureLine] | None, right: list[FutureLine] | None, shift: int
+) -> list[FutureLine] | None:
+    if left is None and right is None:
+        return None
+    return (left or []) + [(line + shift, ts, text) for line, ts, text in right or []]
 
 
 def _first_by_key(
@@ -60,6 +71,9 @@ class Segment:
     future_examples: list[Example] = field(default_factory=list)
     malformed_examples: dict[str, list[Example]] = field(default_factory=dict)
     unknown_examples: dict[bytes, list[Example]] = field(default_factory=dict)
+    future_lines: list[FutureLine] | None = None
+    """Every line counted in ``future``, only when the mapper is asked for them (``watch``
+    judges them again against the file's newest modification time)."""
 
     def join(self, right: Segment, clock_skew_ns: int) -> Segment:
         """This segment followed directly by ``right`` (``self.end == right.start``)."""
@@ -90,6 +104,7 @@ class Segment:
                 self.malformed_examples, right.malformed_examples, shift
             ),
             unknown_examples=_first_by_key(self.unknown_examples, right.unknown_examples, shift),
+            future_lines=_all_lines(self.future_lines, right.future_lines, shift),
         )
 
 

@@ -52,6 +52,7 @@ def map_split(
     flush_bytes: int = 0,
     tokens: Collection[bytes] | None = None,
     trim: bool = True,
+    future_lines: bool = False,
 ) -> Partial:
     """Count every line that starts in ``split``. A read error is recorded, not raised.
 
@@ -60,8 +61,10 @@ def map_split(
     larger than a chunk). With ``trim`` the unknown level tokens are then cut, there and at the
     end, to ``tokens``, or by default to the split's first MAX_UNKNOWN_LEVELS: the only ones
     that can be reported unless an earlier file reports another (``engine`` counts those again
-    with ``tokens``)."""
+    with ``tokens``). With ``future_lines`` the segment lists every future-stamped line."""
     scanner = Scanner(split, settings)
+    if future_lines:
+        scanner.segment.future_lines = []
     if flush is not None:
         scanner.flush, scanner.flush_bytes = flush, max(1, flush_bytes)
         scanner.trim, scanner.tokens = trim, tokens
@@ -384,8 +387,11 @@ class Scanner:
         seg.last_ts = ts
         if ts > self.future_after:
             seg.future += 1
+            text = example_text(line)
             if len(seg.future_examples) < MAX_EXAMPLES:
-                seg.future_examples.append((index, example_text(line)))
+                seg.future_examples.append((index, text))
+            if seg.future_lines is not None:
+                seg.future_lines.append((index, ts, text))
 
     def malformed(self, parsed: Malformed, line: bytes) -> None:
         p, seg = self.partial, self.segment

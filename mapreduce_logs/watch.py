@@ -18,8 +18,10 @@ Choices (SPEC.md section 6 leaves them open):
   ``settle`` seconds; if the file then grows, it is counted again with what follows (once), so a
   settled folder gives exactly what ``run`` gives. A ``.gz`` file is read whole once settled, and
   again whole if it changes.
-- ``future_timestamp`` compares a line with its file's modification time when the line was
-  read; ``run`` uses the time when it runs, so the two differ only for a line dated between them.
+- ``future_timestamp`` keeps every line flagged when it was read and reports those stamped
+  after the file's newest modification time (plus the skew), as ``run`` would judge them now.
+  A file whose modification time goes back (``touch -d``) is not read again for lines that the
+  older time would flag.
 - A second name of the same inode (a hard link) is counted once, under the first name seen.
   Files under the output folder are never input. The checkpoint is tied to DIR as spelled on
   the command line and to ``--window`` and ``--clock-skew``: with others it is reported and the
@@ -60,9 +62,9 @@ from .settings import Settings
 from .split import InputError, Split, discover, is_compressed, split_file
 from .watch_checkpoint import Checkpoint, CheckpointError
 from .watch_events import PendingPaths, start_observer
+from .watch_lines import take_future, take_unknown
 from .watch_state import FINGERPRINT_BYTES, FileRecord, State
 from .watch_store import StoreError, take_counts, write_piece
-from .watch_unknown import take_unknown
 
 CHECKPOINT_FOLDER = ".watch"
 RESCAN_SECONDS = 30.0
@@ -123,15 +125,17 @@ def map_tagged(
     ):
 
         def flush(part: Partial) -> None:
-            written.append(write_piece(pieces, take_counts(part), take_unknown(part, 0)))
+            written.append(write_piece(pieces, take_counts(part), take_unknown(part, 0),
+                                       take_future(part, 0)))
 
         try:
-            partial = map_split(split, settings, flush=flush, flush_bytes=flush_bytes, trim=False)
+            partial = map_split(split, settings, flush=flush, flush_bytes=flush_bytes, trim=False,
+                                future_lines=True)
         except BaseException:
             _remove(written)
             raise
     else:
-        partial = map_split(split, settings)
+        partial = map_split(split, settings, future_lines=True)
     partial.files = 0
     return index, split, partial, written
 
@@ -541,6 +545,8 @@ class Watcher:
         return head, st
 
     def _plan(self, rec: FileRecord, sig: tuple[int, int], now: float) -> list[Job]:
+        if rec.counted_end:
+            self.state.set_mtime(rec.source, sig[1])  # a touch moves what is in the future
         if _done(rec, sig):
             return []
         size = sig[0]
@@ -659,6 +665,7 @@ class Watcher:
             self._want(path)
             return None
         self.problems.pop(path, None)
+        self.state.set_mtime(rec.source, st.st_mtime_ns)
         partial, job.partial = job.partial, None
         assert partial is not None
         state = self.state
@@ -668,9 +675,9 @@ class Watcher:
         self.bytes_read += partial.bytes_read
         self.lines_read += partial.lines
         if job.kind == LINES:
-            state.count(partial)
             if tail is not None:
-                state.set_tail(rec.rid, None)
+                state.set_tail(rec.rid, None)  # first: its lines come back, counted for good
+            state.count(partial)
             state.put(rec.with_counted(head, offset=job.end, tail_end=None, tail_sig=None))
         else:
             pieces, job.pieces = job.pieces, []
@@ -692,7 +699,8 @@ class Watcher:
         )
         write_atomic(os.path.join(self.out, "summary.json"), to_json(summary))
         view = replace(view, digest=self.checkpoint.digest(view.window_lines))
-        anomalies = build_anomalies(self.checkpoint.with_tokens(view), self.settings)
+        view = self.checkpoint.with_lines(view, self.state.future_after())
+        anomalies = build_anomalies(view, self.settings)
         self.anomaly_counts = anomalies["counts"]
         write_atomic(os.path.join(self.out, "anomalies.json"), to_json(anomalies))
 

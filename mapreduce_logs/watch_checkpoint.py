@@ -8,7 +8,7 @@
     segments(path, generation, ...)   line-order facts, one row per source
     tails(rid, partial)               the small part of each provisional tail
     windows(window, n)                valid lines per window, counted for good
-    + the high-cardinality counters of ``watch_store`` and the tokens of ``watch_unknown``
+    + the high-cardinality counters of ``watch_store`` and the line facts of ``watch_lines``
 
 A commit is ``BEGIN IMMEDIATE``, the rows that changed, ``COMMIT``: the counters, the file
 offsets and everything the outputs are built from change together or not at all, and a
@@ -35,11 +35,11 @@ from typing import Any
 from .partial import Partial, Source
 from .settings import Settings
 from .spill import Digest
+from .watch_lines import with_reported
 from .watch_state import FileRecord, State
 from .watch_store import PIECE_PREFIX, CountStore, StoreError
-from .watch_unknown import with_reported
 
-FORMAT = 4
+FORMAT = 5
 DATABASE = "state.sqlite"
 WAL_KEPT = 64 << 20
 """Bytes of write-ahead log left on disk after it is copied into the database."""
@@ -148,6 +148,8 @@ class Checkpoint:
             raise CheckpointError("no watch state in it") from None
         if meta.get("format") != FORMAT:
             raise CheckpointError(f"not a checkpoint of format {FORMAT}")
+        if "small" not in meta or "meta" not in meta:
+            raise CheckpointError("never committed")
         saved_meta = _opened(meta["meta"], "description")
         if saved_meta != self.meta:
             raise CheckpointError(f"made for {saved_meta}, not {self.meta}")
@@ -175,7 +177,7 @@ class Checkpoint:
         store.restore(small["store"])
         store.check(state.partial.valid + sum(t.valid for t in tails.values()))
         unknown = sum(p.malformed.get("unknown_level", 0) for p in (state.partial, *tails.values()))
-        if store.unknown.lines() != unknown:
+        if store.lines.token_lines() != unknown:
             raise CheckpointError("its unknown level tokens do not add up")
         self.seq = int(meta["seq"])
         self.db, self.store = db, store
@@ -223,7 +225,7 @@ class Checkpoint:
         p = state.pending
         db.execute("BEGIN IMMEDIATE")
         try:
-            store.unknown.apply(p.unknown)
+            store.lines.apply(p.lines)
             store.apply(p.counts, sorted(p.dropped_tails), sorted(p.kept_tails), p.new_tails,
                         p.tail_pieces, p.count_pieces)
             _upsert(db, "INSERT INTO windows VALUES (?, ?) ON CONFLICT DO UPDATE "
@@ -253,10 +255,11 @@ class Checkpoint:
         if self.fault is not None:
             self.fault("committed")
 
-    def with_tokens(self, view: Partial) -> Partial:
-        """``view`` with the unknown level tokens the report shows (see ``watch_unknown``)."""
+    def with_lines(self, view: Partial, future_after: Mapping[Source, int]) -> Partial:
+        """``view`` with the unknown level tokens and future-stamped lines the report shows,
+        given each file's newest mtime plus the skew (see ``watch_lines``)."""
         assert self.store is not None, "the checkpoint is not open"
-        return with_reported(view, self.store.unknown.reported())
+        return with_reported(view, self.store.lines.reported(future_after))
 
     def digest(self, window_lines: Mapping[int, int], anomalies: bool = True) -> Digest:
         """What the report needs from the counters on disk (see ``CountStore.digest``)."""

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .partial import Partial, Source, add_counts, copy_partial
+from .watch_lines import COUNTED, take_future, take_unknown
 from .watch_store import Counts, take_counts
-from .watch_unknown import COUNTED, take_unknown
 
 FINGERPRINT_BYTES = 1024
 """A file's fingerprint covers its first counted bytes, up to this many."""
@@ -112,8 +112,8 @@ class Pending:
     """Sources whose segments changed."""
     tails: set[int] = field(default_factory=set)
     """rids whose tail changed."""
-    unknown: list[tuple[Any, ...]] = field(default_factory=list)
-    """Changes to the unknown level tokens on disk, in order (see ``watch_unknown``)."""
+    lines: list[tuple[Any, ...]] = field(default_factory=list)
+    """Changes to the line facts on disk, in order (see ``watch_lines.LineStore.apply``)."""
     small: bool = False
     """Anything else changed (totals, generations, counters of files)."""
 
@@ -150,11 +150,14 @@ class State:
         """(device, inode) -> rid, live or not."""
         self.committed_tails: set[int] = set()
         """rids whose tail rows are on disk."""
+        self.clock_skew_ns = clock_skew_ns
+        self.mtimes: dict[Source, int] = {}
+        """source -> the newest modification time seen of its file."""
         self.pending = Pending()
 
     def changed(self) -> bool:
         p = self.pending
-        return bool(p.small or p.records or p.sources or p.tails or p.windows or p.unknown)
+        return bool(p.small or p.records or p.sources or p.tails or p.windows or p.lines)
 
     def pieces(self) -> list[str]:
         """Every piece file ``pending`` names."""
@@ -175,6 +178,7 @@ class State:
             "partial": {name: getattr(self.partial, name) for name in SMALL_FIELDS},
             "next_generation": self.next_generation,
             "next_rid": self.next_rid,
+            "mtimes": self.mtimes,
             "shape": self.shape(),
         }
 
@@ -202,6 +206,7 @@ class State:
         state.partial.segments = segments
         state.next_generation = small["next_generation"]
         state.next_rid = small["next_rid"]
+        state.mtimes = small["mtimes"]
         for record in records:
             state.records[record.rid] = record
             state._index(record)
@@ -229,15 +234,28 @@ class State:
         ((source, [first, *_]),) = partial.segments.items()
         return sum(s.newlines for s in self.partial.segments.get(source, []) if s.end <= first.start)
 
-    def _take_unknown(self, owner: int, partial: Partial) -> None:
-        rows = take_unknown(partial, self._lines_before(partial))
-        if rows:
-            self.pending.unknown.append(("add", owner, rows))
+    def _take_lines(self, owner: int, partial: Partial) -> None:
+        """Move ``partial``'s line facts to ``pending`` (they go to disk, never into the state)."""
+        before = self._lines_before(partial)
+        tokens = take_unknown(partial, before)
+        if tokens:
+            self.pending.lines.append(("tokens", owner, tokens))
+        future = take_future(partial, before)
+        if future:
+            self.pending.lines.append(("future", owner, future))
+
+    def set_mtime(self, source: Source, mtime_ns: int) -> None:
+        """The newest modification time seen of ``source``'s file: its future-stamped lines
+        are judged against it, and those it no longer flags are forgotten."""
+        if self.mtimes.get(source) != mtime_ns:
+            self.mtimes[source] = mtime_ns
+            self.pending.lines.append(("prune", source, mtime_ns + self.clock_skew_ns))
+            self.pending.small = True
 
     def count(self, partial: Partial) -> None:
         """Count ``partial`` for good (its counters and tokens are moved out of it)."""
         p = self.pending
-        self._take_unknown(COUNTED, partial)
+        self._take_lines(COUNTED, partial)
         p.counts.add(take_counts(partial))
         add_counts(p.windows, partial.window_lines)
         p.sources.update(partial.segments)
@@ -253,10 +271,10 @@ class State:
             p.unused_pieces += p.tail_pieces.pop(rid, [])
         elif rid in self.committed_tails and rid not in p.kept_tails:
             p.dropped_tails.add(rid)
-        p.unknown.append(("drop", rid))
+        p.lines.append(("drop", rid))
         self.tails.pop(rid, None)
         if partial is not None:
-            self._take_unknown(rid, partial)
+            self._take_lines(rid, partial)
             p.new_tails[rid] = take_counts(partial)
             if pieces:
                 p.tail_pieces[rid] = pieces
@@ -271,7 +289,7 @@ class State:
         if tail is None:
             return
         p = self.pending
-        p.unknown.append(("keep", rid))
+        p.lines.append(("keep", rid))
         if rid in p.new_tails:
             p.counts.add(p.new_tails.pop(rid))
             p.count_pieces += p.tail_pieces.pop(rid, [])
@@ -306,7 +324,10 @@ class State:
     def rekey(self, old: Source, new: Source) -> None:
         """Move what was counted under one source to another (a renamed file)."""
         p = self.pending
-        p.unknown.append(("rekey", old, new))
+        p.lines.append(("rekey", old, new))
+        if old in self.mtimes:
+            self.mtimes[new] = self.mtimes.pop(old)
+            p.small = True
         if _rekey(self.partial, old, new):
             p.sources.update((old, new))
         for rid, tail in self.tails.items():
@@ -321,6 +342,10 @@ class State:
         """Change ``totals.files`` by ``delta``."""
         self.partial.files += delta
         self.pending.small = True
+
+    def future_after(self) -> dict[Source, int]:
+        """Per source, the stamp past which a line is in the future now."""
+        return {source: mtime + self.clock_skew_ns for source, mtime in self.mtimes.items()}
 
     def view(self) -> Partial:
         """Everything the outputs show but the counters on disk: the committed Partial with

@@ -61,7 +61,7 @@ from .anomalies import (
 from .partial import Partial, add_counts
 from .settings import Settings
 from .spill import Digest, PartDigest, finish, top_of
-from .watch_unknown import COUNTED, UnknownRow, UnknownStore
+from .watch_lines import COUNTED, FutureRow, LineStore, UnknownRow
 
 TOP_LIST_SIZE = 1024
 """Entries of the user and service top lists: enough for any --top up to it, and for the
@@ -163,21 +163,21 @@ def take_counts(partial: Partial) -> Counts:
     return counts
 
 
-Piece = tuple[Counts, list[UnknownRow]]
+Piece = tuple[Counts, list[UnknownRow], list[FutureRow]]
 
 
-def write_piece(folder: str, counts: Counts, unknown: list[UnknownRow]) -> str:
-    """Save ``counts`` and unknown level token rows as a new piece file in ``folder``; its path."""
+def write_piece(folder: str, counts: Counts, unknown: list[UnknownRow], future: list[FutureRow]) -> str:
+    """Save ``counts`` and line facts (``watch_lines``) as a new piece file in ``folder``; its path."""
     fd, path = tempfile.mkstemp(prefix=PIECE_PREFIX, suffix=".pickle", dir=folder)
     with os.fdopen(fd, "wb") as f:
-        pickle.dump((tuple(counts), unknown), f, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump((tuple(counts), unknown, future), f, protocol=pickle.HIGHEST_PROTOCOL)
     return path
 
 
 def read_piece(path: str) -> Piece:
     with open(path, "rb") as f:
-        counts, unknown = pickle.load(f)
-    return Counts(*counts), unknown
+        counts, unknown, future = pickle.load(f)
+    return Counts(*counts), unknown, future
 
 
 def _rank(item: tuple[bytes, int]) -> tuple[int, bytes]:
@@ -239,7 +239,7 @@ class CountStore:
                  top_size: int = TOP_LIST_SIZE) -> None:
         self.db = db
         self.settings = settings
-        self.unknown = UnknownStore(db)
+        self.lines = LineStore(db)
         self.top_size = max(top_size, settings.top, 1)
         self.users = TopList(self.top_size)
         self.services = TopList(self.top_size)
@@ -254,7 +254,7 @@ class CountStore:
     @staticmethod
     def create(db: sqlite3.Connection) -> None:
         db.executescript(SCHEMA)
-        UnknownStore.create(db)
+        LineStore.create(db)
 
     # --- the caches, saved with the checkpoint ------------------------------------------------
 
@@ -287,7 +287,7 @@ class CountStore:
         """Make this connection's scratch tables and the index of busy (user, window) counts
         for the current --burst-min-lines (rebuilt when it changed)."""
         self.db.executescript(TEMP_SCHEMA)
-        self.unknown.attach()
+        self.lines.attach()
         least = int(self.settings.burst_min_lines)
         row = self.db.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (HOT_INDEX,)
@@ -354,14 +354,14 @@ class CountStore:
         touched |= self._add(net)
         for rid, paths in (tail_pieces or {}).items():
             for path in paths:
-                piece, tokens = read_piece(path)
+                piece, tokens, future = read_piece(path)
                 self._insert_tail_rows(rid, piece)
                 touched |= self._add(piece)
-                self.unknown.apply([("add", rid, tokens)])
+                self.lines.apply([("tokens", rid, tokens), ("future", rid, future)])
         for path in count_pieces:
-            piece, tokens = read_piece(path)
+            piece, tokens, future = read_piece(path)
             touched |= self._add(piece)
-            self.unknown.apply([("add", COUNTED, tokens)])
+            self.lines.apply([("tokens", COUNTED, tokens), ("future", COUNTED, future)])
         if self.users.short(self.settings.top):
             self.users = self._top_from_table("users")
         if self.services.short(self.settings.top):

@@ -754,6 +754,10 @@ DAMAGES: dict[str, Callable[[str], None]] = {
     "a window's count changed": lambda folder: _sql(
         folder, "UPDATE windows SET n = n + 1 WHERE window = (SELECT min(window) FROM windows)"),
     "a file's offset lost": lambda folder: _sql(folder, "DELETE FROM files"),
+    "never committed (a crash in its first commit)": lambda folder: _sql(
+        folder, "DELETE FROM meta WHERE key = 'small'"),
+    "an unknown level token's row added": lambda folder: _sql(
+        folder, "INSERT INTO unknown VALUES (-1, x'612e6c6f67', 0, x'58', 0, 1, '[]')"),
 }
 """Each damages a checkpoint after a clean stop; a restart must say so and count again."""
 
@@ -884,9 +888,9 @@ def test_a_big_gz_is_counted_in_pieces_on_disk(tmp_path: Any, monkeypatch: Any) 
     largest: list[int] = []
     real_write_piece = watch_store.write_piece
 
-    def counted(folder: str, counts: Any, unknown: Any) -> str:
+    def counted(folder: str, counts: Any, *facts: Any) -> str:
         largest.append(len(counts.user_lines))
-        return real_write_piece(folder, counts, unknown)
+        return real_write_piece(folder, counts, *facts)
 
     monkeypatch.setattr(watch, "write_piece", counted)
     monkeypatch.setattr(watch_store, "PIECE_ROWS", 50)
@@ -1086,9 +1090,9 @@ def test_unknown_level_tokens_live_on_disk_and_follow_renames_tails_and_pieces(
     """The tokens are rows of the checkpoint, none in memory; which are reported follows the
     files' order as it changes (a rename moves a file's tokens later), a provisional tail's
     token is taken back, and a big ``.gz``'s tokens come through its pieces: like run."""
-    from mapreduce_logs import engine, scan, watch_unknown
+    from mapreduce_logs import engine, scan, watch_lines
 
-    for module in (engine, scan, watch_unknown):
+    for module in (engine, scan, watch_lines):
         monkeypatch.setattr(module, "MAX_UNKNOWN_LEVELS", 3)
     monkeypatch.setattr(scan, "BLOCK", 200)
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
@@ -1157,6 +1161,66 @@ def test_batches_get_smaller_when_memory_runs_high(tmp_path: Any) -> None:
     w.close()
     assert sizes == [first, first // 2, first // 2, first // 4]
     assert w.chunk_size <= w.batch_bytes
+
+
+def test_future_stamps_are_judged_against_the_files_newest_mtime(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """A line read while its file's mtime was early is flagged then; once the file's mtime moves
+    on (appends, a touch) it is judged again, as a later run judges it: through appends, a
+    touch, a rename, a restart, a provisional tail and a ``.gz`` counted in pieces."""
+    from mapreduce_logs import scan
+
+    monkeypatch.setattr(scan, "BLOCK", 200)
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    t0 = 1_893_456_000  # 2030-01-01, seconds
+
+    def lines(*offsets: int, end: bytes = b"\n") -> bytes:
+        return b"\n".join(
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + s)).encode() + b" INFO svc u%d" % i
+            for i, s in enumerate(offsets)) + end
+
+    def write(name: str, data: bytes, mtime: int, mode: str = "ab") -> None:
+        path = os.path.join(logs, name)
+        with open(path, mode) as f:
+            f.write(data)
+        os.utime(path, ns=(mtime * 10**9, mtime * 10**9))
+
+    now = [0.0]
+    w = in_process(logs, out, settle=2.0, clock=lambda: now[0], gz_flush_bytes=300)
+    scratch = iter(range(100))
+
+    def settled_like_run(future: int) -> None:
+        w.drain()
+        now[0] += 2
+        w.drain()
+        assert json.loads(outputs(out)[1])["counts"]["future_timestamp"] == future
+        assert outputs(out) == run_outputs(logs, str(tmp_path / f"run{next(scratch)}"))
+
+    write("a.log", lines(-100, 400, 1000, 5000), t0)
+    settled_like_run(1)
+    write("a.log", lines(500), t0 + 800)
+    settled_like_run(1)
+    os.utime(os.path.join(logs, "a.log"), ns=((t0 + 4800) * 10**9, (t0 + 4800) * 10**9))
+    settled_like_run(0)
+    write("a.log", lines(99_999, 6000, end=b""), t0 + 4800)
+    settled_like_run(1)
+    write("a.log", b" more\n", t0 + 5000)
+    settled_like_run(1)
+    os.rename(os.path.join(logs, "a.log"), os.path.join(logs, "b.log"))
+    settled_like_run(1)
+    write("c.log.gz", gzip.compress(lines(*range(0, 4000, 40))), t0 - 3000, "wb")
+    settled_like_run(2)
+    w.close()
+    w = in_process(logs, out, settle=2.0, clock=lambda: now[0], gz_flush_bytes=300)
+    settled_like_run(2)
+    write("b.log", lines(7000), t0 + 9000)
+    settled_like_run(2)
+    w.close()
+    found = [a for a in json.loads(outputs(out)[1])["anomalies"] if a["type"] == "future_timestamp"]
+    assert sorted((os.path.basename(a["file"]), a["count"]) for a in found) == [
+        ("b.log", 1), ("c.log.gz", 100)]
 
 
 def test_outputs_inside_a_watched_tree_are_not_read_back(tmp_path: Any) -> None:
