@@ -387,11 +387,10 @@ class Scanner:
         seg.last_ts = ts
         if ts > self.future_after:
             seg.future += 1
-            text = example_text(line)
             if len(seg.future_examples) < MAX_EXAMPLES:
-                seg.future_examples.append((index, text))
+                seg.future_examples.append((index, example_text(line)))
             if seg.future_lines is not None:
-                seg.future_lines.append((index, ts, text))
+                seg.future_lines.append((index, ts, example_text(line)))
 
     def malformed(self, parsed: Malformed, line: bytes) -> None:
         p, seg = self.partial, self.segment
