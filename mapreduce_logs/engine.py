@@ -51,20 +51,39 @@ R = TypeVar("R")
 
 
 class Executor(Protocol):
-    """Applies a picklable function to items, yielding results in any order."""
+    """Applies a picklable function to items, yielding results in any order.
 
-    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]: ...
+    ``cancel``, if given, is asked now and then (at least every CANCEL_POLL seconds while
+    waiting on workers); once it says True, the work in flight is dropped and CancelledError raised."""
+
+    def imap(
+        self, fn: Callable[[T], R], items: Iterable[T], cancel: Callable[[], bool] | None = None
+    ) -> Iterator[R]: ...
+
+
+CANCEL_POLL = 0.2
+
+
+class CancelledError(Exception):
+    """The caller's ``cancel`` asked to stop: the results not yet yielded are lost."""
 
 
 class SerialExecutor:
-    """Maps in the calling process, one item after another."""
+    """Maps in the calling process, one item after another (``cancel`` is asked between items;
+    ``fn`` may raise CancelledError itself, which passes through)."""
 
     workers = 1
 
-    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+    def imap(
+        self, fn: Callable[[T], R], items: Iterable[T], cancel: Callable[[], bool] | None = None
+    ) -> Iterator[R]:
         for item in items:
+            if cancel is not None and cancel():
+                raise CancelledError
             try:
                 result = fn(item)
+            except CancelledError:
+                raise
             except Exception as err:
                 raise MapError(f"failed on {_name(item)}: {err!r}") from err
             yield result
@@ -109,7 +128,9 @@ class PoolExecutor:
             worker.stop()
         self._workers = []
 
-    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+    def imap(
+        self, fn: Callable[[T], R], items: Iterable[T], cancel: Callable[[], bool] | None = None
+    ) -> Iterator[R]:
         if not self._workers:
             raise RuntimeError("PoolExecutor is used inside a with block")
         source = enumerate(items)
@@ -138,7 +159,7 @@ class PoolExecutor:
                 busy = [worker for worker in self._workers if worker.task is not None]
                 if not busy:
                     return
-                worker = _ready(busy)
+                worker = _ready(busy, cancel)
                 index, item = worker.task  # type: ignore[misc]
                 ok, payload = worker.receive()
                 done_ahead.add(index)
@@ -211,14 +232,20 @@ class _Worker:
         self.task = None
 
 
-def _ready(busy: list[_Worker]) -> _Worker:
-    """A busy worker whose result (or death) has arrived, waiting for one."""
+def _ready(busy: list[_Worker], cancel: Callable[[], bool] | None = None) -> _Worker:
+    """A busy worker whose result (or death) has arrived, waiting for one; CancelledError when
+    ``cancel`` says so first (the caller's ``finally`` replaces the busy workers)."""
     by_handle: dict[Any, _Worker] = {}
     for worker in busy:
         by_handle[worker.conn] = worker
         by_handle[worker.process.sentinel] = worker
-    ready = multiprocessing.connection.wait(list(by_handle))
-    return by_handle[ready[0]]
+    while True:
+        if cancel is not None and cancel():
+            raise CancelledError
+        ready = multiprocessing.connection.wait(
+            list(by_handle), timeout=None if cancel is None else CANCEL_POLL)
+        if ready:
+            return by_handle[ready[0]]
 
 
 def _serve(conn: Any, inherited: list[int]) -> None:

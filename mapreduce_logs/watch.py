@@ -53,7 +53,14 @@ from types import FrameType
 
 from watchdog.observers.api import BaseObserver
 
-from .engine import Executor, PoolExecutor, SerialExecutor, uncompressed_size, workers_within
+from .engine import (
+    CancelledError,
+    Executor,
+    PoolExecutor,
+    SerialExecutor,
+    uncompressed_size,
+    workers_within,
+)
 from .metrics import Clock, MemorySampler, run_metrics
 from .partial import Partial
 from .report import build_anomalies, build_summary, to_json, write_atomic
@@ -109,7 +116,11 @@ class Job:
 
 
 def map_tagged(
-    item: tuple[int, Split], settings: Settings, pieces: str | None = None, flush_bytes: int = 0
+    item: tuple[int, Split],
+    settings: Settings,
+    pieces: str | None = None,
+    flush_bytes: int = 0,
+    cancel: Callable[[], bool] | None = None,
 ) -> tuple[int, Split, Partial, list[str]]:
     """What the pool runs: ``map_split``, with the job it belongs to.
 
@@ -117,7 +128,8 @@ def map_tagged(
     more than once, as a provisional tail). A ``.gz`` (one split, however big) holding more than
     ``flush_bytes`` writes its counters that grow with users and services to piece files in the
     folder ``pieces`` every ``flush_bytes`` it reads, so its worker holds that much at a time;
-    the piece files come back with the Partial (what was read after the last piece)."""
+    the piece files come back with the Partial (what was read after the last piece). ``cancel``
+    is asked at each piece: True raises CancelledError (the pieces written are removed)."""
     index, split = item
     written: list[str] = []
     if pieces is not None and flush_bytes > 0 and split.compressed and (
@@ -125,6 +137,8 @@ def map_tagged(
     ):
 
         def flush(part: Partial) -> None:
+            if cancel is not None and cancel():
+                raise CancelledError
             written.append(write_piece(pieces, take_counts(part), take_unknown(part, 0),
                                        take_future(part, 0)))
 
@@ -280,6 +294,7 @@ class Watcher:
             observer.stop()
             observer.join()
         self.checkpoint.close()
+        self.checkpoint.remove_pieces()  # of a batch a stop cut short in a worker
 
     def request_stop(self) -> None:
         """Ask ``run`` to return after the current batch (safe from a signal handler)."""
@@ -339,14 +354,18 @@ class Watcher:
             return False
         started = time.perf_counter()
         jobs = self._plan_batch()
-        if jobs:
-            self._run(jobs)
         added: dict[str, int] = {}
         try:
+            if jobs:
+                self._run(jobs)
             for job in jobs:
                 lines = self._finish(job)
                 if lines is not None:
                     added[job.record.path] = added.get(job.record.path, 0) + lines
+        except CancelledError:
+            # A stop was asked while the batch was mapped (a big .gz takes long): nothing of it
+            # is committed, and a restart reads it again, as after a crash.
+            return True
         finally:
             for job in jobs:
                 _remove(job.pieces)  # those of jobs not applied
@@ -470,9 +489,12 @@ class Watcher:
         self.chunks += len(items)
         for job in jobs:
             job.partial = Partial(clock_skew_ns=self.settings.clock_skew_ns)
+        # In this process, a long split can only stop itself: it asks at each flush.
+        serial = isinstance(self.executor, SerialExecutor)
         mapper = functools.partial(map_tagged, settings=self.settings,
-                                   pieces=self.checkpoint.folder, flush_bytes=self.gz_flush_bytes)
-        for index, split, result, pieces in self.executor.imap(mapper, items):
+                                   pieces=self.checkpoint.folder, flush_bytes=self.gz_flush_bytes,
+                                   cancel=self.stop.is_set if serial else None)
+        for index, split, result, pieces in self.executor.imap(mapper, items, self.stop.is_set):
             job = jobs[index]
             job.pieces += pieces
             problem = _incomplete(split, result)

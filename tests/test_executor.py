@@ -3,6 +3,7 @@ a stop at any point."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -166,3 +168,30 @@ def test_busy_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
             time.sleep(0.01)
         parent.kill()
     _assert_gone(pids, seconds=10)
+
+
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@pytest.mark.parametrize("make", [lambda: PoolExecutor(2), SerialExecutor])
+def test_cancel_drops_the_work_in_flight_and_the_executor_goes_on(make: Any) -> None:
+    """``cancel`` turning True stops the pool's wait on a long item within a poll (the serial
+    executor asks between items); the executor then maps as before."""
+    from mapreduce_logs.engine import CANCEL_POLL, CancelledError
+
+    with contextlib.ExitStack() as stack:
+        executor = make()
+        if isinstance(executor, PoolExecutor):
+            stack.enter_context(executor)
+        asked = time.monotonic() + 0.3
+        results = []
+        began = time.monotonic()
+        with pytest.raises(CancelledError):
+            for r in executor.imap(nap, [0.0, 0.5, 60.0, 60.0], lambda: time.monotonic() > asked):
+                results.append(r)
+        took = time.monotonic() - began
+        assert took < 0.3 + 0.5 + 2 * CANCEL_POLL + 1.0, took
+        assert results and results[0] == 0.0
+        assert sorted(executor.imap(square, range(5))) == [0, 1, 4, 9, 16]

@@ -622,6 +622,47 @@ def test_sigterm_stops_a_busy_watch_quickly_with_its_checkpoint(tmp_path: Any) -
     assert totals(out)["lines"] >= before.get("lines", 0)
 
 
+@pytest.mark.parametrize(("workers", "memory"), [("1", "100"), ("2", "200")])
+def test_sigterm_stops_a_watch_in_the_middle_of_a_big_gz(
+    tmp_path: Any, workers: str, memory: str
+) -> None:
+    """A .gz is one split that can take minutes; SIGTERM while it is read (its first piece is on
+    disk) still stops within seconds, leaves no piece, and a restart ends like run."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    with open(os.path.join(logs, "big.log.gz"), "wb") as f:
+        f.write(gzip.compress(log_lines(400_000), compresslevel=1))
+    checkpoint = os.path.join(out, ".watch")
+
+    def pieces() -> list[str]:
+        try:
+            return [n for n in os.listdir(checkpoint) if n.startswith("piece-")]
+        except FileNotFoundError:
+            return []
+
+    log = str(tmp_path / "watch.log")
+    proc = start_watch(logs, out, "--workers", workers, "--settle", "0.1", "--memory-mb", memory,
+                       log=log)
+    try:
+        assert wait_for(lambda: bool(pieces()), 30)
+        proc.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        assert proc.wait(timeout=20) == 0
+        stopped_in = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+    assert stopped_in < 3, stopped_in
+    with open(log, encoding="utf-8") as f:
+        assert "does not fit" not in f.read()
+    assert pieces() == []
+    assert totals(out).get("lines", 0) == 0  # nothing of it was committed
+    w = in_process(logs, out, settle=0.0)
+    w.drain()
+    w.close()
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
+
+
 @pytest.mark.parametrize("poll", [None, "0.2"])
 def test_a_new_10_mb_file_shows_within_2_seconds(tmp_path: Any, poll: str | None) -> None:
     """SPEC.md section 6: a new 10 MB file is in summary.json within 2 s (deadline, not timing)."""
