@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate, chain, compress, repeat
 from operator import and_, eq, itemgetter, le, ne, or_, sub
 from typing import Any, NamedTuple
@@ -294,12 +294,15 @@ def user_rates(
     settings: Settings,
     users: Iterable[bytes] | None = None,
     seen_in: Mapping[bytes, int] | None = None,
+    table: Callable[[], WindowTable] | None = None,
 ) -> dict[bytes, UserRate]:
     """Share and usual rate (``user_rate``) of ``users`` (default all) seen in more windows
     than a tenth.
 
     Every window of such a user must be in ``user_lines``. A user seen in at most a tenth of the
-    windows has share and rate 0 (its every window is trimmed) and is left out.
+    windows has share and rate 0 (its every window is trimmed) and is left out. ``table``
+    gives ``WindowTable.of(window_lines)`` if the caller keeps one (it sorts every window),
+    asked only when some user needs it.
     """
     drop = trim_count(len(window_lines))
     if seen_in is None:
@@ -313,10 +316,10 @@ def user_rates(
     theirs = map(wanted.__contains__, map(itemgetter(0), user_lines))
     for (user, window), lines in compress(user_lines.items(), theirs):
         mine[user][window] = lines
-    table = WindowTable.of(window_lines)
+    windows = WindowTable.of(window_lines) if table is None else table()
     rates: dict[bytes, UserRate] = {}
     for user, counts in mine.items():
-        rate = user_rate(counts, table, settings)
+        rate = user_rate(counts, windows, settings)
         if rate is not None:
             rates[user] = rate
     return rates
@@ -436,13 +439,14 @@ def user_share(
     window_lines: Mapping[int, int],
     settings: Settings,
     seen_in: Mapping[bytes, int] | None = None,
+    table: Callable[[], WindowTable] | None = None,
 ) -> float:
     """The largest share among the users of ``user_lines`` (0 when there is none).
 
     Every window of a user must be in ``user_lines``; the run's share is the largest over any
     split of the users into groups.
     """
-    rates = user_rates(user_lines, window_lines, settings, seen_in=seen_in)
+    rates = user_rates(user_lines, window_lines, settings, seen_in=seen_in, table=table)
     return max((r.share for r in rates.values()), default=0.0)
 
 
@@ -506,6 +510,7 @@ def burst_candidates(
     share_floor: float,
     settings: Settings,
     totals: Mapping[bytes, int] | None = None,
+    table: Callable[[], WindowTable] | None = None,
 ) -> list[BurstCandidate]:
     """The windows that can be flagged in a reported run once the run's share is known to be at
     least ``share_floor``: every window of each run of windows flagged under ``share_floor``
@@ -529,8 +534,10 @@ def burst_candidates(
     # lines >= f*s*window / (1 + f*s): a cut done in C over every entry, lowered a hair so that
     # float rounding cannot drop a window the exact test below keeps.
     fs = settings.burst_factor * min(share_floor, MAX_SHARE)
-    lowest = {w: max(1, math.ceil(fs * n / (1 + fs) * (1 - 1e-9))) for w, n in window_lines.items()}
     keys = user_lines.keys()
+    # Only the windows of these users: there may be far more windows in all than here.
+    lowest = {w: max(1, math.ceil(fs * window_lines[w] / (1 + fs) * (1 - 1e-9)))
+              for w in set(map(itemgetter(1), keys))}
     high = list(compress(keys, map(le, map(lowest.__getitem__, map(itemgetter(1), keys)),
                                    user_lines.values())))
     possible = sorted(compress(high, map(heavy.__contains__, map(itemgetter(0), high))))
@@ -544,7 +551,7 @@ def burst_candidates(
     # users, then the runs again: a run of the exact test lies inside a run of the cut.
     kept = [entry for run in _long_runs(entries, least) for entry in run]
     rates = user_rates(user_lines, window_lines, settings,
-                       users={user for (user, _), _ in kept})
+                       users={user for (user, _), _ in kept}, table=table)
     flagged: list[Entry] = []
     for entry in kept:
         (user, window), lines = entry

@@ -42,6 +42,7 @@ from .spill import (
     digest_tables,
     finish,
     removed_on_sigterm,
+    save_windows,
     write_run,
 )
 from .split import Split, is_compressed, split_files
@@ -536,7 +537,8 @@ class Reducer:
             if self.tables.entries():
                 self.spill()
             task = functools.partial(
-                digest_partition, settings=self.settings, window_lines=acc.window_lines
+                digest_partition, settings=self.settings,
+                window_lines=save_windows(self.store.folder, acc.window_lines),
             )
             part = combine(executor.imap(task, self.store.jobs()), self.settings.top)
             acc.digest = finish(part, self.store.candidates(), acc.window_lines, self.settings)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import glob
 import heapq
 import io
@@ -39,7 +40,15 @@ from operator import itemgetter
 from types import FrameType
 from typing import IO, Any, NamedTuple
 
-from .anomalies import BurstCandidate, Found, burst_candidates, bursts, spikes, user_share
+from .anomalies import (
+    BurstCandidate,
+    Found,
+    WindowTable,
+    burst_candidates,
+    bursts,
+    spikes,
+    user_share,
+)
 from .partial import add_counts
 from .settings import Settings
 
@@ -154,12 +163,13 @@ def digest_tables(
     """Digest one partition (every window of each of its subjects is in it)."""
     services = subject_totals(tables.service_errors, tables.service_others)
     windows = Counter(map(itemgetter(0), tables.user_lines))
-    own = user_share(tables.user_lines, window_lines, settings, windows)
+    table = functools.partial(_table_of, window_lines)
+    own = user_share(tables.user_lines, window_lines, settings, windows, table)
     users = windows  # from here on: lines per user
     _add_above_one(users, tables.user_lines)
     # The partition's own share is at most the run's: its filter keeps every window of every
     # reported burst, and only windows of runs with burst_min_lines lines or more.
-    put_candidates(burst_candidates(tables.user_lines, window_lines, own, settings, users))
+    put_candidates(burst_candidates(tables.user_lines, window_lines, own, settings, users, table))
     return PartDigest(
         top_services=top_of(services, settings.top),
         top_users=top_of(users, settings.top),
@@ -168,6 +178,17 @@ def digest_tables(
         spikes=spikes(tables.service_errors, tables.service_others, settings),
         share=own,
     )
+
+
+_TABLE: list[tuple[Mapping[int, int], WindowTable]] = []
+"""The last window table built, with the lines per window it was built from: a process digests
+every partition against the same ones, and the table takes a sort of every window."""
+
+
+def _table_of(window_lines: Mapping[int, int]) -> WindowTable:
+    if not _TABLE or _TABLE[0][0] is not window_lines:
+        _TABLE[:] = [(window_lines, WindowTable.of(window_lines))]
+    return _TABLE[0][1]
 
 
 def combine(parts: Iterable[PartDigest], k: int) -> PartDigest:
@@ -437,11 +458,31 @@ class PartitionJob(NamedTuple):
     capacity: int
 
 
+def save_windows(folder: str, window_lines: Mapping[int, int]) -> str:
+    """Write the lines per window once for the partition tasks (see ``digest_partition``)."""
+    path = os.path.join(folder, "windows")
+    with open(path, "wb") as f:
+        pickle.dump(dict(window_lines), f, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _windows(path: str) -> dict[int, int]:
+    with open(path, "rb") as f:
+        windows: dict[int, int] = pickle.load(f)
+    return windows
+
+
 def digest_partition(
-    job: PartitionJob, settings: Settings, window_lines: Mapping[int, int]
+    job: PartitionJob, settings: Settings, window_lines: Mapping[int, int] | str
 ) -> PartDigest:
     """Sum and digest one spilled partition (a task for any executor); its burst candidates go
-    to the folder's cand/ files. Memory: at most ``job.capacity`` entries at a time."""
+    to the folder's cand/ files. Memory: at most ``job.capacity`` entries at a time.
+
+    ``window_lines`` may be the path ``save_windows`` wrote: each process then reads it once,
+    rather than every task carrying them (there may be millions of windows)."""
+    if isinstance(window_lines, str):
+        window_lines = _windows(window_lines)
     close_writers()  # every run is written: let go of the files
     cand = os.path.join(job.folder, "cand", str(job.number))
 
