@@ -45,6 +45,7 @@ Adjacent flagged windows of one subject form one anomaly.
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
@@ -55,6 +56,7 @@ from typing import Any, NamedTuple
 from .parse import NS, format_utc
 from .partial import Partial
 from .settings import Settings
+from .windows import WindowLines
 
 ANOMALY_TYPES = (
     "malformed_lines",
@@ -268,24 +270,27 @@ class WindowTable(NamedTuple):
     all_lines: int
     drop: int
     """How many windows the trim leaves out."""
-    order: list[int]
+    order: Sequence[int]
     """The windows, ascending."""
-    first: list[int]
+    first: Sequence[int]
     """For each window of ``order``: the position of the first one at most NEIGHBOURS before."""
-    end: list[int]
+    end: Sequence[int]
     """... and the position after the last one at most NEIGHBOURS after."""
 
     @classmethod
     def of(cls, window_lines: Mapping[int, int]) -> WindowTable:
-        order = sorted(window_lines)
-        return cls(
-            window_lines,
-            sum(window_lines.values()),
-            trim_count(len(order)),
-            order,
-            [bisect_left(order, w - NEIGHBOURS) for w in order],
-            [bisect_right(order, w + NEIGHBOURS) for w in order],
-        )
+        order: Sequence[int]
+        if isinstance(window_lines, WindowLines):
+            # Millions of windows: arrays of 8 bytes an entry, not lists of int objects.
+            order = window_lines.sorted_keys()
+            first: Sequence[int] = array("q", (bisect_left(order, w - NEIGHBOURS) for w in order))
+            end: Sequence[int] = array("q", (bisect_right(order, w + NEIGHBOURS) for w in order))
+        else:
+            order = sorted(window_lines)
+            first = [bisect_left(order, w - NEIGHBOURS) for w in order]
+            end = [bisect_right(order, w + NEIGHBOURS) for w in order]
+        return cls(window_lines, sum(window_lines.values()), trim_count(len(order)), order,
+                   first, end)
 
 
 def user_rates(

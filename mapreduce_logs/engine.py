@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -41,11 +41,13 @@ from .spill import (
     digest_partition,
     digest_tables,
     finish,
+    load_windows,
     removed_on_sigterm,
     save_windows,
     write_run,
 )
 from .split import Split, is_compressed, split_files
+from .windows import WINDOW_BUFFER, Run, WindowLines, merged, run_of
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -448,6 +450,8 @@ class Reducer:
         self.store: SpillStore | None = None
         self.spill_seconds = 0.0
         self._kept: frozenset[bytes] | None = None
+        self.window_runs: list[Run] = []
+        """Lines per window folded out of ``acc`` once they pass WINDOW_BUFFER windows."""
         self.cut: dict[int, Split] = {}
         """Chunks (by number) that are whole compressed files flushed as they were read, before
         the reported tokens were known: they kept only their own first tokens."""
@@ -487,6 +491,9 @@ class Reducer:
         # users and services are sums of the tables over windows: the digest counts them there.
         part.users, part.services = Counter(), Counter()
         self.acc.update(part)
+        if len(self.acc.window_lines) > WINDOW_BUFFER:
+            self.window_runs.append(run_of(self.acc.window_lines))
+            self.acc.window_lines = Counter()
         if self.tables.entries() > self.budget.spill_entries:
             self.spill()
 
@@ -524,24 +531,34 @@ class Reducer:
                             mine.unknown_examples = {**mine.unknown_examples,
                                                      **segment.unknown_examples}
 
+    def window_lines(self) -> Mapping[int, int]:
+        """The run's lines per window: ``acc``'s dict, or a WindowLines of the folded runs and
+        the rest (then ``acc``'s is emptied)."""
+        if not self.window_runs:
+            return self.acc.window_lines
+        runs, self.window_runs = [*self.window_runs, run_of(self.acc.window_lines)], []
+        self.acc.window_lines = Counter()
+        return merged(runs)
+
     def finish(self, executor: Executor) -> Partial:
         """The merged Partial with its digest; spilled partitions are digested on ``executor``."""
         acc = self.acc
+        window_lines = self.window_lines()
         if self.store is None and self.tables.entries() > self.budget.partition_entries:
             self.spill()
         if self.store is None:
             groups: list[list[BurstCandidate]] = []
-            part = digest_tables(self.tables, acc.window_lines, self.settings, groups.append)
-            acc.digest = finish(part, groups, acc.window_lines, self.settings)
+            part = digest_tables(self.tables, window_lines, self.settings, groups.append)
+            acc.digest = finish(part, groups, window_lines, self.settings)
         else:
             if self.tables.entries():
                 self.spill()
-            task = functools.partial(
-                digest_partition, settings=self.settings,
-                window_lines=save_windows(self.store.folder, acc.window_lines),
-            )
+            path = save_windows(self.store.folder, window_lines)
+            if isinstance(window_lines, WindowLines):
+                window_lines = load_windows(path)  # mapped: its pages are shared with the workers
+            task = functools.partial(digest_partition, settings=self.settings, window_lines=path)
             part = combine(executor.imap(task, self.store.jobs()), self.settings.top)
-            acc.digest = finish(part, self.store.candidates(), acc.window_lines, self.settings)
+            acc.digest = finish(part, self.store.candidates(), window_lines, self.settings)
         self.tables = Tables.empty()
         return acc
 

@@ -40,6 +40,7 @@ from operator import itemgetter
 from types import FrameType
 from typing import IO, Any, NamedTuple
 
+from . import windows
 from .anomalies import (
     BurstCandidate,
     Found,
@@ -51,6 +52,7 @@ from .anomalies import (
 )
 from .partial import add_counts
 from .settings import Settings
+from .windows import WindowLines
 
 Key = tuple[bytes, int]
 """(user or service, window index)."""
@@ -459,18 +461,26 @@ class PartitionJob(NamedTuple):
 
 
 def save_windows(folder: str, window_lines: Mapping[int, int]) -> str:
-    """Write the lines per window once for the partition tasks (see ``digest_partition``)."""
-    path = os.path.join(folder, "windows")
-    with open(path, "wb") as f:
-        pickle.dump(dict(window_lines), f, protocol=pickle.HIGHEST_PROTOCOL)
+    """Write the lines per window once for the partition tasks (see ``digest_partition``):
+    a dict pickled, or, for millions of windows (a WindowLines), sorted arrays to map."""
+    if isinstance(window_lines, WindowLines):
+        path = os.path.join(folder, "windows.bin")
+        windows.save(path, window_lines)
+    else:
+        path = os.path.join(folder, "windows.pickle")
+        with open(path, "wb") as f:
+            pickle.dump(dict(window_lines), f, protocol=pickle.HIGHEST_PROTOCOL)
     return path
 
 
 @functools.lru_cache(maxsize=1)
-def _windows(path: str) -> dict[int, int]:
+def load_windows(path: str) -> Mapping[int, int]:
+    """What ``save_windows`` wrote (the last one read is kept: a process reads it once)."""
+    if path.endswith(".bin"):
+        return windows.load(path)
     with open(path, "rb") as f:
-        windows: dict[int, int] = pickle.load(f)
-    return windows
+        loaded: dict[int, int] = pickle.load(f)
+    return loaded
 
 
 def digest_partition(
@@ -482,7 +492,7 @@ def digest_partition(
     ``window_lines`` may be the path ``save_windows`` wrote: each process then reads it once,
     rather than every task carrying them (there may be millions of windows)."""
     if isinstance(window_lines, str):
-        window_lines = _windows(window_lines)
+        window_lines = load_windows(window_lines)
     close_writers()  # every run is written: let go of the files
     cand = os.path.join(job.folder, "cand", str(job.number))
 

@@ -582,3 +582,77 @@ def test_tokens_a_flushed_file_dropped_are_counted_when_an_earlier_file_reports_
             stack.enter_context(PoolExecutor(2)) if workers == 2 else SerialExecutor()
         )
         assert documents(paths, KNOBS, executor) == expected
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_millions_of_windows_are_folded_into_sorted_runs_with_the_same_documents(
+    tmp_path: Path, workers: int
+) -> None:
+    """Lines per window pass to sorted arrays once there are many windows (here: more than 3),
+    mapped from a file by the partition tasks; the documents do not change, spilled or not."""
+    from mapreduce_logs import windows
+
+    rng = random.Random(5)
+    lines = []
+    for i in range(3000):
+        minute = rng.randrange(400) if i % 3 else rng.randrange(10**7)  # dense and scattered
+        level = b"ERROR" if minute % 50 == 7 else b"INFO"
+        user = b"steady" if i % 4 == 0 else b"u%d" % rng.randrange(60)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(minute * 60 + i % 60)).encode()
+        lines.append(b"%s %s s%d %s m" % (stamp, level, rng.randrange(3), user))
+    lines += [b"1970-01-01T03:20:%02dZ INFO s1 spammer m" % s for s in range(60)] * 2
+    (tmp_path / "a.log").write_bytes(b"\n".join(lines) + b"\n")
+    paths = discover([str(tmp_path)])
+    expected = documents(paths, KNOBS, SerialExecutor())
+    assert b"user_burst" in expected[1] and b'"spammer"' in expected[1]
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    with contextlib.ExitStack() as stack:
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
+        patch.setattr(engine, "WINDOW_BUFFER", 3)
+        executor: Executor = (
+            stack.enter_context(PoolExecutor(2)) if workers == 2 else SerialExecutor()
+        )
+        folded = []
+        real_merged = engine.merged
+
+        def counted(runs: Any) -> Any:
+            folded.append(len(runs))
+            out = real_merged(runs)
+            assert isinstance(out, windows.WindowLines)
+            return out
+
+        patch.setattr(engine, "merged", counted)
+        for chunk in [4096, 1 << 20]:
+            knobs = dataclasses.replace(KNOBS, chunk_size=chunk)
+            assert documents(paths, knobs, executor) == expected
+            with forced_spill(str(spills), partition_entries=50):
+                assert documents(paths, knobs, executor) == expected
+        assert folded and min(folded) > 1
+    assert os.listdir(spills) == []
+
+
+@given(
+    st.dictionaries(st.integers(-10**12, 10**12), st.integers(1, 50), min_size=1, max_size=60),
+    st.lists(st.integers(1, 9), min_size=1, max_size=60),
+)
+@settings(max_examples=150, deadline=None)
+def test_a_window_table_of_sorted_arrays_is_the_table_of_the_dict(
+    lines: dict[int, int], mine: list[int]
+) -> None:
+    """WindowTable.of and every user's rate read the same from a WindowLines as from a dict,
+    and ``merged`` sums runs into exactly the dict's counts."""
+    from mapreduce_logs.anomalies import WindowTable, user_rate
+    from mapreduce_logs.windows import merged, run_of
+
+    items = sorted(lines.items())
+    half = len(items) // 2
+    compact = merged([run_of(dict(items[:half])), run_of(dict(items[half:])), run_of(dict(items[:1]))])
+    first_key, first_n = items[0]
+    want = {**lines, first_key: first_n * 2}
+    assert dict(compact.items()) == want
+    a, b = WindowTable.of(want), WindowTable.of(compact)
+    assert (a.all_lines, a.drop, list(a.order), list(a.first), list(a.end)) == (
+        b.all_lines, b.drop, list(b.order), list(b.first), list(b.end))
+    counts = {w: min(n, want[w]) for w, n in zip(sorted(want), mine, strict=False)}
+    assert user_rate(counts, a, KNOBS) == user_rate(counts, b, KNOBS)

@@ -1,0 +1,97 @@
+"""Lines per window when there are millions of windows: sorted arrays, not a dict.
+
+A run usually covers a few thousand windows (a day of minutes is 1,440), and a dict of them is
+the fastest thing to look up. But windows are as many as the distinct minutes the lines are
+stamped with: years of logs, or a file with random stamps, make millions, and a dict costs about
+100 bytes a window in every process that holds it. So the reducer folds its window counts into
+sorted runs of two ``array('q')`` (16 bytes a window) once they pass WINDOW_BUFFER, merges the
+runs at the end into one ``WindowLines``, and the partition tasks map that from a file, shared
+between the processes by the page cache.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import mmap
+import os
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
+
+WINDOW_BUFFER = 200_000
+"""Windows counted in a dict before they are folded into a sorted run."""
+
+Run = tuple["array[int]", "array[int]"]
+"""(window indexes ascending, lines of each): a sorted run, 16 bytes a window."""
+
+
+class WindowLines(Mapping[int, int]):
+    """window index -> lines, over sorted sequences of indexes and counts (arrays, or views
+    of a mapped file). A lookup is a binary search."""
+
+    def __init__(self, keys: Sequence[int], values: Sequence[int]) -> None:
+        self._keys = keys
+        self._values = values
+
+    def __getitem__(self, window: int) -> int:
+        i = bisect_left(self._keys, window)
+        if i < len(self._keys) and self._keys[i] == window:
+            return self._values[i]
+        raise KeyError(window)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def sorted_keys(self) -> Sequence[int]:
+        """The windows, ascending (no copy)."""
+        return self._keys
+
+    def values(self) -> Sequence[int]:  # type: ignore[override]
+        return self._values
+
+
+def run_of(counts: Mapping[int, int]) -> Run:
+    """A sorted run of ``counts``."""
+    keys = sorted(counts)
+    return array("q", keys), array("q", map(counts.__getitem__, keys))
+
+
+def merged(runs: list[Run]) -> WindowLines:
+    """One WindowLines of the sums of ``runs`` (each sorted), streamed: the runs and the
+    result are held, nothing per window besides."""
+    keys, values = array("q"), array("q")
+    streams = [zip(k, v, strict=True) for k, v in runs]
+    for window, group in itertools.groupby(heapq.merge(*streams, key=itemgetter(0)),
+                                           key=itemgetter(0)):
+        keys.append(window)
+        values.append(sum(map(itemgetter(1), group)))
+    return WindowLines(keys, values)
+
+
+def save(path: str, windows: Mapping[int, int]) -> None:
+    """Write ``windows`` as two arrays of 8-byte integers (indexes, then counts)."""
+    if isinstance(windows, WindowLines):
+        keys, values = windows.sorted_keys(), windows.values()
+    else:
+        keys, values = run_of(windows)
+    with open(path, "wb") as f:
+        f.write(len(keys).to_bytes(8, "little"))
+        for seq in (keys, values):
+            f.write(seq.tobytes() if isinstance(seq, array) else array("q", seq).tobytes())
+
+
+def load(path: str) -> WindowLines:
+    """What ``save`` wrote, mapped from the file (the pages are shared between processes)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        mapped = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size > 8 else None
+    if mapped is None:
+        return WindowLines(array("q"), array("q"))
+    count = int.from_bytes(mapped[:8], "little")
+    view = memoryview(mapped)[8:].cast("q")
+    return WindowLines(view[:count], view[count : 2 * count])
