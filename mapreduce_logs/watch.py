@@ -715,12 +715,13 @@ class Watcher:
     def _write_outputs(self) -> None:
         """summary.json first: it takes no pass over the counters, anomalies.json does."""
         view = self.state.view()
+        window_lines = self.state.window_lines(view)
         summary = build_summary(
-            replace(view, digest=self.checkpoint.digest(view.window_lines, anomalies=False)),
+            replace(view, digest=self.checkpoint.digest(window_lines, anomalies=False)),
             self.settings,
         )
         write_atomic(os.path.join(self.out, "summary.json"), to_json(summary))
-        view = replace(view, digest=self.checkpoint.digest(view.window_lines))
+        view = replace(view, digest=self.checkpoint.digest(window_lines))
         view = self.checkpoint.with_lines(view, self.state.future_after())
         anomalies = build_anomalies(view, self.settings)
         self.anomaly_counts = anomalies["counts"]

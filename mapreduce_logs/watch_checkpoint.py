@@ -29,6 +29,7 @@ import hashlib
 import os
 import pickle
 import sqlite3
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -38,6 +39,7 @@ from .spill import Digest
 from .watch_lines import with_reported
 from .watch_state import FileRecord, State
 from .watch_store import PIECE_PREFIX, CountStore, StoreError
+from .windows import WINDOW_BUFFER, WindowLines
 
 FORMAT = 5
 DATABASE = "state.sqlite"
@@ -161,7 +163,7 @@ class Checkpoint:
             segments[(os.fsdecode(path), generation)] = _opened(blob, f"segments of {path!r}")
         tails = {rid: _opened(blob, f"tail {rid}")
                  for rid, blob in db.execute("SELECT rid, partial FROM tails")}
-        window_lines = dict(db.execute("SELECT window, n FROM windows").fetchall())
+        window_lines = _windows(db)
         if not all(isinstance(r, FileRecord) for r in records) or not all(
             isinstance(t, Partial) for t in tails.values()
         ):
@@ -292,6 +294,18 @@ def _put(db: sqlite3.Connection, table: str, key: tuple[Any, ...], value: object
     else:
         marks = ", ".join("?" * (len(key) + 1))
         db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", (*key, _sealed(value)))
+
+
+def _windows(db: sqlite3.Connection) -> Mapping[int, int]:
+    """The lines per window saved: a dict, or sorted arrays past WINDOW_BUFFER windows."""
+    (count,) = db.execute("SELECT count(*) FROM windows").fetchone()
+    if count <= WINDOW_BUFFER:
+        return dict(db.execute("SELECT window, n FROM windows").fetchall())
+    keys, values = array("q"), array("q")
+    for window, n in db.execute("SELECT window, n FROM windows ORDER BY window"):
+        keys.append(window)
+        values.append(n)
+    return WindowLines(keys, values)
 
 
 def _upsert(db: sqlite3.Connection, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:

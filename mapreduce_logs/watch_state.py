@@ -17,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .partial import Partial, Source, add_counts, copy_partial
 from .watch_lines import COUNTED, take_future, take_unknown
 from .watch_store import Counts, take_counts
+from .windows import WINDOW_BUFFER, WindowLines, merged, run_of, with_more
 
 FINGERPRINT_BYTES = 1024
 """A file's fingerprint covers its first counted bytes, up to this many."""
@@ -151,6 +153,9 @@ class State:
         self.committed_tails: set[int] = set()
         """rids whose tail rows are on disk."""
         self.clock_skew_ns = clock_skew_ns
+        self.window_base: WindowLines | None = None
+        """Lines per window counted for good, folded out of ``partial.window_lines`` (which
+        holds the rest) once there are more than WINDOW_BUFFER windows: 16 bytes a window."""
         self.mtimes: dict[Source, int] = {}
         """source -> the newest modification time seen of its file."""
         self.pending = Pending()
@@ -193,7 +198,7 @@ class State:
         cls,
         clock_skew_ns: int,
         small: dict[str, Any],
-        window_lines: dict[int, int],
+        window_lines: Mapping[int, int],
         segments: dict[Source, list[Any]],
         records: list[FileRecord],
         tails: dict[int, Partial],
@@ -202,7 +207,10 @@ class State:
         state = cls(clock_skew_ns)
         for name, value in small["partial"].items():
             setattr(state.partial, name, value)
-        state.partial.window_lines = Counter(window_lines)
+        if isinstance(window_lines, WindowLines):
+            state.window_base = window_lines
+        else:
+            state.partial.window_lines = Counter(window_lines)
         state.partial.segments = segments
         state.next_generation = small["next_generation"]
         state.next_rid = small["next_rid"]
@@ -261,6 +269,17 @@ class State:
         p.sources.update(partial.segments)
         p.small = True
         self.partial.update(partial)
+        self._fold_windows()
+
+    def _fold_windows(self) -> None:
+        if len(self.partial.window_lines) > WINDOW_BUFFER:
+            folded = with_more(self.window_base, self.partial.window_lines)
+            self.window_base = folded if isinstance(folded, WindowLines) else merged([run_of(folded)])
+            self.partial.window_lines = Counter()
+
+    def window_lines(self, view: Partial) -> Mapping[int, int]:
+        """Every window's lines in ``view`` (from ``view()``): the folded ones and its own."""
+        return with_more(self.window_base, view.window_lines)
 
     def set_tail(self, rid: int, partial: Partial | None, pieces: list[str] | None = None) -> None:
         """Replace ``rid``'s provisional tail (None: no tail); ``pieces``: files holding more of
@@ -300,6 +319,7 @@ class State:
         p.tails.add(rid)
         p.small = True
         self.partial.update(tail)
+        self._fold_windows()
 
     def put(self, record: FileRecord) -> None:
         """Insert or replace a record."""

@@ -54,6 +54,28 @@ class WindowLines(Mapping[int, int]):
     def values(self) -> Sequence[int]:  # type: ignore[override]
         return self._values
 
+    def items(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        return zip(self._keys, self._values, strict=True)
+
+    def run(self) -> Run:
+        """As a sorted run (no copy when it holds arrays)."""
+        keys, values = self._keys, self._values
+        if not isinstance(keys, array):
+            keys = array("q", keys)
+        if not isinstance(values, array):
+            values = array("q", values)
+        return keys, values
+
+
+def with_more(base: WindowLines | None, more: Mapping[int, int]) -> Mapping[int, int]:
+    """``base`` (None: nothing) plus ``more``, as one mapping: ``more`` itself without a base,
+    ``base`` itself when ``more`` is empty, else a new WindowLines (a pass over every window)."""
+    if base is None:
+        return more
+    if not more:
+        return base
+    return merged([base.run(), run_of(more)])
+
 
 def run_of(counts: Mapping[int, int]) -> Run:
     """A sorted run of ``counts``."""

@@ -1264,6 +1264,59 @@ def test_future_stamps_are_judged_against_the_files_newest_mtime(
         ("b.log", 1), ("c.log.gz", 100)]
 
 
+def test_many_windows_are_folded_into_sorted_arrays_like_run(tmp_path: Any, monkeypatch: Any) -> None:
+    """Past WINDOW_BUFFER windows (here 3) the lines per window counted for good move to sorted
+    arrays, and a checkpoint with more is loaded into them: through appends, a provisional
+    tail, a restart and a rename the outputs stay those of run (user bursts included)."""
+    from mapreduce_logs import watch_checkpoint, watch_state
+
+    for module in (watch_state, watch_checkpoint):
+        monkeypatch.setattr(module, "WINDOW_BUFFER", 3)
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    rng = random.Random(9)
+
+    def lines(count: int, end: bytes = b"\n") -> bytes:
+        out = []
+        for i in range(count):
+            minute = rng.randrange(300) if i % 2 else rng.randrange(10**6)
+            user = b"steady" if i % 3 == 0 else b"u%d" % rng.randrange(40)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(minute * 60)).encode()
+            level = b"ERROR" if minute % 40 == 3 else b"INFO"
+            out.append(b"%s %s s%d %s m" % (stamp, level, rng.randrange(3), user))
+        return b"\n".join(out) + end
+
+    now = [0.0]
+    w = in_process(logs, out, settle=2.0, clock=lambda: now[0])
+    scratch = iter(range(100))
+
+    def settled_like_run() -> None:
+        w.drain()
+        now[0] += 2
+        w.drain()
+        assert outputs(out) == run_outputs(logs, str(tmp_path / f"run{next(scratch)}"))
+
+    with open(os.path.join(logs, "a.log"), "wb") as f:
+        f.write(lines(400))
+    settled_like_run()
+    assert w.state.window_base is not None
+    with open(os.path.join(logs, "a.log"), "ab") as f:
+        f.write(lines(200, end=b"") + b"\n".join(
+            [b"1970-01-01T02:00:%02dZ INFO s1 spammer m" % s for s in range(60)] * 2) + b"\n")
+    with open(os.path.join(logs, "b.log"), "wb") as f:
+        f.write(lines(50, end=b""))
+    settled_like_run()
+    assert b"spammer" in outputs(out)[1]
+    w.close()
+    w = in_process(logs, out, settle=2.0, clock=lambda: now[0])
+    assert w.state.window_base is not None
+    os.rename(os.path.join(logs, "b.log"), os.path.join(logs, "c.log"))
+    with open(os.path.join(logs, "c.log"), "ab") as f:
+        f.write(b" more\n" + lines(30))
+    settled_like_run()
+    w.close()
+
+
 def test_outputs_inside_a_watched_tree_are_not_read_back(tmp_path: Any) -> None:
     logs = str(tmp_path / "logs")
     out = os.path.join(logs, "results")
