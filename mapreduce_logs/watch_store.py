@@ -43,8 +43,9 @@ import os
 import pickle
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -582,10 +583,23 @@ class CountStore:
                 "ORDER BY user, window")
             if n >= cut(wl[window])
         )
-        # cut(lines) < least needs lines < least * (1 + fs) / fs: a first filter in one pass.
-        below = math.inf if fs == 0 else least * (1 + fs) / fs * (1 + 1e-6) + 1
-        quiet = {w: c for w, lines in wl.items() if lines < below and (c := cut(lines)) < least}
-        entries = heapq.merge(busy, self._quiet_entries(quiet, least, wl)) if quiet else busy
+        # A quiet window is one whose cut is under ``least``; the cut grows with the window's
+        # lines, so the quiet ones are those with fewer lines than some ``limit``: found once,
+        # then the windows are filtered in C, never gathered (they may be millions).
+        limit: float
+        if fs == 0:
+            limit = 0 if least <= 1 else math.inf  # every cut is 1
+        else:
+            # cut(lines) >= least once lines >= least * (1 + fs) / fs: the search stops there.
+            below = least * (1 + fs) / fs * (1 + 1e-6) + 1
+            limit = _first_at_least(lambda lines: cut(lines) >= least, math.ceil(below))
+        values = wl.values()
+        is_quiet = list(map(limit.__gt__, values))
+        quiet = sum(is_quiet)
+        by_window = sum(compress(values, is_quiet))
+        del is_quiet
+        entries = (heapq.merge(busy, self._quiet_entries(limit, cut, quiet, by_window, least, wl))
+                   if quiet else busy)
         kept = list(_long_runs(entries, least))
         usual: dict[bytes, float] = {}
         out: list[BurstCandidate] = []
@@ -597,25 +611,32 @@ class CountStore:
         return out
 
     def _quiet_entries(
-        self, quiet: Mapping[int, int], least: int, window_lines: Mapping[int, int]
+        self,
+        limit: float,
+        cut: Callable[[int], int],
+        quiet: int,
+        by_window: int,
+        least: int,
+        window_lines: Mapping[int, int],
     ) -> Iterator[tuple[Key, int]]:
         """The (user, window) counts under ``least`` that reach their quiet window's cut, in
-        (user, window) order."""
-        by_window = sum(window_lines[w] for w in quiet)
+        (user, window) order. Quiet windows: those with fewer than ``limit`` lines (``quiet``
+        of them, ``by_window`` lines in all)."""
         heavy: list[tuple[bytes, int]] | None = None
         if self.users.complete or (self.users.items and self.users.items[-1][1] < least):
             heavy = [(u, n) for u, n in self.users.items if n >= least]
         if heavy is not None and sum(n for _, n in heavy) <= by_window:
             for user, _ in sorted(heavy):
                 for window, n in sorted(self._windows_of(user).items()):
-                    if n < least and window in quiet and n >= quiet[window]:
+                    if n < least and (there := window_lines[window]) < limit and n >= cut(there):
                         yield (user, window), n
             return
-        if len(quiet) == len(window_lines):
+        if quiet == len(window_lines):
             self.full_passes += 1
         db = self.db
         db.execute("DELETE FROM temp.quiet")
-        db.executemany("INSERT INTO temp.quiet VALUES (?, ?)", sorted(quiet.items()))
+        db.executemany("INSERT INTO temp.quiet VALUES (?, ?)",
+                       ((w, cut(lines)) for w, lines in window_lines.items() if lines < limit))
         rows = db.execute(
             "SELECT uw.user, uw.window, uw.n FROM temp.quiet q CROSS JOIN main.user_windows uw "
             f"ON uw.window = q.window WHERE uw.n >= q.cut AND uw.n < {least} "
@@ -650,6 +671,18 @@ class CountStore:
             share=share,
         )
         return finish(part, [self.burst_candidates(p, share)], window_lines, self.settings)
+
+
+def _first_at_least(reached: Callable[[int], bool], high: int) -> int:
+    """The smallest n >= 0 with ``reached(n)`` (monotone), or ``high`` if none below it."""
+    low = 0
+    while low < high:
+        mid = (low + high) // 2
+        if reached(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return low
 
 
 def _long_runs(entries: Iterable[tuple[Key, int]], least: int) -> Iterator[tuple[Key, int]]:
