@@ -84,6 +84,8 @@ its bytes (5 for typical logs), so a batch holds about a fifth of the budget."""
 MIN_BATCH = 1 << 20
 HIGH_WATER = 0.75
 """Share of ``--memory-mb`` past which the batches are made smaller."""
+GROW_BELOW = 0.5
+"""Share of ``--memory-mb`` under which the first batches double, up to the full batch."""
 MIN_CHUNK = 256 << 10
 """Below this a chunk costs more to ship than to count, unless --chunk-size asks for less."""
 MAX_SPLITS = 4096
@@ -215,14 +217,20 @@ class Watcher:
         """The sampled peak memory of the process tree, in bytes, if known."""
         self.pending = PendingPaths(pending_limit)
         self.workers = workers = max(1, int(getattr(executor, "workers", 1)))
-        self.batch_bytes = batch_bytes or max(
+        self.batch_limit = batch_bytes or max(
             MIN_BATCH,
             min(BATCH_BYTES_PER_WORKER * workers, settings.memory_mb * 1_000_000 // BATCH_SHARE_OF_MEMORY),
         )
-        self.chunk_size = max(1, min(settings.chunk_size, self.batch_bytes))
+        self.batch_bytes = self.batch_limit
+        if memory is not None and batch_bytes is None:
+            # A slow start: lines can take far more room than a batch assumes (a new window,
+            # user or token on each), so the first batch is a quarter, doubled while memory
+            # stays under GROW_BELOW of the budget.
+            self.batch_bytes = max(MIN_BATCH, self.batch_limit // 4)
+        self.chunk_size = max(1, min(settings.chunk_size, self.batch_limit))
         self.shrunk_at = 0
         """The peak memory at which the batch was last made smaller."""
-        self.gz_flush_bytes = gz_flush_bytes or max(MIN_CHUNK, self.batch_bytes // workers)
+        self.gz_flush_bytes = gz_flush_bytes or max(MIN_CHUNK, self.batch_limit // workers)
         """A ``.gz`` holding more than this is counted in pieces of this many bytes."""
         self.stop = threading.Event()
         self.out_prefix = os.path.join(os.path.abspath(out), "")
@@ -398,6 +406,8 @@ class Watcher:
             self.shrunk_at = peak
             self.batch_bytes = max(MIN_BATCH, self.batch_bytes // 2)
             self.chunk_size = min(self.chunk_size, self.batch_bytes)
+        elif peak < GROW_BELOW * budget and not self.shrunk_at:
+            self.batch_bytes = min(self.batch_limit, self.batch_bytes * 2)
         if peak > budget and "memory" not in self.problems:
             self.problems["memory"] = "over"
             self.say(f"watch: memory {peak / 1e6:,.0f} MB is over --memory-mb "

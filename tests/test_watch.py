@@ -1204,6 +1204,21 @@ def test_batches_get_smaller_when_memory_runs_high(tmp_path: Any) -> None:
     assert w.chunk_size <= w.batch_bytes
 
 
+def test_the_first_batches_start_small_and_double_while_memory_is_low(tmp_path: Any) -> None:
+    """A quarter of the full batch first, doubled after each update under half the budget."""
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
+    os.mkdir(logs)
+    w = in_process(logs, out, memory=lambda: SETTINGS.memory_mb * 100_000)  # 10 %
+    sizes = [w.batch_bytes]
+    for _ in range(3):
+        with open(os.path.join(logs, "a.log"), "ab") as f:
+            f.write(log_lines(5))
+        w.drain()
+        sizes.append(w.batch_bytes)
+    w.close()
+    assert sizes == [w.batch_limit // 4, w.batch_limit // 2, w.batch_limit, w.batch_limit]
+
+
 def test_future_stamps_are_judged_against_the_files_newest_mtime(
     tmp_path: Any, monkeypatch: Any
 ) -> None:
