@@ -630,29 +630,3 @@ def test_millions_of_windows_are_folded_into_sorted_runs_with_the_same_documents
                 assert documents(paths, knobs, executor) == expected
         assert folded and min(folded) > 1
     assert os.listdir(spills) == []
-
-
-@given(
-    st.dictionaries(st.integers(-10**12, 10**12), st.integers(1, 50), min_size=1, max_size=60),
-    st.lists(st.integers(1, 9), min_size=1, max_size=60),
-)
-@settings(max_examples=150, deadline=None)
-def test_a_window_table_of_sorted_arrays_is_the_table_of_the_dict(
-    lines: dict[int, int], mine: list[int]
-) -> None:
-    """WindowTable.of and every user's rate read the same from a WindowLines as from a dict,
-    and ``merged`` sums runs into exactly the dict's counts."""
-    from mapreduce_logs.anomalies import WindowTable, user_rate
-    from mapreduce_logs.windows import merged, run_of
-
-    items = sorted(lines.items())
-    half = len(items) // 2
-    compact = merged([run_of(dict(items[:half])), run_of(dict(items[half:])), run_of(dict(items[:1]))])
-    first_key, first_n = items[0]
-    want = {**lines, first_key: first_n * 2}
-    assert dict(compact.items()) == want
-    a, b = WindowTable.of(want), WindowTable.of(compact)
-    assert (a.all_lines, a.drop, list(a.order), list(a.first), list(a.end)) == (
-        b.all_lines, b.drop, list(b.order), list(b.first), list(b.end))
-    counts = {w: min(n, want[w]) for w, n in zip(sorted(want), mine, strict=False)}
-    assert user_rate(counts, a, KNOBS) == user_rate(counts, b, KNOBS)
