@@ -41,6 +41,7 @@ from .spill import (
     digest_partition,
     digest_tables,
     finish,
+    forget_windows,
     load_windows,
     removed_on_sigterm,
     save_windows,
@@ -563,6 +564,7 @@ class Reducer:
         return acc
 
     def close(self) -> None:
+        forget_windows()
         if self.store is not None:
             self.store.close()
 

@@ -473,6 +473,13 @@ def save_windows(folder: str, window_lines: Mapping[int, int]) -> str:
     return path
 
 
+def forget_windows() -> None:
+    """Let go of the lines per window a process kept for the partitions of a run (and their
+    window table): called once the run is digested."""
+    load_windows.cache_clear()
+    _TABLE.clear()
+
+
 @functools.lru_cache(maxsize=1)
 def load_windows(path: str) -> Mapping[int, int]:
     """What ``save_windows`` wrote (the last one read is kept: a process reads it once)."""

@@ -71,7 +71,7 @@ from .watch_checkpoint import Checkpoint, CheckpointError
 from .watch_events import PendingPaths, start_observer
 from .watch_lines import take_future, take_unknown
 from .watch_state import FINGERPRINT_BYTES, FileRecord, State
-from .watch_store import StoreError, take_counts, write_piece
+from .watch_store import StoreError, remove_pieces, take_counts, write_piece
 
 CHECKPOINT_FOLDER = ".watch"
 RESCAN_SECONDS = 30.0
@@ -148,18 +148,12 @@ def map_tagged(
             partial = map_split(split, settings, flush=flush, flush_bytes=flush_bytes, trim=False,
                                 future_lines=True)
         except BaseException:
-            _remove(written)
+            remove_pieces(written)
             raise
     else:
         partial = map_split(split, settings, future_lines=True)
     partial.files = 0
     return index, split, partial, written
-
-
-def _remove(paths: list[str]) -> None:
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
 
 
 def _regular(path: str) -> os.stat_result | None:
@@ -376,7 +370,7 @@ class Watcher:
             return True
         finally:
             for job in jobs:
-                _remove(job.pieces)  # those of jobs not applied
+                remove_pieces(job.pieces)  # those of jobs not applied
         if self.state.changed():
             committing = time.perf_counter()
             try:

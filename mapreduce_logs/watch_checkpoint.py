@@ -38,7 +38,7 @@ from .settings import Settings
 from .spill import Digest
 from .watch_lines import with_reported
 from .watch_state import FileRecord, State
-from .watch_store import PIECE_PREFIX, CountStore, StoreError
+from .watch_store import PIECE_PREFIX, CountStore, StoreError, remove_pieces
 from .windows import WINDOW_BUFFER, WindowLines
 
 FORMAT = 5
@@ -207,11 +207,10 @@ class Checkpoint:
         return state
 
     def remove_pieces(self) -> None:
+        """Remove every piece file left in the folder."""
         with contextlib.suppress(FileNotFoundError):
-            for name in os.listdir(self.folder):
-                if name.startswith(PIECE_PREFIX):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(self.folder, name))
+            remove_pieces(os.path.join(self.folder, name) for name in os.listdir(self.folder)
+                          if name.startswith(PIECE_PREFIX))
 
     def close(self) -> None:
         db, self.db, self.store = self.db, None, None
@@ -250,9 +249,7 @@ class Checkpoint:
                 db.execute("ROLLBACK")
             raise
         self.seq += 1
-        for path in state.pieces():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        remove_pieces(state.pieces())
         state.committed()
         if self.fault is not None:
             self.fault("committed")

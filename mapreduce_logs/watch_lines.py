@@ -102,17 +102,17 @@ def take_unknown(partial: Partial, before: int) -> list[UnknownRow]:
 
 def take_future(partial: Partial, before: int) -> list[FutureRow]:
     """Move the future-stamped lines out of ``partial``'s segments (one source), as rows."""
+    if not any(s.future_lines for segments in partial.segments.values() for s in segments):
+        return []
+    (path, generation), segments = _one_source(partial)
     rows: list[FutureRow] = []
     shift = before
-    for (path, generation), segments in partial.segments.items():
-        for segment in segments:
-            if segment.future_lines:
-                if len(partial.segments) != 1:
-                    raise ValueError("line facts of more than one file")
-                rows += [(path, generation, line + shift, ts, text)
-                         for line, ts, text in segment.future_lines]
-                segment.future_lines = []  # a scanner that flushed goes on adding to it
-            shift += segment.newlines
+    for segment in segments:
+        rows += [(path, generation, line + shift, ts, text)
+                 for line, ts, text in segment.future_lines or []]
+        if segment.future_lines:
+            segment.future_lines = []  # a scanner that flushed goes on adding to it
+        shift += segment.newlines
     return rows
 
 

@@ -273,8 +273,10 @@ class State:
 
     def _fold_windows(self) -> None:
         if len(self.partial.window_lines) > WINDOW_BUFFER:
-            folded = with_more(self.window_base, self.partial.window_lines)
-            self.window_base = folded if isinstance(folded, WindowLines) else merged([run_of(folded)])
+            runs = [run_of(self.partial.window_lines)]
+            if self.window_base is not None:
+                runs.append(self.window_base.run())
+            self.window_base = merged(runs)
             self.partial.window_lines = Counter()
 
     def window_lines(self, view: Partial) -> Mapping[int, int]:

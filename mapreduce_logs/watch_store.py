@@ -36,6 +36,7 @@ judge the same counts.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import math
@@ -173,6 +174,13 @@ def write_piece(folder: str, counts: Counts, unknown: list[UnknownRow], future: 
     with os.fdopen(fd, "wb") as f:
         pickle.dump((tuple(counts), unknown, future), f, protocol=pickle.HIGHEST_PROTOCOL)
     return path
+
+
+def remove_pieces(paths: Iterable[str]) -> None:
+    """Remove piece files (those already gone are fine)."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def read_piece(path: str) -> Piece:

@@ -53,7 +53,7 @@ from mapreduce_logs import (
 from mapreduce_logs.cli import main as cli_main
 from mapreduce_logs.watch import Watcher
 from mapreduce_logs.watch_checkpoint import DATABASE, committed_seq
-from mapreduce_logs.watch_store import TopList
+from mapreduce_logs.watch_store import PIECE_PREFIX, TopList
 
 SETTINGS = Settings(workers=1)
 SETTLE = 5.0
@@ -509,6 +509,29 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
     assert not alive, "pool workers outlived their killed watcher"
 
 
+def stop_once(proc: subprocess.Popen[bytes], ready: Callable[[], bool], ready_within: float,
+              exit_within: float) -> float:
+    """SIGTERM ``proc`` once ``ready()``; the seconds it took to exit, with status 0 (it and
+    its pool are killed if it does not)."""
+    try:
+        assert wait_for(ready, ready_within)
+        proc.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        assert proc.wait(timeout=exit_within) == 0
+        return time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+
+
+def piece_files(out: str) -> list[str]:
+    """The piece files of a big ``.gz`` left in ``out``'s checkpoint folder."""
+    try:
+        return [n for n in os.listdir(os.path.join(out, ".watch")) if n.startswith(PIECE_PREFIX)]
+    except FileNotFoundError:
+        return []
+
+
 def folder_with_a_log(tmp_path: Any, count: int) -> tuple[str, str]:
     """(logs folder holding a.log of ``count`` lines, output folder), both under tmp_path."""
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
@@ -602,15 +625,7 @@ def test_sigterm_stops_a_busy_watch_quickly_with_its_checkpoint(tmp_path: Any) -
         f.write(log_lines(150_000))
     log = str(tmp_path / "watch.log")
     proc = start_watch(logs, out, "--workers", "2", log=log)
-    try:
-        assert wait_for(lambda: _committed_seq(out) > 0, 20)
-        proc.send_signal(signal.SIGTERM)
-        began = time.monotonic()
-        assert proc.wait(timeout=10) == 0
-        stopped_in = time.monotonic() - began
-    finally:
-        if proc.poll() is None:
-            kill_tree(proc)
+    stopped_in = stop_once(proc, lambda: _committed_seq(out) > 0, 20, 10)
     assert stopped_in < 5, stopped_in
     with open(log, encoding="utf-8") as f:
         assert "MB/s" in f.read()  # the run figures, on the way out
@@ -632,30 +647,14 @@ def test_sigterm_stops_a_watch_in_the_middle_of_a_big_gz(
     os.mkdir(logs)
     with open(os.path.join(logs, "big.log.gz"), "wb") as f:
         f.write(gzip.compress(log_lines(400_000), compresslevel=1))
-    checkpoint = os.path.join(out, ".watch")
-
-    def pieces() -> list[str]:
-        try:
-            return [n for n in os.listdir(checkpoint) if n.startswith("piece-")]
-        except FileNotFoundError:
-            return []
-
     log = str(tmp_path / "watch.log")
     proc = start_watch(logs, out, "--workers", workers, "--settle", "0.1", "--memory-mb", memory,
                        log=log)
-    try:
-        assert wait_for(lambda: bool(pieces()), 30)
-        proc.send_signal(signal.SIGTERM)
-        began = time.monotonic()
-        assert proc.wait(timeout=20) == 0
-        stopped_in = time.monotonic() - began
-    finally:
-        if proc.poll() is None:
-            kill_tree(proc)
+    stopped_in = stop_once(proc, lambda: bool(piece_files(out)), 30, 20)
     assert stopped_in < 3, stopped_in
     with open(log, encoding="utf-8") as f:
         assert "does not fit" not in f.read()
-    assert pieces() == []
+    assert piece_files(out) == []
     assert totals(out).get("lines", 0) == 0  # nothing of it was committed
     w = in_process(logs, out, settle=0.0)
     w.drain()
@@ -935,11 +934,6 @@ def test_a_big_gz_is_counted_in_pieces_on_disk(tmp_path: Any, monkeypatch: Any) 
 
     monkeypatch.setattr(watch, "write_piece", counted)
     monkeypatch.setattr(watch_store, "PIECE_ROWS", 50)
-    checkpoint = os.path.join(out, ".watch")
-
-    def pieces_left() -> list[str]:
-        return [n for n in os.listdir(checkpoint) if n.startswith(watch_store.PIECE_PREFIX)]
-
     monkeypatch.setattr(scan, "BLOCK", 1000)
     now = [0.0]
     w = in_process(logs, out, settle=2.0, clock=lambda: now[0], gz_flush_bytes=4000)
@@ -961,11 +955,11 @@ def test_a_big_gz_is_counted_in_pieces_on_disk(tmp_path: Any, monkeypatch: Any) 
         assert len(largest) >= len(gzip.decompress(f.read())) // 4000
     assert 0 < max(largest) < 300
     w = in_process(logs, out, settle=2.0, clock=lambda: now[0], gz_flush_bytes=4000)
-    assert pieces_left() == []
+    assert piece_files(out) == []
     w.drain()
     now[0] += 2
     w.drain()
-    assert pieces_left() == []
+    assert piece_files(out) == []
     assert outputs(out) == run_outputs(logs, str(tmp_path / "reference"))
     with open(gz, "ab") as f:
         f.write(gzip.compress(log_lines(500, seed=3, start=3000)))
@@ -973,7 +967,7 @@ def test_a_big_gz_is_counted_in_pieces_on_disk(tmp_path: Any, monkeypatch: Any) 
     now[0] += 2
     w.drain()
     w.close()
-    assert pieces_left() == []
+    assert piece_files(out) == []
     assert totals(out)["lines"] == 3700
     assert outputs(out) == run_outputs(logs, str(tmp_path / "reference2"))
 
