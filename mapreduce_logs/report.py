@@ -6,6 +6,7 @@ import contextlib
 import functools
 import heapq
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -167,12 +168,31 @@ def shown(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "replace")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()
+"""Read once, at import, while the process has a single thread (reading it means setting it)."""
+
+
 def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a reader sees the old file or the new, never half."""
+    """Replace ``path`` with ``data`` so that a reader sees the old file or the new, never half.
+
+    The new file has the old one's permissions, or those any new file gets here (0666 less the
+    umask): not the 0600 of a private temporary file, which would lock out other readers.
+    """
     folder = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            try:
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+            except OSError:
+                mode = 0o666 & ~UMASK
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

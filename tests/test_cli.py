@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import strategies
 
 import mapreduce_logs.cli as cli
 import mapreduce_logs.engine as engine
+import mapreduce_logs.report as report
 import mapreduce_logs.spill as spill
 from mapreduce_logs import Settings, map_split
 from mapreduce_logs.cli import build_parser, main
@@ -343,6 +345,19 @@ def test_outputs_are_replaced_atomically(tmp_path: Path, capsys: pytest.CaptureF
     assert run(["run", str(data), "--out", str(out), "--quiet"], capsys)[0] == 0
     assert sorted(os.listdir(out)) == sorted(before)
     assert (out / "summary.json").read_bytes() != before["summary.json"]
+
+
+def test_outputs_are_readable_as_the_umask_allows(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """New outputs get 0666 less the umask (not a temporary file's 0600); a replaced output
+    keeps the permissions it was given."""
+    data, out = sample(tmp_path / "in"), tmp_path / "out"
+    assert run(["run", str(data), "--out", str(out), "--quiet"], capsys)[0] == 0
+    for name in ("summary.json", "anomalies.json", "metrics.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~report.UMASK, name
+    (out / "summary.json").chmod(0o640)
+    assert run(["run", str(data), "--out", str(out), "--quiet"], capsys)[0] == 0
+    assert stat.S_IMODE((out / "summary.json").stat().st_mode) == 0o640
 
 
 def test_file_name_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
