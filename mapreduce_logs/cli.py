@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import math
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -21,7 +23,7 @@ from .engine import (
 )
 from .metrics import Clock, MemorySampler, run_metrics
 from .partial import Partial
-from .report import build_anomalies, build_summary, to_json, write_atomic
+from .report import build_anomalies, build_summary, shown, to_json, write_atomic
 from .settings import Settings
 from .split import InputError, discover
 
@@ -39,13 +41,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _positive(kind: type[int] | type[float], minimum: float = 1) -> Callable[[str], Any]:
+    what = "a whole number" if kind is int else "a number"
+
     def parse(text: str) -> int | float:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text}")
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}: {text}")
         return value
 
     return parse
@@ -59,7 +65,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-size", type=_positive(int), default=d.chunk_size, metavar="BYTES",
                    help=f"target bytes per chunk, any value >= 1 (default: {d.chunk_size})")
     p.add_argument("--memory-mb", type=_positive(int, 50), default=d.memory_mb, metavar="MB",
-                   help=f"memory budget of the whole process tree (default: {d.memory_mb})")
+                   help=f"memory budget of the whole process tree, at least 50 (default: {d.memory_mb})")
     p.add_argument("--top", type=_positive(int, 0), default=d.top, metavar="N",
                    help=f"services and users listed (default: {d.top})")
     p.add_argument("--peak-hours", type=_positive(int, 0), default=d.peak_hours, metavar="N",
@@ -83,6 +89,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Summarise log files and report anomalies.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=_Parser)
     run = commands.add_parser("run", help="summarise files once",
@@ -103,6 +110,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mapreduce_logs")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def parse_command_line(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed arguments; PATHs may come after options too (``run a.log --quiet b.log``)."""
+    args, extra = build_parser().parse_known_args(argv)
+    if extra and args.command == "run" and not any(x.startswith("-") and x != "-" for x in extra):
+        args.paths += extra
+    elif extra:
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         top=args.top, peak_hours=args.peak_hours, window=args.window, clock_skew=args.clock_skew,
@@ -115,7 +141,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: returns the exit status (0 ok, 1 unexpected, 2 usage, 3 unreadable input)."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_command_line(argv)
         if args.command == "watch":
             from .watch import watch_main
 
@@ -141,11 +167,18 @@ def _say(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
+OUTPUTS = ("summary.json", "anomalies.json", "metrics.json")
+
+
 def run_main(args: argparse.Namespace) -> int:
+    unlisted: dict[str, str] = {}
     try:
-        files = discover(args.paths, recursive=args.recursive)
+        files = discover(args.paths, recursive=args.recursive, failures=unlisted)
     except InputError as err:
         raise UsageError(str(err)) from None
+    # The outputs of an earlier run (--out inside an input folder) are not input.
+    own = {os.path.realpath(os.path.join(args.out, name)) for name in OUTPUTS}
+    files = [path for path in files if os.path.realpath(path) not in own]
     settings = settings_from(args)
     fit = workers_within(settings)
     if settings.workers > fit:
@@ -153,10 +186,7 @@ def run_main(args: argparse.Namespace) -> int:
         if not args.quiet:
             _say(f"--workers {settings.workers} does not fit in {settings.memory_mb} MB; using {fit}")
         settings = dataclasses.replace(settings, workers=fit)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create output folder {args.out}: {err.strerror}") from None
+    check_output_folder(args.out)
     if args.spill_dir is not None and not os.path.isdir(args.spill_dir):
         raise UsageError(f"--spill-dir is not a folder: {args.spill_dir}")
     show_progress = not args.quiet and sys.stderr.isatty()
@@ -169,9 +199,12 @@ def run_main(args: argparse.Namespace) -> int:
             partial = run_files(files, settings, executor, progress=advance, stats=stats,
                                 spill_dir=args.spill_dir or args.out)
         _summary, anomalies = _write_outputs(partial, settings, args.out, stats.stages)
+    for path, reason in unlisted.items():
+        partial.failures.setdefault(path, reason)
     metrics = run_metrics(
         clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=stats.chunks,
         nbytes=partial.bytes_read, lines=partial.lines, stages=stats.stages,
+        failures={shown(path): reason for path, reason in partial.failures.items()},
     )
     write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
     for path, reason in sorted(partial.failures.items()):
@@ -179,6 +212,22 @@ def run_main(args: argparse.Namespace) -> int:
     if not args.quiet:
         _say(report_line(metrics, anomalies["counts"]))
     return EXIT_UNREADABLE if partial.failures else EXIT_OK
+
+
+def check_output_folder(out: str) -> None:
+    """Make ``out`` and make sure the outputs can be written there, before any work is done."""
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create output folder {out}: {err.strerror or err}") from None
+    for name in OUTPUTS:
+        if os.path.isdir(os.path.join(out, name)):
+            raise UsageError(f"cannot write {os.path.join(out, name)}: it is a folder")
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise UsageError(f"cannot write in output folder {out}: {err.strerror or err}") from None
 
 
 def _write_outputs(
@@ -200,12 +249,22 @@ def _write_outputs(
 def report_line(metrics: dict[str, Any], counts: dict[str, int]) -> str:
     """The one-line run report printed on stderr."""
     found = ", ".join(f"{kind} {n}" for kind, n in counts.items() if n) or "none"
+    workers = metrics["workers"]
     return (
-        f"{metrics['bytes'] / 1e6:,.1f} MB, {metrics['lines']:,} lines in "
+        f"{size_text(metrics['bytes'])}, {metrics['lines']:,} line{'' if metrics['lines'] == 1 else 's'} in "
         f"{metrics['wall_seconds']:.2f} s ({metrics['throughput_mb_s']:,.1f} MB/s), "
-        f"peak memory {metrics['peak_memory_mb']:,.1f} MB, {metrics['workers']} workers; "
-        f"anomalies: {found}"
+        f"peak memory {metrics['peak_memory_mb']:,.1f} MB, "
+        f"{workers} worker{'' if workers == 1 else 's'}; anomalies: {found}"
     )
+
+
+def size_text(nbytes: int) -> str:
+    """``nbytes`` for a person: bytes, kB or MB (powers of 1000, as the throughput)."""
+    if nbytes < 1000:
+        return f"{nbytes} bytes"
+    if nbytes < 1_000_000:
+        return f"{nbytes / 1e3:.1f} kB"
+    return f"{nbytes / 1e6:,.1f} MB"
 
 
 class _progress:  # noqa: N801 - used like a function

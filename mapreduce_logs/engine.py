@@ -671,6 +671,8 @@ def run_files(
     budget = plan(settings, workers, getattr(executor, "in_flight", workers))
     started = time.perf_counter()
     failed: dict[str, str] = {}
+    on_disk: dict[int, int] = {}
+    """Bytes of each chunk in its file, for ``progress`` (a .gz reads more than its size)."""
 
     reducer = Reducer(settings, budget, _input_bytes(files), spill_dir or SPILL_DIR)
 
@@ -686,6 +688,7 @@ def run_files(
                 kept = reducer.tokens_kept()
                 if flush and kept is None:
                     reducer.cut[stats.chunks] = item
+                on_disk[stats.chunks] = item.disk_bytes()
                 yield stats.chunks, item, reducer.target(), kept, flush
                 stats.chunks += 1
             else:
@@ -700,12 +703,11 @@ def run_files(
         with removed_on_sigterm():
             for seq, partial, written in executor.imap(mapper, splits()):
                 t = time.perf_counter()
-                nbytes = partial.bytes_read
                 reducer.add(seq, partial, written)
                 del partial
                 merge_seconds += time.perf_counter() - t
                 if progress is not None:
-                    progress(nbytes)
+                    progress(on_disk.pop(seq))
             for path, reason in failed.items():
                 reducer.acc.failures.setdefault(path, reason)
             reducer.recount(executor, budget.chunk_size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -96,9 +97,9 @@ class Clock:
 
 def run_metrics(
     *, clock: Clock, peak_bytes: int, workers: int, chunks: int, nbytes: int, lines: int,
-    stages: dict[str, float],
+    stages: dict[str, float], failures: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The metrics.json document."""
+    """The metrics.json document; ``failures``: the inputs that could not be read, and why."""
     wall = clock.wall()
     return {
         "wall_seconds": round(wall, 3),
@@ -111,4 +112,6 @@ def run_metrics(
         "throughput_mb_s": round(nbytes / 1e6 / wall, 1) if wall > 0 else 0.0,
         "lines_per_second": round(lines / wall) if wall > 0 else 0,
         "stages": {name: round(seconds, 3) for name, seconds in stages.items()},
+        "failed_inputs": [{"path": path, "error": reason}
+                          for path, reason in sorted((failures or {}).items())],
     }

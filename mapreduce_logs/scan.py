@@ -126,8 +126,11 @@ class Scanner:
 
     def read_all(self, f: BinaryIO) -> None:
         remaining = -1 if self.split.end is None else self.split.end - self.split.start
+        # A compressed file is read as it is decompressed (read1), so that a read error part
+        # way (a truncated .gz) loses no line decompressed before it.
+        read = f.read1 if self.split.compressed else f.read
         while remaining:
-            data = f.read(BLOCK if remaining < 0 else min(BLOCK, remaining))
+            data = read(BLOCK if remaining < 0 else min(BLOCK, remaining))
             if not data:
                 break
             self.read += len(data)

@@ -27,6 +27,15 @@ class Split(NamedTuple):
     def compressed(self) -> bool:
         return self.end is None
 
+    def disk_bytes(self) -> int:
+        """Bytes of the file this split covers (a compressed file's whole size, 0 if gone)."""
+        if self.end is not None:
+            return self.end - self.start
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
 
 class InputError(Exception):
     """A path given by the user that does not exist or is not a file or a folder."""
@@ -37,17 +46,21 @@ def is_skipped(name: str) -> bool:
     return name.startswith(".") or name.endswith(SKIPPED_SUFFIXES)
 
 
-def discover(paths: Iterable[str], recursive: bool = False) -> list[str]:
+def discover(
+    paths: Iterable[str], recursive: bool = False, failures: dict[str, str] | None = None
+) -> list[str]:
     """The regular files that ``paths`` name, in sorted path order, each once.
 
     A file reached by two spellings (``./d/a.log`` and ``d/a.log``, or a hard link) is read once,
     under the first spelling in sorted order. ``--recursive`` does not follow links to folders,
-    so a link loop cannot trap it.
+    so a link loop cannot trap it. A folder that cannot be listed goes into ``failures`` (path ->
+    reason), the rest is still listed; without ``failures`` it raises InputError.
     """
     found: set[str] = set()
+    unlisted: dict[str, str] = {} if failures is None else failures
     for path in paths:
         if os.path.isdir(path):
-            found.update(_list_dir(path, recursive))
+            found.update(_list_dir(path, recursive, unlisted))
         elif os.path.exists(path):
             if os.path.isfile(path):
                 found.add(path)
@@ -55,6 +68,9 @@ def discover(paths: Iterable[str], recursive: bool = False) -> list[str]:
                 raise InputError(f"not a regular file or folder: {path}")
         else:
             raise InputError(f"no such file or folder: {path}")
+    if failures is None and unlisted:
+        folder, reason = min(unlisted.items())
+        raise InputError(f"cannot list {folder}: {reason}")
     unique: list[str] = []
     seen: set[tuple[int, int]] = set()
     for path in sorted(found):
@@ -69,15 +85,20 @@ def discover(paths: Iterable[str], recursive: bool = False) -> list[str]:
     return unique
 
 
-def _list_dir(folder: str, recursive: bool) -> Iterator[str]:
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if is_skipped(entry.name):
-                continue
-            if entry.is_file():
-                yield entry.path
-            elif recursive and entry.is_dir(follow_symlinks=False):
-                yield from _list_dir(entry.path, recursive)
+def _list_dir(folder: str, recursive: bool, unlisted: dict[str, str]) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            listed = [e for e in entries if not is_skipped(e.name)]
+    except OSError as err:
+        unlisted[folder] = f"cannot list the folder: {err.strerror or err}"
+        return []
+    files: list[str] = []
+    for entry in listed:
+        if entry.is_file():
+            files.append(entry.path)
+        elif recursive and entry.is_dir(follow_symlinks=False):
+            files += _list_dir(entry.path, recursive, unlisted)
+    return files
 
 
 def is_compressed(path: str) -> bool:

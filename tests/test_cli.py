@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,9 @@ def test_workers_and_chunk_size_do_not_change_the_outputs(
     ["run", "IN", "--peak-hours", "x"],
     ["run", "IN", "--window", "0"],
     ["run", "IN", "--clock-skew", "-1"],
+    ["run", "IN", "--burst-factor", "inf"],
+    ["run", "IN", "--spike-factor", "nan"],
+    ["run", "IN", "--quiet", "--bogus", "IN"],
     ["run", "MISSING"],
     ["run", "IN", "MISSING"],
     ["run", "IN", "--spill-dir", "MISSING"],
@@ -156,6 +160,65 @@ def test_usage_errors_exit_2_in_one_line(argv: list[str], tmp_path: Path,
     if "MISSING" in argv or str(tmp_path / "nope") in argv:
         assert "nope" in err
     assert not (out / "summary.json").exists()
+
+
+def test_messages_name_what_is_expected(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    data = sample(tmp_path / "in")
+    for option, value, expected in [("--window", "0.5", "expected a whole number, got '0.5'"),
+                                    ("--spike-factor", "x", "expected a number, got 'x'"),
+                                    ("--burst-factor", "1e400", "expected a finite number")]:
+        status, _, err = run(["run", str(data), option, value], capsys)
+        assert status == 2 and expected in err, err
+
+
+def test_paths_may_follow_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``run a.log --top 3 b.log`` reads both files, as ``run a.log b.log --top 3`` does."""
+    data, one, two = sample(tmp_path / "in"), tmp_path / "one", tmp_path / "two"
+    a, b = str(data / "a.log"), str(data / "b.log.gz")
+    assert run(["run", a, "--top", "3", "--quiet", b, "--out", str(one)], capsys)[0] == 0
+    assert run(["run", a, b, "--top", "3", "--quiet", "--out", str(two)], capsys)[0] == 0
+    assert read_json(one / "summary.json")["totals"]["files"] == 2
+    assert (one / "summary.json").read_bytes() == (two / "summary.json").read_bytes()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith("mapreduce-logs ")
+
+
+def test_an_output_that_cannot_be_written_is_a_usage_error_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder in the way of summary.json, or an output folder that refuses files: status 2
+    at once, before the input is read."""
+    data, out = sample(tmp_path / "in"), tmp_path / "out"
+    (out / "summary.json").mkdir(parents=True)
+    monkeypatch.setattr(cli, "run_files", lambda *a, **k: pytest.fail("the input was read"))
+    status, _, err = run(["run", str(data), "--out", str(out)], capsys)
+    assert status == 2 and "it is a folder" in err
+    assert_one_line_error(err)
+    (out / "summary.json").rmdir()
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "TemporaryFile", refuse)
+    status, _, err = run(["run", str(data), "--out", str(out)], capsys)
+    assert status == 2 and "cannot write in output folder" in err and "Permission denied" in err
+    assert_one_line_error(err)
+
+
+def test_the_outputs_of_an_earlier_run_are_not_input(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """--out inside the input folder: the second run reads the same logs as the first."""
+    data = sample(tmp_path / "in")
+    for _ in range(2):
+        assert run(["run", str(data), "--out", str(data), "--quiet"], capsys)[0] == 0
+    summary, _ = reference.documents([str(data / "a.log"), str(data / "b.log.gz")])
+    assert (data / "summary.json").read_bytes() == summary
 
 
 @pytest.mark.parametrize("where", ["out", "spill-dir"])
@@ -216,7 +279,8 @@ def test_run_writes_the_outputs_and_the_report(tmp_path: Path,
 
     report = err.strip().splitlines()
     assert len(report) == 1, err
-    for part in ("MB", f"{totals['lines']} lines", " s ", "MB/s", "peak memory", "1 workers"):
+    for part in (f"{totals['bytes']} bytes", f"{totals['lines']} lines", " s ", "MB/s",
+                 "peak memory", "1 worker;"):
         assert part in report[0]
 
 
@@ -256,6 +320,51 @@ def test_unreadable_gz_exits_3_and_still_writes(tmp_path: Path, broken: bytes,
     assert (out / "anomalies.json").exists() and (out / "metrics.json").exists()
 
 
+def test_folder_that_cannot_be_listed_exits_3_and_the_rest_is_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder without permission to list (given, or met by --recursive): status 3 naming it,
+    every other file summarised, every output written, and metrics.json names it too."""
+    data, out = sample(tmp_path / "in"), tmp_path / "out"
+    (data / "locked").mkdir()
+    (data / "locked" / "x.log").write_bytes(b"2025-07-22T12:00:00Z INFO hidden u\n")
+    scandir = os.scandir
+
+    def refusing(path: Any = ".") -> Any:
+        if os.path.basename(os.fspath(path)) == "locked":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    for extra in (["--recursive"], [str(data / "locked")]):
+        status, _, err = run(["run", str(data), *extra, "--out", str(out), "--quiet"], capsys)
+        assert status == 3, err
+        assert f"could not read {data / 'locked'}: cannot list the folder: Permission denied" in err
+        summary, anomalies = reference.documents(reference.list_folder(str(data)))
+        assert (out / "summary.json").read_bytes() == summary
+        assert (out / "anomalies.json").read_bytes() == anomalies
+        assert read_json(out / "metrics.json")["failed_inputs"] == [
+            {"path": str(data / "locked"), "error": "cannot list the folder: Permission denied"}]
+
+
+def test_truncated_gz_keeps_every_line_decompressed_before_the_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No complete line that gzip could give is lost (reading in blocks used to drop up to a
+    block of them); the line the error cut is not counted."""
+    body = b"".join(strategies.log_line(strategies.NOON + i, b"INFO", b"svc", b"u%d" % i) + b"\n"
+                    for i in range(60_000))
+    packed = gzip.compress(body)
+    cut = packed[: len(packed) // 2]
+    readable = zlib.decompressobj(wbits=31).decompress(cut)
+    assert 0 < len(readable) < len(body)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.log.gz").write_bytes(cut)
+    out = tmp_path / "out"
+    status, _, err = run(["run", str(tmp_path / "in"), "--out", str(out), "--quiet"], capsys)
+    assert status == 3 and "a.log.gz" in err
+    assert read_json(out / "summary.json")["totals"]["valid"] == readable.count(b"\n")
+
+
 def test_read_error_counts_no_line_fragment(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """A .gz that breaks after a MiB or more: whatever the engine keeps of it, it counts only
@@ -279,7 +388,7 @@ def test_file_gone_after_discovery_exits_3(tmp_path: Path, capsys: pytest.Captur
     data, out = sample(tmp_path / "in"), tmp_path / "out"
     gone = str(data / "gone.log")
     found = [*reference.list_folder(str(data)), gone]
-    monkeypatch.setattr(cli, "discover", lambda paths, recursive=False: sorted(found))
+    monkeypatch.setattr(cli, "discover", lambda paths, recursive=False, failures=None: sorted(found))
     status, _, err = run(["run", str(data), "--out", str(out), "--quiet"], capsys)
     assert status == 3
     assert "gone.log" in err
