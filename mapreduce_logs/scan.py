@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import gc
 import gzip
+import io
 import itertools
 import zlib
 from collections import Counter
 from collections.abc import Callable, Collection
-from typing import BinaryIO
 
 from . import fast
 from .parse import (
@@ -86,9 +86,9 @@ def map_split(
     return partial
 
 
-def _open(split: Split) -> BinaryIO:
+def _open(split: Split) -> io.BufferedIOBase:
     if split.compressed:
-        return gzip.open(split.path, "rb")  # type: ignore[return-value]
+        return gzip.open(split.path, "rb")
     f = open(split.path, "rb")  # noqa: SIM115 - closed by the caller's with
     f.seek(split.start)
     return f
@@ -124,7 +124,7 @@ class Scanner:
         self.trim = False
         self.tokens: Collection[bytes] | None = None
 
-    def read_all(self, f: BinaryIO) -> None:
+    def read_all(self, f: io.BufferedIOBase) -> None:
         remaining = -1 if self.split.end is None else self.split.end - self.split.start
         # A compressed file is read as it is decompressed (read1), so that a read error part
         # way (a truncated .gz) loses no line decompressed before it.
