@@ -43,6 +43,7 @@ from .spill import (
     finish,
     forget_windows,
     load_windows,
+    remove_stale,
     removed_on_sigterm,
     save_windows,
     write_run,
@@ -674,7 +675,10 @@ def run_files(
     on_disk: dict[int, int] = {}
     """Bytes of each chunk in its file, for ``progress`` (a .gz reads more than its size)."""
 
-    reducer = Reducer(settings, budget, _input_bytes(files), spill_dir or SPILL_DIR)
+    spill_parent = spill_dir or SPILL_DIR
+    if spill_parent is not None:
+        remove_stale(spill_parent)  # what a killed run left there
+    reducer = Reducer(settings, budget, _input_bytes(files), spill_parent)
 
     def splits() -> Iterator[Chunk]:
         for item in split_files(files, budget.chunk_size):

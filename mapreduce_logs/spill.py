@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import functools
 import glob
 import heapq
@@ -251,6 +252,46 @@ def _remove(folder: str) -> None:
         os.rename(folder, doomed)
         folder = doomed
     shutil.rmtree(folder, ignore_errors=True)
+
+
+LOCK = "owner.lock"
+"""A file in each spill folder that its run holds an exclusive flock on while it lives: the
+kernel lets go of it when the run dies, however (kill -9 included), so a later run can tell a
+folder left behind from one in use."""
+
+
+def _hold_lock(folder: str) -> int:
+    """Lock ``folder`` for this process; the file appears under its name already locked, so
+    that ``remove_stale`` can never take a folder being made for left behind."""
+    fd = os.open(os.path.join(folder, LOCK + ".new"), os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(os.path.join(folder, LOCK + ".new"), os.path.join(folder, LOCK))
+    return fd
+
+
+def remove_stale(parent: str) -> list[str]:
+    """Remove the spill folders in ``parent`` that a run killed before it could clean up left
+    behind (their lock is free); those in use, or without a lock, stay. Returns those removed."""
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(PREFIX)]
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        folder = os.path.join(parent, name)
+        try:
+            fd = os.open(os.path.join(folder, LOCK), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # in use
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 @atexit.register
@@ -532,6 +573,7 @@ class SpillStore:
         _PARENTS.add(parent)
         self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent)
         _LIVE[self.folder] = os.getpid()
+        self._lock = _hold_lock(self.folder)
         os.mkdir(os.path.join(self.folder, "split"))
         os.mkdir(os.path.join(self.folder, "cand"))
         self.written = [0] * self.fanout
@@ -575,3 +617,7 @@ class SpillStore:
         close_writers()
         _remove(self.folder)
         _LIVE.pop(self.folder, None)
+        if self._lock >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._lock)
+            self._lock = -1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import gzip
 import os
 import pickle
@@ -419,10 +420,11 @@ def _write_many_users(path: Path, lines: int) -> None:
             ))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_spill_folder_removed_when_the_command_is_stopped(tmp_path: Path, sig: int) -> None:
     """The real command with a small budget: stopped by a signal while it spills (SIGINT to
-    the whole process group, like Ctrl-C), it leaves nothing behind."""
+    the whole process group, like Ctrl-C), it leaves nothing behind. Killed (SIGKILL to the
+    group), it cannot clean up: the next run there removes what it left."""
     log = tmp_path / "users.log"
     _write_many_users(log, 600_000)
     spills = tmp_path / "tmp"
@@ -438,7 +440,7 @@ def test_spill_folder_removed_when_the_command_is_stopped(tmp_path: Path, sig: i
             assert proc.poll() is None, "finished before spilling"
             assert time.monotonic() < deadline, "never spilled"
             time.sleep(0.005)
-        if sig == signal.SIGINT:
+        if sig in (signal.SIGINT, signal.SIGKILL):
             os.killpg(proc.pid, sig)
         else:
             proc.send_signal(sig)
@@ -447,9 +449,39 @@ def test_spill_folder_removed_when_the_command_is_stopped(tmp_path: Path, sig: i
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert status == (130 if sig == signal.SIGINT else -signal.SIGTERM), (
+    assert status == {signal.SIGINT: 130}.get(sig, -sig), (
         (tmp_path / "stderr").read_text(errors="replace"))
+    if sig == signal.SIGKILL:
+        assert os.listdir(spills)
+        small = tmp_path / "small.log"
+        _write_many_users(small, 10)
+        done = subprocess.run([*command[:4], str(small), *command[5:]], check=False)
+        assert done.returncode == 0
     assert os.listdir(spills) == []
+
+
+def test_only_spill_folders_left_behind_are_removed(tmp_path: Path) -> None:
+    """A folder whose lock is free was left by a dead run; one whose lock is held (a run in
+    progress) or that has no lock yet (being made) stays."""
+    made = {name: tmp_path / f"{spill.PREFIX}{name}" for name in ("dead", "alive", "new")}
+    for folder in made.values():
+        folder.mkdir()
+        (folder / "0.run").write_bytes(b"x")
+    for name in ("dead", "alive"):
+        (made[name] / spill.LOCK).write_bytes(b"")
+    (tmp_path / "mine.log").write_bytes(b"")
+    with open(made["alive"] / spill.LOCK, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert spill.remove_stale(str(tmp_path)) == [str(made["dead"])]
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["mine.log", f"{spill.PREFIX}alive", f"{spill.PREFIX}new"])
+    store = spill.SpillStore(2, 10, str(tmp_path))
+    try:
+        assert spill.remove_stale(str(tmp_path)) == [str(made["alive"])]  # its lock is free now
+        assert os.path.isdir(store.folder)
+    finally:
+        store.close()
+    assert not os.path.exists(store.folder)
 
 
 # --- the budget -----------------------------------------------------------------------------------
