@@ -106,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--settle", type=_positive(float, 0), default=2.0, metavar="SECONDS",
                        help="quiet time before an unterminated last line is taken (default: 2)")
     watch.add_argument("--poll", type=_positive(float, 0.01), default=None, metavar="SECONDS",
-                       help="poll every SECONDS instead of using file notifications")
+                       help="rescan every SECONDS instead of using file notifications (default: "
+                       "notifications, with a rescan every 30 s; every 1 s where notifications "
+                       "are unavailable)")
     return parser
 
 
