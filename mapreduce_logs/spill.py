@@ -183,6 +183,44 @@ def digest_tables(
     )
 
 
+def digest_subject(
+    subject: Any,
+    window_lines: Mapping[int, int],
+    settings: Settings,
+    put_candidates: Callable[[list[BurstCandidate]], None],
+) -> PartDigest:
+    """``digest_tables`` of one user or service too big for dicts (a ``heavy.Subject``)."""
+    from . import heavy
+
+    users, services = heavy.totals(subject)
+    share = 0.0
+    if users:
+        table = _arrays_of(window_lines)
+        rate = heavy.user_rate(subject, table, settings)
+        share = rate.share if rate is not None else 0.0
+        put_candidates(heavy.burst_candidates(subject, rate, share, table, settings))
+    return PartDigest(
+        top_services=top_of(services, settings.top),
+        top_users=top_of(users, settings.top),
+        distinct_services=len(services),
+        distinct_users=len(users),
+        spikes=heavy.spikes(subject, settings) if services else [],
+        share=share,
+    )
+
+
+_ARRAYS: list[tuple[Mapping[int, int], Any]] = []
+"""The window table as arrays (``heavy.Table``), with the lines per window it was made from."""
+
+
+def _arrays_of(window_lines: Mapping[int, int]) -> Any:
+    from .heavy import Table
+
+    if not _ARRAYS or _ARRAYS[0][0] is not window_lines:
+        _ARRAYS[:] = [(window_lines, Table.of(window_lines))]
+    return _ARRAYS[0][1]
+
+
 _TABLE: list[tuple[Mapping[int, int], WindowTable]] = []
 """The last window table built, with the lines per window it was built from: a process digests
 every partition against the same ones, and the table takes a sort of every window."""
@@ -461,9 +499,18 @@ def _sum_runs(paths: list[str]) -> Tables:
     return tables
 
 
+def _one_subject(path: str) -> Iterator[Any]:
+    """The one subject in ``path`` as a ``heavy.Subject``; the file is deleted once read."""
+    from .heavy import Subject
+
+    subject = Subject.read(_records(path))
+    os.unlink(path)
+    yield subject
+
+
 def _partition(
     paths: list[str], written: int, divisor: int, capacity: int, scratch: str
-) -> Iterator[Tables]:
+) -> Iterator[Any]:
     """The partition in ``paths`` summed, or, when more than ``capacity`` entries were written
     to it, split on the next digit of the hash into files named ``scratch``.N and each of
     those in turn. The files are deleted as they are read."""
@@ -485,7 +532,8 @@ def _partition(
         if not count:
             continue
         if len(subjects) == 1:
-            yield _sum_runs([name])  # one user or service: no split can divide it
+            # One user or service: no split can divide it; arrays rather than dicts.
+            yield from _one_subject(name)
         else:
             yield from _partition([name], count, divisor * parts, capacity, name)
 
@@ -519,6 +567,7 @@ def forget_windows() -> None:
     window table): called once the run is digested."""
     load_windows.cache_clear()
     _TABLE.clear()
+    _ARRAYS.clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -550,15 +599,19 @@ def digest_partition(
                 _dump(f, group)
 
     parts = []
-    for tables in summed(job):
-        parts.append(digest_tables(tables, window_lines, settings, put))
-        del tables  # before the next piece is summed
+    for piece in summed(job):
+        if isinstance(piece, Tables):
+            parts.append(digest_tables(piece, window_lines, settings, put))
+        else:
+            parts.append(digest_subject(piece, window_lines, settings, put))
+        del piece  # before the next piece is summed
     return combine(parts, settings.top)
 
 
-def summed(job: PartitionJob) -> Iterator[Tables]:
+def summed(job: PartitionJob) -> Iterator[Any]:
     """The partition's runs summed, in pieces of at most ``job.capacity`` entries (split on
-    further hash digits), except that one subject's windows are never divided."""
+    further hash digits) as Tables, except that one subject's windows are never divided: a
+    subject with more comes alone, as a ``heavy.Subject`` of arrays."""
     scratch = os.path.join(job.folder, "split", str(job.number))
     return _partition(job.paths, job.written, job.divisor, job.capacity, scratch)
 

@@ -1,0 +1,338 @@
+"""One user or service with too many windows for the dict digest: digested from numpy arrays.
+
+A spilled partition is digested as dicts keyed by (subject, window), about 400 bytes an entry
+once the rules have run; a partition too big for its share of the budget is split on further
+hash digits. One subject's windows cannot be split: a service that logs every minute of a
+year has 525,600 of them, a heartbeat user at ``--window 1`` 86,400 a day. Such a subject is
+read into sorted arrays instead (16 bytes a window, a few times that while the rules run), and
+the same rules as ``anomalies`` are applied to them with the same float operations in the same
+order, so the result is the same to the last bit (the tests check it against the dict digest
+and the reference, with every subject forced through here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .anomalies import (
+    MAX_SHARE,
+    NEIGHBOURS,
+    BurstCandidate,
+    Flagged,
+    Found,
+    UserRate,
+    _window_anomalies,
+    trim_count,
+)
+from .settings import Settings
+from .windows import WindowLines
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+
+
+@dataclass
+class Subject:
+    """One subject's windows (ascending, distinct) and counts, per table of ``spill.Tables``
+    (user lines, service errors, service other lines); a table it is absent from is empty."""
+
+    name: bytes
+    windows: list[Ints]
+    counts: list[Ints]
+
+    @classmethod
+    def read(cls, records: Iterable[tuple[int, list[tuple[tuple[bytes, int], int]]]]) -> Subject:
+        """From spill records (table, [((subject, window), count), ...]) of one subject."""
+        name = b""
+        windows: list[list[Ints]] = [[], [], []]
+        counts: list[list[Ints]] = [[], [], []]
+        for table, items in records:
+            if items:
+                name = items[0][0][0]
+                windows[table].append(np.fromiter((key[1] for key, _ in items), np.int64, len(items)))
+                counts[table].append(np.fromiter((n for _, n in items), np.int64, len(items)))
+        subject = cls(name, [], [])
+        for w, c in zip(windows, counts, strict=True):
+            ws, cs = _summed(_joined(w), _joined(c))
+            subject.windows.append(ws)
+            subject.counts.append(cs)
+        return subject
+
+
+def _joined(pieces: list[Ints]) -> Ints:
+    """One array of ``pieces``, which is emptied (each piece let go as soon as it is copied)."""
+    out = np.empty(sum(map(len, pieces)), dtype=np.int64)
+    at = 0
+    while pieces:
+        piece = pieces.pop(0)
+        out[at : at + len(piece)] = piece
+        at += len(piece)
+    return out
+
+
+def _summed(windows: Ints, counts: Ints) -> tuple[Ints, Ints]:
+    """Counts of equal windows added up, windows ascending."""
+    if not len(windows):
+        return windows, counts
+    if len(windows) > 1 and not (windows[1:] > windows[:-1]).all():
+        order = np.argsort(windows, kind="stable")
+        windows = windows[order]
+        counts = counts[order]
+        del order
+    starts = np.flatnonzero(np.diff(windows, prepend=windows[0] - 1))
+    if len(starts) == len(windows):
+        return windows, counts
+    return windows[starts], np.add.reduceat(counts, starts)
+
+
+# --- error_spike: anomalies.spikes for one service --------------------------------------------
+
+
+def spikes(subject: Subject, settings: Settings) -> list[Found]:
+    """``anomalies.spikes`` of this one service."""
+    ew, ec = subject.windows[1], subject.counts[1]
+    ow, oc = subject.windows[2], subject.counts[2]
+    if not len(ew):
+        return []  # no error at all: below any floor
+    windows = np.union1d(ew, ow)
+    e = np.zeros(len(windows), dtype=np.int64)
+    n = np.zeros(len(windows), dtype=np.int64)
+    e[np.searchsorted(windows, ew)] = ec
+    n[np.searchsorted(windows, ow)] = oc
+    least, factor = settings.spike_min_errors, settings.spike_factor
+    if int(e.max()) < least:
+        return []
+    usual = _median(np.sort(e), len(e), 1)
+
+    def limits(rate: float) -> Floats:
+        return np.maximum(float(least), factor * np.maximum(rate * n.astype(np.float64), usual))
+
+    robust = _weighted_median_ratio(e, n)
+    suspect = e >= limits(robust)
+    rate = _usual_ratio(windows, e, n, suspect)
+    limit = limits(rate)
+    flagged = np.flatnonzero(e >= limit)
+    expected = np.maximum(rate * n[flagged].astype(np.float64), usual)
+    found = [
+        Flagged(int(windows[i]), int(e[i]), float(x), least if limit[i] == least else float(limit[i]))
+        for i, x in zip(flagged.tolist(), expected.tolist(), strict=True)
+    ]
+    return _window_anomalies(found, "service", subject.name, "errors", settings)
+
+
+def _median(ordered: Ints, total: int, width: int) -> float:
+    """The median of ``total`` values, the first ``total - len(ordered)`` of them zeros and the
+    rest ``ordered`` (ascending), each divided by ``width``, float for float as the dict code:
+    one value / width, or the mean of the two middle ones / width."""
+    zeros = total - len(ordered)
+
+    def at(k: int) -> int:
+        return 0 if k < zeros else int(ordered[k - zeros])
+
+    mid = total // 2
+    if total % 2:
+        return at(mid) / width if width != 1 else float(at(mid))
+    if width == 1:
+        return (float(at(mid - 1)) + float(at(mid))) / 2
+    return (at(mid - 1) / width + at(mid) / width) / 2
+
+
+def _weighted_median_ratio(e: Ints, n: Ints) -> float:
+    """``anomalies.weighted_median_ratio``: ratios e/n where n > 0, weighted by n."""
+    has = n > 0
+    if not has.any():
+        return 0.0
+    ratios = e[has] / n[has]
+    weights = n[has]
+    order = np.argsort(ratios, kind="stable")
+    below = np.cumsum(weights[order])
+    first = int(np.argmax(2 * below >= below[-1]))
+    return float(ratios[order][first])
+
+
+def _usual_ratio(windows: Ints, e: Ints, n: Ints, suspect: Bools) -> float:
+    """``anomalies.usual_ratio``: over the windows not suspect, less the tenth of all the windows
+    (never all that are left) with most errors, ties dropping the earlier window."""
+    rest = np.flatnonzero(~suspect)
+    drop = min((len(windows) + 9) // 10, max(len(rest) - 1, 0))
+    # by errors descending, then window ascending (windows are ascending already)
+    ranked = rest[np.argsort(-e[rest], kind="stable")]
+    kept = ranked[drop:]
+    kept_others = int(n[kept].sum())
+    return int(e[kept].sum()) / kept_others if kept_others else 0.0
+
+
+# --- user_burst: anomalies.user_rate and burst_candidates for one user -------------------------
+
+
+@dataclass
+class Table:
+    """``anomalies.WindowTable`` as arrays: the windows ascending, their lines, and for each the
+    positions of its neighbourhood (first, end)."""
+
+    order: Ints
+    lines: Ints
+    first: Ints
+    end: Ints
+    all_lines: int
+    drop: int
+
+    @classmethod
+    def of(cls, window_lines: Mapping[int, int]) -> Table:
+        """``anomalies.WindowTable.of(window_lines)``, as arrays (the windows and their lines
+        are not copied when they are arrays already)."""
+        if isinstance(window_lines, WindowLines):
+            order = _ints(window_lines.sorted_keys())
+            lines = _ints(window_lines.values())
+        else:
+            order = np.array(sorted(window_lines), dtype=np.int64)
+            lines = np.fromiter((window_lines[w] for w in order.tolist()), dtype=np.int64,
+                                count=len(order))
+        return cls(order, lines, np.searchsorted(order, order - NEIGHBOURS, side="left"),
+                   np.searchsorted(order, order + NEIGHBOURS, side="right"),
+                   int(lines.sum()), trim_count(len(order)))
+
+
+def _ints(seq: Any) -> Ints:
+    return np.frombuffer(seq, dtype=np.int64) if len(seq) else np.zeros(0, dtype=np.int64)
+
+
+def user_rate(subject: Subject, table: Table, settings: Settings) -> UserRate | None:
+    """``anomalies.user_rate`` of this one user."""
+    w, c = subject.windows[0], subject.counts[0]
+    drop = table.drop
+    if len(w) <= drop:
+        return None
+    pos = np.searchsorted(table.order, w)
+    lines = table.lines[pos]
+    ranked = np.argsort(-c, kind="stable")  # lines descending, then window ascending
+    plain = _kept_rate(c, lines, ranked[drop:], ranked[:drop], table)
+    suspect = _suspect(w, c, pos, lines, table, settings)
+    if not len(suspect):
+        return plain
+    is_suspect = np.zeros(len(w), dtype=bool)
+    is_suspect[suspect] = True
+    rest = ranked[~is_suspect[ranked]]
+    windows = len(table.order)
+    drop = min((windows + 9) // 10, max(windows - len(suspect) - 1, 0))
+    if drop >= len(rest):
+        return UserRate(0.0, 0.0)
+    robust = _kept_rate(c, lines, rest[drop:], np.concatenate([suspect, rest[:drop]]), table)
+    return UserRate(min(plain.share, robust.share), min(plain.usual, robust.usual))
+
+
+def _kept_rate(c: Ints, lines: Ints, kept: Ints, left_out: Ints, table: Table) -> UserRate:
+    kept_lines = int(c[kept].sum())
+    kept_total = table.all_lines - int(lines[left_out].sum())
+    return UserRate(kept_lines / kept_total if kept_total else 0.0,
+                    kept_lines / (len(table.order) - len(left_out)))
+
+
+def _suspect(w: Ints, c: Ints, pos: Ints, lines: Ints, table: Table,
+             settings: Settings) -> Ints:
+    """``anomalies.suspect_windows`` as indexes into ``w``."""
+    least = settings.burst_min_lines
+    usual = _local_median(c, pos, table)
+    lowest = max(1.0, settings.burst_factor * usual)
+    high = _in_long_runs(np.flatnonzero(c >= lowest), w, c, least)
+    if not len(high):
+        return high
+    share = _weighted_median_share(c, lines, table)
+    limit = _limits(share, usual, c[high], lines[high], settings)
+    flagged = high[c[high] >= limit]
+    return _in_long_runs(flagged, w, c, least)
+
+
+def _limits(share: float, usual: float, c: Ints, lines: Ints, settings: Settings) -> Floats:
+    """``anomalies._burst_limits``' threshold, for many windows."""
+    expected = np.maximum(min(share, MAX_SHARE) * (lines - c).astype(np.float64), usual)
+    return np.maximum(1.0, settings.burst_factor * expected)
+
+
+def _local_median(c: Ints, pos: Ints, table: Table) -> float:
+    """``anomalies.local_median``: only the windows near the user's have a sum above 0."""
+    # The windows within NEIGHBOURS positions of one of the user's: a superset of those within
+    # NEIGHBOURS windows (the windows are distinct integers); the others' sums are 0, dropped.
+    mask = np.zeros(len(table.order), dtype=bool)
+    for k in range(-NEIGHBOURS, NEIGHBOURS + 1):
+        mask[np.clip(pos + k, 0, len(mask) - 1)] = True
+    near = np.flatnonzero(mask)
+    del mask
+    prefix = np.concatenate([[0], np.cumsum(c)])
+    lo = np.searchsorted(pos, table.first[near], side="left")
+    hi = np.searchsorted(pos, table.end[near], side="left")
+    sums = prefix[hi] - prefix[lo]
+    sums = np.sort(sums[sums > 0])
+    return _median(sums, len(table.order), 2 * NEIGHBOURS + 1)
+
+
+def _in_long_runs(chosen: Ints, w: Ints, c: Ints, least: int) -> Ints:
+    """``anomalies.in_long_runs``: of the indexes ``chosen`` (ascending), those in a run of
+    adjacent windows whose lines add up to at least ``least``."""
+    if not len(chosen):
+        return chosen
+    ws = w[chosen]
+    starts = np.flatnonzero(np.diff(ws, prepend=ws[0] - 2) != 1)
+    sums = np.add.reduceat(c[chosen], starts)
+    lengths = np.diff(np.append(starts, len(chosen)))
+    return chosen[np.repeat(sums >= least, lengths)]
+
+
+def _weighted_median_share(c: Ints, lines: Ints, table: Table) -> float:
+    """``anomalies.weighted_median_share``."""
+    others = table.all_lines - int(c.sum())
+    below = table.all_lines - int(lines.sum())
+    if len(c) < len(table.order) and 2 * below >= others:
+        return 0.0
+    shares = c / lines
+    theirs = lines - c
+    order = np.lexsort((theirs, shares))
+    cumulative = below + np.cumsum(theirs[order])
+    reached = np.flatnonzero(2 * cumulative >= others)
+    return float(shares[order][reached[0]]) if len(reached) else 0.0
+
+
+def burst_candidates(subject: Subject, rate: UserRate | None, share_floor: float,
+                     table: Table, settings: Settings) -> list[BurstCandidate]:
+    """``anomalies.burst_candidates`` of this one user (``rate``: its ``user_rate``)."""
+    least = settings.burst_min_lines
+    w, c = subject.windows[0], subject.counts[0]
+    if int(c.sum()) < least:
+        return []
+    lines = table.lines[np.searchsorted(table.order, w)]
+    fs = settings.burst_factor * min(share_floor, MAX_SHARE)
+    # anomalies' cut max(1, ceil(x)) <= lines, x = fs * window / (1 + fs) * (1 - 1e-9): for
+    # whole lines (at least 1) that is x <= lines; the same float steps, in place.
+    cut = lines.astype(np.float64)
+    cut *= fs
+    cut /= 1 + fs
+    cut *= 1 - 1e-9
+    possible = np.flatnonzero(cut <= c)
+    del cut
+    ws = w[possible]
+    linked = np.zeros(len(possible), dtype=bool)
+    if len(possible) > 1:
+        adjacent = ws[1:] == ws[:-1] + 1
+        linked[1:] |= adjacent
+        linked[:-1] |= adjacent
+    entries = possible[linked | (c[possible] >= least)]
+    kept = _in_long_runs(entries, w, c, least)
+    usual = rate.usual if rate is not None else 0.0
+    flagged = kept[c[kept] >= _limits(share_floor, usual, c[kept], lines[kept], settings)]
+    out = _in_long_runs(flagged, w, c, least)
+    name = subject.name
+    return [(name, win, n, usual) for win, n in zip(w[out].tolist(), c[out].tolist(), strict=True)]
+
+
+def totals(subject: Subject) -> tuple[Mapping[bytes, int], Mapping[bytes, int]]:
+    """(lines per user, lines per service) of this subject: one entry each, or none."""
+    users = {subject.name: int(subject.counts[0].sum())} if len(subject.windows[0]) else {}
+    service = sum(int(c.sum()) for c in subject.counts[1:])
+    services = {subject.name: service} if any(len(w) for w in subject.windows[1:]) else {}
+    return users, services

@@ -1,0 +1,116 @@
+"""A subject alone in its partition is digested from arrays (heavy.py): the same results as the
+dict digest (anomalies.py), to the last bit, subject by subject."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mapreduce_logs import anomalies, heavy, spill, windows
+from mapreduce_logs.settings import Settings
+
+KNOBS = Settings(window=10, spike_factor=2.0, spike_min_errors=2, burst_factor=2.0,
+                 burst_min_lines=3)
+OTHER_KNOBS = Settings(window=10, spike_factor=5.0, spike_min_errors=20, burst_factor=5.0,
+                       burst_min_lines=20)
+
+Key = tuple[bytes, int]
+
+
+@st.composite
+def series(draw: st.DrawFn, span: int = 60) -> dict[int, int]:
+    """A subject's lines per window: steady, with gaps, and now and then a burst."""
+    base = draw(st.integers(1, 4))
+    present = draw(st.lists(st.booleans(), min_size=span, max_size=span))
+    out = {w: base + draw(st.integers(0, 2)) for w, here in enumerate(present) if here}
+    for w in draw(st.lists(st.integers(0, span - 1), max_size=6)):
+        out[w] = draw(st.integers(10, 200))
+    return out
+
+
+@st.composite
+def traffic(draw: st.DrawFn) -> tuple[dict[Key, int], dict[Key, int], dict[Key, int]]:
+    """(user lines, service errors, service other lines) of a few subjects."""
+    names = [b"a", b"b", b"c"]
+    tables: list[dict[Key, int]] = [{}, {}, {}]
+    for table in tables:
+        for name in names[: draw(st.integers(1, 3))]:
+            table.update({(name, w): n for w, n in draw(series()).items()})
+    return tables[0], tables[1], tables[2]
+
+
+def subject_of(name: bytes, tables: tuple[dict[Key, int], ...]) -> heavy.Subject:
+    """``name``'s entries, read as the spill records would bring them: in several records, a
+    window's count split between two of them, windows in no order."""
+    records = []
+    for index, table in enumerate(tables):
+        items = sorted(((key, n) for key, n in table.items() if key[0] == name), reverse=True)
+        records += [(index, [(key, 1) for key, n in items if n > 1]),
+                    (index, [(key, n - 1 if n > 1 else n) for key, n in items])]
+    return heavy.Subject.read(records)
+
+
+def one(table: dict[Key, int], name: bytes) -> dict[Key, int]:
+    return {key: n for key, n in table.items() if key[0] == name}
+
+
+@settings(max_examples=300, deadline=None)
+@given(t=traffic(), arrays=st.booleans(), knobs=st.sampled_from([KNOBS, OTHER_KNOBS]),
+       floor=st.sampled_from([None, 0.0, 0.2]))
+def test_a_subject_alone_digests_as_with_dicts(
+    t: tuple[dict[Key, int], dict[Key, int], dict[Key, int]], arrays: bool, knobs: Settings,
+    floor: float | None,
+) -> None:
+    user_lines, errors, others = t
+    counted: Counter[int] = Counter()
+    for (_, window), n in user_lines.items():
+        counted[window] += n
+    window_lines: anomalies.Mapping[int, int] = counted
+    if arrays:
+        window_lines = windows.merged([windows.run_of(counted)])
+    table = anomalies.WindowTable.of(window_lines)
+    arrays_table = heavy.Table.of(window_lines)
+    assert arrays_table.all_lines == table.all_lines and arrays_table.drop == table.drop
+    for name in (b"a", b"b", b"c"):
+        mine = one(user_lines, name)
+        tables = (mine, one(errors, name), one(others, name))
+        if not any(tables):
+            continue
+        subject = subject_of(name, tables)
+        seen: list[list[anomalies.BurstCandidate]] = []
+        got: list[list[anomalies.BurstCandidate]] = []
+        expected = spill.digest_tables(spill.Tables(*tables), window_lines, knobs, seen.append)
+        assert spill.digest_subject(subject, window_lines, knobs, got.append) == expected
+        assert sorted(c for g in got for c in g) == sorted(c for g in seen for c in g)
+        if mine:
+            counts = {w: n for (_, w), n in mine.items()}
+            rate = anomalies.user_rate(counts, table, knobs)
+            assert heavy.user_rate(subject, arrays_table, knobs) == rate
+            share = expected.share if floor is None else floor
+            assert heavy.burst_candidates(subject, rate, share, arrays_table, knobs) == (
+                anomalies.burst_candidates(mine, window_lines, share, knobs))
+
+
+def test_a_heavy_subject_is_flagged_the_same() -> None:
+    """A case that goes through every branch: a user with a burst in busy traffic (suspect
+    windows, a robust rate), a service with an error spike."""
+    user_lines = {(b"a", w): 3 for w in range(200)}
+    user_lines.update({(b"b", w): 1 for w in range(0, 200, 2)})
+    for w in range(50, 56):
+        user_lines[(b"a", w)] = 90
+    errors = {(b"a", w): 1 for w in range(0, 200, 3)}
+    errors.update({(b"a", w): 40 for w in (120, 121)})
+    others = {(b"a", w): 10 for w in range(200)}
+    counted: Counter[int] = Counter()
+    for (_, window), n in user_lines.items():
+        counted[window] += n
+    tables = (one(user_lines, b"a"), errors, others)
+    subject = heavy.Subject.read([(i, list(t.items())) for i, t in enumerate(tables)])
+    seen: list[list[anomalies.BurstCandidate]] = []
+    got: list[list[anomalies.BurstCandidate]] = []
+    expected = spill.digest_tables(spill.Tables(*tables), counted, KNOBS, seen.append)
+    assert expected.spikes and any(seen)
+    assert spill.digest_subject(subject, counted, KNOBS, got.append) == expected
+    assert got == seen
