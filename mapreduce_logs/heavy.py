@@ -173,13 +173,11 @@ def _usual_ratio(windows: Ints, e: Ints, n: Ints, suspect: Bools) -> float:
 
 @dataclass
 class Table:
-    """``anomalies.WindowTable`` as arrays: the windows ascending, their lines, and for each the
-    positions of its neighbourhood (first, end)."""
+    """``anomalies.WindowTable`` as arrays: the windows ascending and their lines (views of the
+    mapped file when there are millions: shared between the processes, not copied)."""
 
     order: Ints
     lines: Ints
-    first: Ints
-    end: Ints
     all_lines: int
     drop: int
 
@@ -194,9 +192,7 @@ class Table:
             order = np.array(sorted(window_lines), dtype=np.int64)
             lines = np.fromiter((window_lines[w] for w in order.tolist()), dtype=np.int64,
                                 count=len(order))
-        return cls(order, lines, np.searchsorted(order, order - NEIGHBOURS, side="left"),
-                   np.searchsorted(order, order + NEIGHBOURS, side="right"),
-                   int(lines.sum()), trim_count(len(order)))
+        return cls(order, lines, int(lines.sum()), trim_count(len(order)))
 
 
 def _ints(seq: Any) -> Ints:
@@ -212,10 +208,13 @@ def user_rate(subject: Subject, table: Table, settings: Settings) -> UserRate | 
     pos = np.searchsorted(table.order, w)
     lines = table.lines[pos]
     ranked = np.argsort(-c, kind="stable")  # lines descending, then window ascending
-    plain = _kept_rate(c, lines, ranked[drop:], ranked[:drop], table)
+    plain = _kept_rate(c, lines, ranked[:drop], table)
+    del ranked  # made again if needed: one array less while the suspects are sought
     suspect = _suspect(w, c, pos, lines, table, settings)
     if not len(suspect):
         return plain
+    del pos
+    ranked = np.argsort(-c, kind="stable")
     is_suspect = np.zeros(len(w), dtype=bool)
     is_suspect[suspect] = True
     rest = ranked[~is_suspect[ranked]]
@@ -223,12 +222,13 @@ def user_rate(subject: Subject, table: Table, settings: Settings) -> UserRate | 
     drop = min((windows + 9) // 10, max(windows - len(suspect) - 1, 0))
     if drop >= len(rest):
         return UserRate(0.0, 0.0)
-    robust = _kept_rate(c, lines, rest[drop:], np.concatenate([suspect, rest[:drop]]), table)
+    robust = _kept_rate(c, lines, np.concatenate([suspect, rest[:drop]]), table)
     return UserRate(min(plain.share, robust.share), min(plain.usual, robust.usual))
 
 
-def _kept_rate(c: Ints, lines: Ints, kept: Ints, left_out: Ints, table: Table) -> UserRate:
-    kept_lines = int(c[kept].sum())
+def _kept_rate(c: Ints, lines: Ints, left_out: Ints, table: Table) -> UserRate:
+    """``anomalies._kept_rate``, where kept is every window of the user but ``left_out``."""
+    kept_lines = int(c.sum()) - int(c[left_out].sum())
     kept_total = table.all_lines - int(lines[left_out].sum())
     return UserRate(kept_lines / kept_total if kept_total else 0.0,
                     kept_lines / (len(table.order) - len(left_out)))
@@ -251,8 +251,13 @@ def _suspect(w: Ints, c: Ints, pos: Ints, lines: Ints, table: Table,
 
 def _limits(share: float, usual: float, c: Ints, lines: Ints, settings: Settings) -> Floats:
     """``anomalies._burst_limits``' threshold, for many windows."""
-    expected = np.maximum(min(share, MAX_SHARE) * (lines - c).astype(np.float64), usual)
-    return np.maximum(1.0, settings.burst_factor * expected)
+    # max(1.0, factor * max(min(share, MAX_SHARE) * (lines - c), usual)), step by step in place
+    limits = np.subtract(lines, c, dtype=np.float64)
+    limits *= min(share, MAX_SHARE)
+    np.maximum(limits, usual, out=limits)
+    limits *= settings.burst_factor
+    np.maximum(limits, 1.0, out=limits)
+    return limits
 
 
 def _local_median(c: Ints, pos: Ints, table: Table) -> float:
@@ -264,11 +269,24 @@ def _local_median(c: Ints, pos: Ints, table: Table) -> float:
         mask[np.clip(pos + k, 0, len(mask) - 1)] = True
     near = np.flatnonzero(mask)
     del mask
-    prefix = np.concatenate([[0], np.cumsum(c)])
-    lo = np.searchsorted(pos, table.first[near], side="left")
-    hi = np.searchsorted(pos, table.end[near], side="left")
-    sums = prefix[hi] - prefix[lo]
-    sums = np.sort(sums[sums > 0])
+    # Each one's neighbourhood: the positions of the windows within NEIGHBOURS of it, then
+    # those of the user's windows there, then the sum of their lines (prefix sums).
+    around = table.order[near]
+    del near
+    edge = np.searchsorted(table.order, around - NEIGHBOURS, side="left")
+    lo = np.searchsorted(pos, edge, side="left")
+    edge = np.searchsorted(table.order, around + NEIGHBOURS, side="right")
+    del around
+    hi = np.searchsorted(pos, edge, side="left")
+    del edge
+    prefix = np.zeros(len(c) + 1, dtype=np.int64)
+    np.cumsum(c, out=prefix[1:])
+    sums = prefix[hi]
+    del hi
+    sums -= prefix[lo]
+    del lo, prefix
+    sums = sums[sums > 0]
+    sums.sort()
     return _median(sums, len(table.order), 2 * NEIGHBOURS + 1)
 
 
@@ -278,10 +296,14 @@ def _in_long_runs(chosen: Ints, w: Ints, c: Ints, least: int) -> Ints:
     if not len(chosen):
         return chosen
     ws = w[chosen]
-    starts = np.flatnonzero(np.diff(ws, prepend=ws[0] - 2) != 1)
-    sums = np.add.reduceat(c[chosen], starts)
-    lengths = np.diff(np.append(starts, len(chosen)))
-    return chosen[np.repeat(sums >= least, lengths)]
+    breaks = np.empty(len(ws), dtype=bool)  # where a run starts
+    breaks[0] = True
+    np.not_equal(ws[1:] - 1, ws[:-1], out=breaks[1:])
+    del ws
+    starts = np.flatnonzero(breaks)
+    del breaks
+    long_enough = np.add.reduceat(c[chosen], starts) >= least
+    return chosen[np.repeat(long_enough, np.diff(starts, append=len(chosen)))]
 
 
 def _weighted_median_share(c: Ints, lines: Ints, table: Table) -> float:
@@ -305,7 +327,9 @@ def burst_candidates(subject: Subject, rate: UserRate | None, share_floor: float
     w, c = subject.windows[0], subject.counts[0]
     if int(c.sum()) < least:
         return []
-    lines = table.lines[np.searchsorted(table.order, w)]
+    pos = np.searchsorted(table.order, w)
+    lines = table.lines[pos]
+    del pos
     fs = settings.burst_factor * min(share_floor, MAX_SHARE)
     # anomalies' cut max(1, ceil(x)) <= lines, x = fs * window / (1 + fs) * (1 - 1e-9): for
     # whole lines (at least 1) that is x <= lines; the same float steps, in place.
@@ -315,16 +339,22 @@ def burst_candidates(subject: Subject, rate: UserRate | None, share_floor: float
     cut *= 1 - 1e-9
     possible = np.flatnonzero(cut <= c)
     del cut
-    ws = w[possible]
-    linked = np.zeros(len(possible), dtype=bool)
+    # worth a look: enough lines alone, or a neighbour among them
+    worth = c[possible] >= least
     if len(possible) > 1:
-        adjacent = ws[1:] == ws[:-1] + 1
-        linked[1:] |= adjacent
-        linked[:-1] |= adjacent
-    entries = possible[linked | (c[possible] >= least)]
+        ws = w[possible]
+        adjacent = ws[1:] - 1 == ws[:-1]
+        del ws
+        worth[1:] |= adjacent
+        worth[:-1] |= adjacent
+        del adjacent
+    entries = possible[worth]
+    del possible, worth
     kept = _in_long_runs(entries, w, c, least)
+    del entries
     usual = rate.usual if rate is not None else 0.0
-    flagged = kept[c[kept] >= _limits(share_floor, usual, c[kept], lines[kept], settings)]
+    lines_kept = c[kept]
+    flagged = kept[lines_kept >= _limits(share_floor, usual, lines_kept, lines[kept], settings)]
     out = _in_long_runs(flagged, w, c, least)
     name = subject.name
     return [(name, win, n, usual) for win, n in zip(w[out].tolist(), c[out].tolist(), strict=True)]
