@@ -44,6 +44,7 @@ Adjacent flagged windows of one subject form one anomaly.
 
 from __future__ import annotations
 
+import functools
 import math
 from array import array
 from bisect import bisect_left, bisect_right
@@ -262,35 +263,45 @@ NEIGHBOURS = 2
 """Windows on each side of a window that a user's local mean there takes in."""
 
 
-class WindowTable(NamedTuple):
-    """What every user's rates are computed against: the windows with traffic. Built once."""
+class WindowTable:
+    """What every user's rates are computed against: the windows with traffic. Built once; the
+    neighbourhoods (``first``, ``end``: a pass over every window) only when a rate needs them."""
 
-    lines: Mapping[int, int]
-    """window index -> all its lines."""
-    all_lines: int
-    drop: int
-    """How many windows the trim leaves out."""
-    order: Sequence[int]
-    """The windows, ascending."""
-    first: Sequence[int]
-    """For each window of ``order``: the position of the first one at most NEIGHBOURS before."""
-    end: Sequence[int]
-    """... and the position after the last one at most NEIGHBOURS after."""
+    def __init__(self, lines: Mapping[int, int], all_lines: int, drop: int,
+                 order: Sequence[int]) -> None:
+        self.lines = lines
+        """window index -> all its lines."""
+        self.all_lines = all_lines
+        self.drop = drop
+        """How many windows the trim leaves out."""
+        self.order = order
+        """The windows, ascending."""
+
+    @functools.cached_property
+    def first(self) -> Sequence[int]:
+        """For each window of ``order``: the position of the first one at most NEIGHBOURS
+        before."""
+        return self._positions(lambda w: bisect_left(self.order, w - NEIGHBOURS))
+
+    @functools.cached_property
+    def end(self) -> Sequence[int]:
+        """... and the position after the last one at most NEIGHBOURS after."""
+        return self._positions(lambda w: bisect_right(self.order, w + NEIGHBOURS))
+
+    def _positions(self, where: Callable[[int], int]) -> Sequence[int]:
+        if isinstance(self.lines, WindowLines):
+            # Millions of windows: arrays of 8 bytes an entry, not lists of int objects.
+            return array("q", map(where, self.order))
+        return list(map(where, self.order))
 
     @classmethod
     def of(cls, window_lines: Mapping[int, int]) -> WindowTable:
         order: Sequence[int]
         if isinstance(window_lines, WindowLines):
-            # Millions of windows: arrays of 8 bytes an entry, not lists of int objects.
             order = window_lines.sorted_keys()
-            first: Sequence[int] = array("q", (bisect_left(order, w - NEIGHBOURS) for w in order))
-            end: Sequence[int] = array("q", (bisect_right(order, w + NEIGHBOURS) for w in order))
         else:
             order = sorted(window_lines)
-            first = [bisect_left(order, w - NEIGHBOURS) for w in order]
-            end = [bisect_right(order, w + NEIGHBOURS) for w in order]
-        return cls(window_lines, sum(window_lines.values()), trim_count(len(order)), order,
-                   first, end)
+        return cls(window_lines, sum(window_lines.values()), trim_count(len(order)), order)
 
 
 def user_rates(

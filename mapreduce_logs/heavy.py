@@ -65,6 +65,21 @@ class Subject:
         return subject
 
 
+def user(name: bytes, windows: Any, counts: Any) -> Subject:
+    """A user from buffers (``array('q')``) of its windows, ascending, and lines."""
+    w, c = _ints(windows), _ints(counts)
+    return Subject(name, [w, w[:0], w[:0]], [c, c[:0], c[:0]])
+
+
+def service(name: bytes, windows: Any, errors: Any, others: Any) -> Subject:
+    """A service from buffers of its windows, ascending, and errors and other lines there
+    (0 where none)."""
+    w, e, o = _ints(windows), _ints(errors), _ints(others)
+    has_errors, has_others = e > 0, o > 0
+    return Subject(name, [w[:0], w[has_errors], w[has_others]],
+                   [e[:0], e[has_errors], o[has_others]])
+
+
 def _joined(pieces: list[Ints]) -> Ints:
     """One array of ``pieces``, which is emptied (each piece let go as soon as it is copied)."""
     out = np.empty(sum(map(len, pieces)), dtype=np.int64)
@@ -331,14 +346,7 @@ def burst_candidates(subject: Subject, rate: UserRate | None, share_floor: float
     lines = table.lines[pos]
     del pos
     fs = settings.burst_factor * min(share_floor, MAX_SHARE)
-    # anomalies' cut max(1, ceil(x)) <= lines, x = fs * window / (1 + fs) * (1 - 1e-9): for
-    # whole lines (at least 1) that is x <= lines; the same float steps, in place.
-    cut = lines.astype(np.float64)
-    cut *= fs
-    cut /= 1 + fs
-    cut *= 1 - 1e-9
-    possible = np.flatnonzero(cut <= c)
-    del cut
+    possible = np.flatnonzero(reaches_cut(c, lines, fs))
     # worth a look: enough lines alone, or a neighbour among them
     worth = c[possible] >= least
     if len(possible) > 1:
@@ -358,6 +366,35 @@ def burst_candidates(subject: Subject, rate: UserRate | None, share_floor: float
     out = _in_long_runs(flagged, w, c, least)
     name = subject.name
     return [(name, win, n, usual) for win, n in zip(w[out].tolist(), c[out].tolist(), strict=True)]
+
+
+def reaches_cut(c: Ints, lines: Ints, fs: float) -> Bools:
+    """Whether each count ``c`` reaches the cut of its window (``lines`` there) of
+    ``anomalies.burst_candidates``: max(1, ceil(x)) <= c, x = fs * lines / (1 + fs) * (1 - 1e-9).
+    For whole counts that is x <= c and 1 <= c; the same float steps, in place."""
+    cut = lines.astype(np.float64)
+    cut *= fs
+    cut /= 1 + fs
+    cut *= 1 - 1e-9
+    reached = cut <= c
+    reached &= c >= 1
+    return reached
+
+
+def quiet_entries(w: Ints, c: Ints, table: Table, fs: float, least: int,
+                  limit: float) -> tuple[list[int], list[int]]:
+    """The windows (and counts) of one user in ``watch_store``'s quiet pass: fewer than
+    ``least`` lines, in a window of fewer than ``limit`` lines, reaching the cut there."""
+    lines = table.lines[np.searchsorted(table.order, w)]
+    chosen = (c < least) & (lines < limit)
+    chosen &= reaches_cut(c, lines, fs)
+    return w[chosen].tolist(), c[chosen].tolist()
+
+
+def columns(rows: Iterable[Any], width: int) -> list[Ints]:
+    """Rows of ``width`` integers (a database cursor) as that many arrays, read in C."""
+    table = np.fromiter(rows, dtype=[(f"f{i}", np.int64) for i in range(width)])
+    return [np.ascontiguousarray(table[f"f{i}"]) for i in range(width)]
 
 
 def totals(subject: Subject) -> tuple[Mapping[bytes, int], Mapping[bytes, int]]:

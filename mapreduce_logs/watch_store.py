@@ -50,6 +50,7 @@ from itertools import compress
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from . import heavy
 from .anomalies import (
     MAX_SHARE,
     SPIKE_RULE_VERSION,
@@ -64,6 +65,10 @@ from .partial import Partial, add_counts
 from .settings import Settings
 from .spill import Digest, PartDigest, finish, top_of
 from .watch_lines import COUNTED, FutureRow, LineStore, UnknownRow
+
+ARRAYS_FROM = 20_000
+"""A user or service with more windows than this is judged from numpy arrays (``heavy``), not
+dicts: a service that logs every minute of a year has 525,600 of them."""
 
 TOP_LIST_SIZE = 1024
 """Entries of the user and service top lists: enough for any --top up to it, and for the
@@ -232,12 +237,23 @@ class TopList:
         return not self.complete and len(self.items) < need
 
 
-class Pass(NamedTuple):
+@dataclass
+class Pass:
     """One reading pass: the windows with traffic as ``anomalies`` judges users against them,
     and the users' rates read so far."""
 
+    window_lines: Mapping[int, int]
     table: WindowTable
-    rates: dict[bytes, UserRate | None]
+    rates: dict[bytes, UserRate | None] = field(default_factory=dict)
+    _arrays: Any = None
+
+    def arrays(self) -> Any:
+        """The table as ``heavy.Table`` (made once, when a subject with many windows needs it)."""
+        if self._arrays is None:
+            from .heavy import Table
+
+            self._arrays = Table.of(self.window_lines)
+        return self._arrays
 
 
 class CountStore:
@@ -492,19 +508,24 @@ class CountStore:
 
     def _judge(self, service: bytes) -> None:
         rows = self.db.execute(
-            "SELECT window, errors, others FROM service_windows WHERE service = ?", (service,)
-        ).fetchall()
+            "SELECT window, errors, others FROM service_windows WHERE service = ? ORDER BY window",
+            (service,))
         self._judged(service, rows)
 
     def _judged(self, service: bytes, rows: Iterable[tuple[int, int, int]]) -> None:
-        errors: dict[Key, int] = {}
-        others: dict[Key, int] = {}
-        for window, e, o in rows:
-            if e:
-                errors[(service, window)] = e
-            if o:
-                others[(service, window)] = o
-        found = spikes(errors, others, self.settings)
+        """Judge ``service`` from its (window, errors, others) rows, ascending by window."""
+        columns = heavy.columns(rows, 3)
+        if len(columns[0]) > ARRAYS_FROM:
+            found = heavy.spikes(heavy.service(service, *columns), self.settings)
+        else:
+            errors: dict[Key, int] = {}
+            others: dict[Key, int] = {}
+            for window, e, o in zip(*(c.tolist() for c in columns), strict=True):
+                if e:
+                    errors[(service, window)] = e
+                if o:
+                    others[(service, window)] = o
+            found = spikes(errors, others, self.settings)
         if found:
             self.spikes[service] = found
         else:
@@ -518,14 +539,26 @@ class CountStore:
         for service, group in itertools.groupby(rows, key=itemgetter(0)):
             self._judged(service, ((w, e, o) for _, w, e, o in group))
 
-    def _windows_of(self, user: bytes) -> dict[int, int]:
-        return dict(self.db.execute(
-            "SELECT window, n FROM user_windows WHERE user = ?", (user,)).fetchall())
+    def _windows_of(self, user: bytes) -> sqlite3.Cursor:
+        """(window, lines) of ``user``, ascending by window."""
+        return self.db.execute(
+            "SELECT window, n FROM user_windows WHERE user = ? ORDER BY window", (user,))
 
     def _rate(self, user: bytes, p: Pass) -> UserRate | None:
         if user not in p.rates:
-            p.rates[user] = user_rate(self._windows_of(user), p.table, self.settings)
+            p.rates[user] = self._rate_from(user, self._windows_of(user), p)
         return p.rates[user]
+
+    def _rate_from(self, user: bytes, rows: Iterable[tuple[int, int]], p: Pass) -> UserRate | None:
+        """``anomalies.user_rate`` of ``user`` from its (window, lines) rows, ascending; from
+        arrays when they are many."""
+        windows, counts = heavy.columns(rows, 2)
+        if len(windows) <= p.table.drop:
+            return None  # seen in at most a tenth of the windows
+        if len(windows) > ARRAYS_FROM:
+            return heavy.user_rate(heavy.user(user, windows, counts), p.arrays(), self.settings)
+        return user_rate(dict(zip(windows.tolist(), counts.tolist(), strict=True)), p.table,
+                         self.settings)
 
     def busiest_share(self, p: Pass) -> float:
         """The largest share of any user (``anomalies.user_share`` over every user)."""
@@ -554,8 +587,8 @@ class CountStore:
         self.full_passes += 1
         best = 0.0
         rows = self.db.execute("SELECT user, window, n FROM user_windows ORDER BY user, window")
-        for _, group in itertools.groupby(rows, key=itemgetter(0)):
-            rate = user_rate({w: n for _, w, n in group}, p.table, self.settings)
+        for user, group in itertools.groupby(rows, key=itemgetter(0)):
+            rate = self._rate_from(user, ((w, n) for _, w, n in group), p)
             if rate is not None and rate.share > best:
                 best = rate.share
         return best
@@ -606,7 +639,7 @@ class CountStore:
         quiet = sum(is_quiet)
         by_window = sum(compress(values, is_quiet))
         del is_quiet
-        entries = (heapq.merge(busy, self._quiet_entries(limit, cut, quiet, by_window, least, wl))
+        entries = (heapq.merge(busy, self._quiet_entries(limit, cut, quiet, by_window, least, p, fs))
                    if quiet else busy)
         kept = list(_long_runs(entries, least))
         usual: dict[bytes, float] = {}
@@ -625,17 +658,25 @@ class CountStore:
         quiet: int,
         by_window: int,
         least: int,
-        window_lines: Mapping[int, int],
+        p: Pass,
+        fs: float,
     ) -> Iterator[tuple[Key, int]]:
         """The (user, window) counts under ``least`` that reach their quiet window's cut, in
         (user, window) order. Quiet windows: those with fewer than ``limit`` lines (``quiet``
         of them, ``by_window`` lines in all)."""
-        heavy: list[tuple[bytes, int]] | None = None
+        window_lines = p.window_lines
+        busy_users: list[tuple[bytes, int]] | None = None
         if self.users.complete or (self.users.items and self.users.items[-1][1] < least):
-            heavy = [(u, n) for u, n in self.users.items if n >= least]
-        if heavy is not None and sum(n for _, n in heavy) <= by_window:
-            for user, _ in sorted(heavy):
-                for window, n in sorted(self._windows_of(user).items()):
+            busy_users = [(u, n) for u, n in self.users.items if n >= least]
+        if busy_users is not None and sum(n for _, n in busy_users) <= by_window:
+            for user, _ in sorted(busy_users):
+                windows, counts = heavy.columns(self._windows_of(user), 2)
+                if len(windows) > min(ARRAYS_FROM, 64):  # a few lookups cost less in Python
+                    chosen = heavy.quiet_entries(windows, counts, p.arrays(), fs, least, limit)
+                    for window, n in zip(*chosen, strict=True):
+                        yield (user, window), n
+                    continue
+                for window, n in zip(windows.tolist(), counts.tolist(), strict=True):
                     if n < least and (there := window_lines[window]) < limit and n >= cut(there):
                         yield (user, window), n
             return
@@ -672,7 +713,7 @@ class CountStore:
         )
         if not anomalies:
             return finish(part, [], window_lines, self.settings)
-        p = Pass(WindowTable.of(window_lines), {})
+        p = Pass(window_lines, WindowTable.of(window_lines))
         share = self.busiest_share(p)
         part = part._replace(
             spikes=[found for service in sorted(self.spikes) for found in self.spikes[service]],

@@ -49,6 +49,7 @@ from mapreduce_logs import (
     build_summary,
     map_split,
     to_json,
+    watch_store,
 )
 from mapreduce_logs.cli import main as cli_main
 from mapreduce_logs.watch import Watcher
@@ -424,6 +425,27 @@ def _read(path: str) -> bytes:
 TestWatchMachine = WatchMachine.TestCase
 TestWatchMachine.settings = hypothesis_settings(
     max_examples=int(os.environ.get("WATCH_EXAMPLES", "40")), stateful_step_count=15,
+    deadline=None,
+)
+
+
+class ArraysWatchMachine(WatchMachine):
+    """The same, with every user and service judged from arrays (heavy.py), as those with
+    tens of thousands of windows are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrays_from = watch_store.ARRAYS_FROM
+        watch_store.ARRAYS_FROM = 0
+
+    def teardown(self) -> None:
+        watch_store.ARRAYS_FROM = self.arrays_from
+        super().teardown()
+
+
+TestArraysWatchMachine = ArraysWatchMachine.TestCase
+TestArraysWatchMachine.settings = hypothesis_settings(
+    max_examples=int(os.environ.get("WATCH_EXAMPLES", "15")), stateful_step_count=15,
     deadline=None,
 )
 
@@ -916,7 +938,7 @@ def test_a_big_gz_is_counted_in_pieces_on_disk(tmp_path: Any, monkeypatch: Any) 
     """A ``.gz`` over the flush size goes through piece files, a few counters at a time, into
     the checkpoint; taken back in pieces when it grows; a crash in its commit loses nothing and
     leaves no piece behind. The outputs equal run's throughout."""
-    from mapreduce_logs import scan, watch, watch_store
+    from mapreduce_logs import scan, watch
 
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
     os.mkdir(logs)
@@ -1273,14 +1295,18 @@ def test_future_stamps_are_judged_against_the_files_newest_mtime(
         ("b.log", 1), ("c.log.gz", 100)]
 
 
-def test_many_windows_are_folded_into_sorted_arrays_like_run(tmp_path: Any, monkeypatch: Any) -> None:
+@pytest.mark.parametrize("arrays_from", [watch_store.ARRAYS_FROM, 0])
+def test_many_windows_are_folded_into_sorted_arrays_like_run(tmp_path: Any, monkeypatch: Any,
+                                                             arrays_from: int) -> None:
     """Past WINDOW_BUFFER windows (here 3) the lines per window counted for good move to sorted
     arrays, and a checkpoint with more is loaded into them: through appends, a provisional
-    tail, a restart and a rename the outputs stay those of run (user bursts included)."""
+    tail, a restart and a rename the outputs stay those of run (user bursts included), with
+    users and services judged from dicts, or all from arrays (as past ARRAYS_FROM windows)."""
     from mapreduce_logs import watch_checkpoint, watch_state
 
     for module in (watch_state, watch_checkpoint):
         monkeypatch.setattr(module, "WINDOW_BUFFER", 3)
+    monkeypatch.setattr(watch_store, "ARRAYS_FROM", arrays_from)
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
     os.mkdir(logs)
     rng = random.Random(9)
