@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from . import windows
 from .anomalies import BurstCandidate
 from .partial import Partial, Segment, add_counts
 from .scan import MAX_UNKNOWN_LEVELS, map_split
@@ -49,7 +50,7 @@ from .spill import (
     write_run,
 )
 from .split import Split, is_compressed, split_files
-from .windows import WINDOW_BUFFER, Run, WindowLines, merged, run_of
+from .windows import WINDOW_BUFFER, WindowLines, merge_files
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -452,8 +453,9 @@ class Reducer:
         self.store: SpillStore | None = None
         self.spill_seconds = 0.0
         self._kept: frozenset[bytes] | None = None
-        self.window_runs: list[Run] = []
-        """Lines per window folded out of ``acc`` once they pass WINDOW_BUFFER windows."""
+        self.window_files: list[str] = []
+        """Sorted runs of lines per window, written out of ``acc`` in the spill folder each
+        time they pass WINDOW_BUFFER windows."""
         self.cut: dict[int, Split] = {}
         """Chunks (by number) that are whole compressed files flushed as they were read, before
         the reported tokens were known: they kept only their own first tokens."""
@@ -494,8 +496,7 @@ class Reducer:
         part.users, part.services = Counter(), Counter()
         self.acc.update(part)
         if len(self.acc.window_lines) > WINDOW_BUFFER:
-            self.window_runs.append(run_of(self.acc.window_lines))
-            self.acc.window_lines = Counter()
+            self._fold_windows()
         if self.tables.entries() > self.budget.spill_entries:
             self.spill()
 
@@ -533,14 +534,27 @@ class Reducer:
                             mine.unknown_examples = {**mine.unknown_examples,
                                                      **segment.unknown_examples}
 
-    def window_lines(self) -> Mapping[int, int]:
-        """The run's lines per window: ``acc``'s dict, or a WindowLines of the folded runs and
-        the rest (then ``acc``'s is emptied)."""
-        if not self.window_runs:
-            return self.acc.window_lines
-        runs, self.window_runs = [*self.window_runs, run_of(self.acc.window_lines)], []
+    def _fold_windows(self) -> None:
+        """Write ``acc``'s lines per window as a sorted run to the spill folder, and empty it."""
+        self.start_spilling()
+        assert self.store is not None
+        path = os.path.join(self.store.folder, f"windows-{len(self.window_files)}.run")
+        windows.save(path, self.acc.window_lines)
+        self.window_files.append(path)
         self.acc.window_lines = Counter()
-        return merged(runs)
+
+    def window_lines(self) -> Mapping[int, int]:
+        """The run's lines per window: ``acc``'s dict, or, once some were folded, a WindowLines
+        mapped from their runs merged into one file (then ``acc``'s is emptied)."""
+        if not self.window_files:
+            return self.acc.window_lines
+        if self.acc.window_lines:
+            self._fold_windows()
+        assert self.store is not None
+        path = os.path.join(self.store.folder, "windows.bin")
+        merge_files(self.window_files, path)
+        self.window_files = []
+        return windows.load(path)
 
     def finish(self, executor: Executor) -> Partial:
         """The merged Partial with its digest; spilled partitions are digested on ``executor``."""

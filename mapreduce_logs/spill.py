@@ -553,6 +553,8 @@ def save_windows(folder: str, window_lines: Mapping[int, int]) -> str:
     """Write the lines per window once for the partition tasks (see ``digest_partition``):
     a dict pickled, or, for millions of windows (a WindowLines), sorted arrays to map."""
     if isinstance(window_lines, WindowLines):
+        if window_lines.path is not None:
+            return window_lines.path  # mapped from its file already
         path = os.path.join(folder, "windows.bin")
         windows.save(path, window_lines)
     else:

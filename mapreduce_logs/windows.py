@@ -3,10 +3,10 @@
 A run usually covers a few thousand windows (a day of minutes is 1,440), and a dict of them is
 the fastest thing to look up. But windows are as many as the distinct minutes the lines are
 stamped with: years of logs, or a file with random stamps, make millions, and a dict costs about
-100 bytes a window in every process that holds it. So the reducer folds its window counts into
-sorted runs of two ``array('q')`` (16 bytes a window) once they pass WINDOW_BUFFER, merges the
-runs at the end into one ``WindowLines``, and the partition tasks map that from a file, shared
-between the processes by the page cache.
+100 bytes a window in every process that holds it. So the reducer writes its window counts to
+a file as a sorted run (16 bytes a window) each time they pass WINDOW_BUFFER, merges the files
+at the end into one (``merge_files``, streamed), and every process maps that file as a
+``WindowLines``: the pages are shared through the page cache, never copied.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import heapq
 import itertools
 import mmap
 import os
+import shutil
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,9 +32,11 @@ class WindowLines(Mapping[int, int]):
     """window index -> lines, over sorted sequences of indexes and counts (arrays, or views
     of a mapped file). A lookup is a binary search."""
 
-    def __init__(self, keys: Sequence[int], values: Sequence[int]) -> None:
+    def __init__(self, keys: Sequence[int], values: Sequence[int], path: str | None = None) -> None:
         self._keys = keys
         self._values = values
+        self.path = path
+        """The file they are mapped from (``load``), if any."""
 
     def __getitem__(self, window: int) -> int:
         i = bisect_left(self._keys, window)
@@ -116,4 +119,54 @@ def load(path: str) -> WindowLines:
         return WindowLines(array("q"), array("q"))
     count = int.from_bytes(mapped[:8], "little")
     view = memoryview(mapped)[8:].cast("q")
-    return WindowLines(view[:count], view[count : 2 * count])
+    return WindowLines(view[:count], view[count : 2 * count], path)
+
+
+BLOCK = 4096
+"""Windows read or written at a time by ``merge_files``, per file."""
+
+
+def _entries(path: str) -> Iterator[tuple[int, int]]:
+    """(window, lines) of a file ``save`` wrote, in order, read a block at a time."""
+    with open(path, "rb") as f:
+        count = int.from_bytes(f.read(8), "little")
+        done = 0
+        while done < count:
+            n = min(BLOCK, count - done)
+            keys, values = array("q"), array("q")
+            f.seek(8 + 8 * done)
+            keys.frombytes(f.read(8 * n))
+            f.seek(8 + 8 * (count + done))
+            values.frombytes(f.read(8 * n))
+            yield from zip(keys, values, strict=True)
+            done += n
+
+
+def merge_files(paths: list[str], out: str) -> None:
+    """Write to ``out`` (as ``save`` does) the sums of the runs that ``save`` wrote to
+    ``paths``, then delete those: streamed, a block of each file in memory at a time, however
+    many windows there are."""
+    parts = [out + ".keys", out + ".values"]
+    count = 0
+    with open(parts[0], "wb") as keys_file, open(parts[1], "wb") as values_file:
+        keys, values = array("q"), array("q")
+        for window, group in itertools.groupby(heapq.merge(*map(_entries, paths)),
+                                               key=itemgetter(0)):
+            keys.append(window)
+            values.append(sum(map(itemgetter(1), group)))
+            if len(keys) == BLOCK:
+                keys_file.write(keys.tobytes())
+                values_file.write(values.tobytes())
+                count += len(keys)
+                keys, values = array("q"), array("q")
+        keys_file.write(keys.tobytes())
+        values_file.write(values.tobytes())
+        count += len(keys)
+    with open(out, "wb") as f:
+        f.write(count.to_bytes(8, "little"))
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, f, 1 << 20)
+            os.unlink(part)
+    for path in paths:
+        os.unlink(path)
