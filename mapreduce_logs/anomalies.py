@@ -57,7 +57,7 @@ from typing import Any, NamedTuple
 from .parse import NS, format_utc
 from .partial import Partial
 from .settings import Settings
-from .windows import WindowLines
+from .windows import WindowLines, lines_at, release
 
 ANOMALY_TYPES = (
     "malformed_lines",
@@ -291,7 +291,9 @@ class WindowTable:
     def _positions(self, where: Callable[[int], int]) -> Sequence[int]:
         if isinstance(self.lines, WindowLines):
             # Millions of windows: arrays of 8 bytes an entry, not lists of int objects.
-            return array("q", map(where, self.order))
+            positions = array("q", map(where, self.order))
+            self.lines.release()
+            return positions
         return list(map(where, self.order))
 
     @classmethod
@@ -301,7 +303,9 @@ class WindowTable:
             order = window_lines.sorted_keys()
         else:
             order = sorted(window_lines)
-        return cls(window_lines, sum(window_lines.values()), trim_count(len(order)), order)
+        total = sum(window_lines.values())
+        release(window_lines)
+        return cls(window_lines, total, trim_count(len(order)), order)
 
 
 def user_rates(
@@ -552,8 +556,10 @@ def burst_candidates(
     fs = settings.burst_factor * min(share_floor, MAX_SHARE)
     keys = user_lines.keys()
     # Only the windows of these users: there may be far more windows in all than here.
-    lowest = {w: max(1, math.ceil(fs * window_lines[w] / (1 + fs) * (1 - 1e-9)))
-              for w in set(map(itemgetter(1), keys))}
+    needed = sorted(set(map(itemgetter(1), keys)))
+    lowest = {w: max(1, math.ceil(fs * there / (1 + fs) * (1 - 1e-9)))
+              for w, there in zip(needed, lines_at(window_lines, needed), strict=True)}
+    del needed
     high = list(compress(keys, map(le, map(lowest.__getitem__, map(itemgetter(1), keys)),
                                    user_lines.values())))
     possible = sorted(compress(high, map(heavy.__contains__, map(itemgetter(0), high))))

@@ -30,7 +30,10 @@ from .anomalies import (
     trim_count,
 )
 from .settings import Settings
-from .windows import WindowLines
+from .windows import WindowLines, release
+
+STRETCH = 1 << 16
+"""Windows looked up at a time in the window table (then its mapped pages are let go)."""
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -126,7 +129,13 @@ def spikes(subject: Subject, settings: Settings) -> list[Found]:
     usual = _median(np.sort(e), len(e), 1)
 
     def limits(rate: float) -> Floats:
-        return np.maximum(float(least), factor * np.maximum(rate * n.astype(np.float64), usual))
+        # max(least, factor * max(rate * other lines, usual)), step by step in place
+        out = n.astype(np.float64)
+        out *= rate
+        np.maximum(out, usual, out=out)
+        out *= factor
+        np.maximum(out, float(least), out=out)
+        return out
 
     robust = _weighted_median_ratio(e, n)
     suspect = e >= limits(robust)
@@ -160,15 +169,18 @@ def _median(ordered: Ints, total: int, width: int) -> float:
 
 def _weighted_median_ratio(e: Ints, n: Ints) -> float:
     """``anomalies.weighted_median_ratio``: ratios e/n where n > 0, weighted by n."""
-    has = n > 0
-    if not has.any():
+    has = np.flatnonzero(n)
+    if not len(has):
         return 0.0
-    ratios = e[has] / n[has]
     weights = n[has]
+    ratios = e[has] / weights
+    del has
     order = np.argsort(ratios, kind="stable")
-    below = np.cumsum(weights[order])
+    below = weights[order]
+    del weights
+    np.cumsum(below, out=below)
     first = int(np.argmax(2 * below >= below[-1]))
-    return float(ratios[order][first])
+    return float(ratios[order[first]])
 
 
 def _usual_ratio(windows: Ints, e: Ints, n: Ints, suspect: Bools) -> float:
@@ -176,11 +188,12 @@ def _usual_ratio(windows: Ints, e: Ints, n: Ints, suspect: Bools) -> float:
     (never all that are left) with most errors, ties dropping the earlier window."""
     rest = np.flatnonzero(~suspect)
     drop = min((len(windows) + 9) // 10, max(len(rest) - 1, 0))
-    # by errors descending, then window ascending (windows are ascending already)
-    ranked = rest[np.argsort(-e[rest], kind="stable")]
-    kept = ranked[drop:]
-    kept_others = int(n[kept].sum())
-    return int(e[kept].sum()) / kept_others if kept_others else 0.0
+    # the kept: the rest but its `drop` first by errors descending, then window ascending
+    # (windows are ascending already)
+    ranked = rest[np.argsort(-e[rest], kind="stable")[:drop]]
+    kept_others = int(n[rest].sum()) - int(n[ranked].sum())
+    kept_errors = int(e[rest].sum()) - int(e[ranked].sum())
+    return kept_errors / kept_others if kept_others else 0.0
 
 
 # --- user_burst: anomalies.user_rate and burst_candidates for one user -------------------------
@@ -195,6 +208,32 @@ class Table:
     lines: Ints
     all_lines: int
     drop: int
+    source: Mapping[int, int]
+    """What they were made from: its mapped pages are let go after each stretch read."""
+
+    def find(self, w: Ints) -> tuple[Ints, Ints]:
+        """(positions in ``order``, lines there) of the windows ``w`` (ascending, all present),
+        a stretch of the file at a time (see ``windows.lines_at``)."""
+        pos = np.empty(len(w), dtype=np.int64)
+        lines = np.empty(len(w), dtype=np.int64)
+        for start in range(0, len(w), STRETCH):
+            end = start + STRETCH
+            pos[start:end] = np.searchsorted(self.order, w[start:end])
+            lines[start:end] = self.lines[pos[start:end]]
+            release(self.source)
+        return pos, lines
+
+    def edges(self, positions: Ints, side: int) -> Ints:
+        """For each of ``positions`` (ascending): where its neighbourhood starts (side -1) or
+        ends (side 1, exclusive), in positions, a stretch at a time."""
+        out = np.empty(len(positions), dtype=np.int64)
+        how: Any = "left" if side < 0 else "right"
+        for start in range(0, len(positions), STRETCH):
+            end = start + STRETCH
+            out[start:end] = np.searchsorted(
+                self.order, self.order[positions[start:end]] + side * NEIGHBOURS, side=how)
+            release(self.source)
+        return out
 
     @classmethod
     def of(cls, window_lines: Mapping[int, int]) -> Table:
@@ -207,7 +246,9 @@ class Table:
             order = np.array(sorted(window_lines), dtype=np.int64)
             lines = np.fromiter((window_lines[w] for w in order.tolist()), dtype=np.int64,
                                 count=len(order))
-        return cls(order, lines, int(lines.sum()), trim_count(len(order)))
+        total = int(lines.sum())
+        release(window_lines)
+        return cls(order, lines, total, trim_count(len(order)), window_lines)
 
 
 def _ints(seq: Any) -> Ints:
@@ -220,8 +261,7 @@ def user_rate(subject: Subject, table: Table, settings: Settings) -> UserRate | 
     drop = table.drop
     if len(w) <= drop:
         return None
-    pos = np.searchsorted(table.order, w)
-    lines = table.lines[pos]
+    pos, lines = table.find(w)
     ranked = np.argsort(-c, kind="stable")  # lines descending, then window ascending
     plain = _kept_rate(c, lines, ranked[:drop], table)
     del ranked  # made again if needed: one array less while the suspects are sought
@@ -286,14 +326,9 @@ def _local_median(c: Ints, pos: Ints, table: Table) -> float:
     del mask
     # Each one's neighbourhood: the positions of the windows within NEIGHBOURS of it, then
     # those of the user's windows there, then the sum of their lines (prefix sums).
-    around = table.order[near]
+    lo = np.searchsorted(pos, table.edges(near, -1), side="left")
+    hi = np.searchsorted(pos, table.edges(near, 1), side="left")
     del near
-    edge = np.searchsorted(table.order, around - NEIGHBOURS, side="left")
-    lo = np.searchsorted(pos, edge, side="left")
-    edge = np.searchsorted(table.order, around + NEIGHBOURS, side="right")
-    del around
-    hi = np.searchsorted(pos, edge, side="left")
-    del edge
     prefix = np.zeros(len(c) + 1, dtype=np.int64)
     np.cumsum(c, out=prefix[1:])
     sums = prefix[hi]
@@ -342,9 +377,7 @@ def burst_candidates(subject: Subject, rate: UserRate | None, share_floor: float
     w, c = subject.windows[0], subject.counts[0]
     if int(c.sum()) < least:
         return []
-    pos = np.searchsorted(table.order, w)
-    lines = table.lines[pos]
-    del pos
+    lines = table.find(w)[1]
     fs = settings.burst_factor * min(share_floor, MAX_SHARE)
     possible = np.flatnonzero(reaches_cut(c, lines, fs))
     # worth a look: enough lines alone, or a neighbour among them
@@ -385,7 +418,7 @@ def quiet_entries(w: Ints, c: Ints, table: Table, fs: float, least: int,
                   limit: float) -> tuple[list[int], list[int]]:
     """The windows (and counts) of one user in ``watch_store``'s quiet pass: fewer than
     ``least`` lines, in a window of fewer than ``limit`` lines, reaching the cut there."""
-    lines = table.lines[np.searchsorted(table.order, w)]
+    lines = table.find(w)[1]
     chosen = (c < least) & (lines < limit)
     chosen &= reaches_cut(c, lines, fs)
     return w[chosen].tolist(), c[chosen].tolist()

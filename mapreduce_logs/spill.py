@@ -607,6 +607,7 @@ def digest_partition(
         else:
             parts.append(digest_subject(piece, window_lines, settings, put))
         del piece  # before the next piece is summed
+        windows.release(window_lines)  # the pages of the windows it looked up
     return combine(parts, settings.top)
 
 

@@ -24,6 +24,10 @@ from operator import itemgetter
 WINDOW_BUFFER = 200_000
 """Windows counted in a dict before they are folded into a sorted run."""
 
+RELEASE_EVERY = 1024
+"""Lookups in mapped windows between two releases of the pages they touched: each touches a
+few pages of its own below the top levels of the search, which all share."""
+
 Run = tuple["array[int]", "array[int]"]
 """(window indexes ascending, lines of each): a sorted run, 16 bytes a window."""
 
@@ -32,13 +36,27 @@ class WindowLines(Mapping[int, int]):
     """window index -> lines, over sorted sequences of indexes and counts (arrays, or views
     of a mapped file). A lookup is a binary search."""
 
-    def __init__(self, keys: Sequence[int], values: Sequence[int], path: str | None = None) -> None:
+    def __init__(self, keys: Sequence[int], values: Sequence[int], path: str | None = None,
+                 mapped: mmap.mmap | None = None) -> None:
         self._keys = keys
         self._values = values
         self.path = path
         """The file they are mapped from (``load``), if any."""
+        self._mapped = mapped
+        self._lookups = 0
+
+    def release(self) -> None:
+        """Let go of the mapped pages this process has touched (they stay in the page cache,
+        and come back on the next access): millions of windows are hundreds of MB, which
+        would otherwise count in each process's memory as it reads them."""
+        self._lookups = 0
+        if self._mapped is not None and hasattr(self._mapped, "madvise"):
+            self._mapped.madvise(mmap.MADV_DONTNEED)
 
     def __getitem__(self, window: int) -> int:
+        self._lookups += 1
+        if self._lookups >= RELEASE_EVERY:
+            self.release()  # each lookup touches about two pages of its own
         i = bisect_left(self._keys, window)
         if i < len(self._keys) and self._keys[i] == window:
             return self._values[i]
@@ -119,7 +137,37 @@ def load(path: str) -> WindowLines:
         return WindowLines(array("q"), array("q"))
     count = int.from_bytes(mapped[:8], "little")
     view = memoryview(mapped)[8:].cast("q")
-    return WindowLines(view[:count], view[count : 2 * count], path)
+    return WindowLines(view[:count], view[count : 2 * count], path, mapped)
+
+
+LOOKUP_BLOCK = 4096
+"""Windows looked up at a time by ``lines_at``: sorted, they fall in one stretch of the file,
+whose pages are let go before the next."""
+
+
+def lines_at(window_lines: Mapping[int, int], wanted: Sequence[int]) -> list[int]:
+    """The lines of each of ``wanted`` (ascending, all present) in order. For mapped windows
+    this reads one stretch of the file at a time and lets its pages go: looked up one by
+    one, millions of windows would bring most of the file into the process (the kernel maps
+    the pages around each one it reads)."""
+    if not isinstance(window_lines, WindowLines) or window_lines._mapped is None:
+        return [window_lines[w] for w in wanted]
+    import numpy as np
+
+    keys = np.frombuffer(window_lines.sorted_keys(), dtype=np.int64)  # type: ignore[call-overload]
+    values = np.frombuffer(window_lines.values(), dtype=np.int64)  # type: ignore[call-overload]
+    out: list[int] = []
+    for start in range(0, len(wanted), LOOKUP_BLOCK):
+        block = np.fromiter(wanted[start : start + LOOKUP_BLOCK], dtype=np.int64)
+        out += values[np.searchsorted(keys, block)].tolist()
+        window_lines.release()
+    return out
+
+
+def release(window_lines: Mapping[int, int]) -> None:
+    """``WindowLines.release`` if these are mapped windows (nothing for a dict)."""
+    if isinstance(window_lines, WindowLines):
+        window_lines.release()
 
 
 BLOCK = 4096

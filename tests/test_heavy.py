@@ -4,7 +4,9 @@ dict digest (anomalies.py), to the last bit, subject by subject."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +19,14 @@ OTHER_KNOBS = Settings(window=10, spike_factor=5.0, spike_min_errors=20, burst_f
                        burst_min_lines=20)
 
 Key = tuple[bytes, int]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def small_stretches() -> Iterator[None]:
+    """Look windows up 3 at a time, so that the stretches' seams are crossed."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(heavy, "STRETCH", 3)
+        yield
 
 
 @st.composite
