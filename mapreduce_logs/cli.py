@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import decimal
 import math
 import os
 import sys
@@ -57,6 +58,23 @@ def _positive(kind: type[int] | type[float], minimum: float = 1) -> Callable[[st
     return parse
 
 
+MAX_SECONDS = 10**12
+"""Longest clock skew taken (31,700 years): no two timestamps are further apart."""
+
+
+def _seconds(text: str) -> int | float:
+    """A number of seconds >= 0, whole or to the nanosecond (at most 9 decimals)."""
+    try:
+        value = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value.is_finite() or not 0 <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to {MAX_SECONDS:g}, got {text!r}")
+    if value != value.quantize(decimal.Decimal("1e-9"), rounding=decimal.ROUND_DOWN):
+        raise argparse.ArgumentTypeError(f"at most 9 decimals (nanoseconds): {text!r}")
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     d = Settings()
     p.add_argument("--out", default="output", metavar="DIR", help="output folder (default: output/)")
@@ -72,8 +90,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help=f"busiest hours listed (default: {d.peak_hours})")
     p.add_argument("--window", type=_positive(int), default=d.window, metavar="SECONDS",
                    help=f"anomaly window, aligned to the UTC epoch (default: {d.window})")
-    p.add_argument("--clock-skew", type=_positive(int, 0), default=d.clock_skew, metavar="SECONDS",
-                   help=f"tolerance of the clock checks (default: {d.clock_skew})")
+    p.add_argument("--clock-skew", type=_seconds, default=d.clock_skew, metavar="SECONDS",
+                   help=f"tolerance of the clock checks, fractions allowed (default: {d.clock_skew})")
     p.add_argument("--spike-factor", type=_positive(float, 1), default=d.spike_factor, metavar="X",
                    help=f"error_spike: times the expected errors (default: {d.spike_factor:g})")
     p.add_argument("--spike-min-errors", type=_positive(int), default=d.spike_min_errors,

@@ -12,7 +12,8 @@ class Settings:
     top: int = 10
     peak_hours: int = 3
     window: int = 60
-    clock_skew: int = 300
+    clock_skew: int | float = 300
+    """Seconds; a fraction counts to the nanosecond."""
     chunk_size: int = 32 * 1024 * 1024
     workers: int = 1
     memory_mb: int = 500
@@ -23,4 +24,4 @@ class Settings:
 
     @property
     def clock_skew_ns(self) -> int:
-        return self.clock_skew * 1_000_000_000
+        return round(self.clock_skew * 1_000_000_000)

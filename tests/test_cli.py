@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import zlib
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,26 @@ def test_messages_name_what_is_expected(tmp_path: Path, capsys: pytest.CaptureFi
                                     ("--burst-factor", "1e400", "expected a finite number")]:
         status, _, err = run(["run", str(data), option, value], capsys)
         assert status == 2 and expected in err, err
+
+
+def test_clock_skew_takes_fractions_of_a_second(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """--clock-skew 0.5: a line 0.7 s before the previous one went backwards, one 0.3 s
+    before did not (the oracle with the same half second); 10 decimals are refused."""
+    data, out = tmp_path / "in", tmp_path / "out"
+    data.mkdir()
+    (data / "a.log").write_bytes(
+        b"2025-07-22T12:00:01.000Z INFO s u\n2025-07-22T12:00:00.300Z INFO s u\n"
+        b"2025-07-22T12:00:00.900Z INFO s u\n2025-07-22T12:00:00.600Z INFO s u\n")
+    assert run(["run", str(data), "--out", str(out), "--quiet", "--clock-skew", "0.5"],
+               capsys)[0] == 0
+    _, anomalies = reference.documents([str(data / "a.log")],
+                                       reference.Options(clock_skew=Fraction(1, 2)))
+    assert (out / "anomalies.json").read_bytes() == anomalies
+    assert read_json(out / "anomalies.json")["counts"]["time_went_backwards"] == 1
+    assert '"line": 2' in anomalies.decode() and '"line": 4' not in anomalies.decode()
+    status, _, err = run(["run", str(data), "--clock-skew", "0.0000000001"], capsys)
+    assert status == 2 and "9 decimals" in err
 
 
 def test_paths_may_follow_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
