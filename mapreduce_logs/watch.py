@@ -47,7 +47,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import FrameType
 
@@ -92,6 +92,10 @@ MAX_SPLITS = 4096
 """Splits in one batch, whatever the chunk size (``--chunk-size 1`` must not hold millions)."""
 BACKWARD_BLOCK = 64 * 1024
 RETRY_SECONDS = 1.0
+ANOMALIES_EVERY = 10.0
+"""While a backlog is counted, anomalies.json (a pass over every counter: seconds with years
+of windows) is written again at most this often; summary.json after every batch, and both
+once the backlog is done."""
 """A file that failed to read is tried again after this long (or on its next event)."""
 
 LINES, TAIL, WHOLE = "lines", "tail", "whole"
@@ -249,6 +253,10 @@ class Watcher:
         """rid -> (offset, end): bytes [offset, end) of the file hold no newline."""
         self.problems: dict[str, str] = {}
         self.updates = 0
+        self.anomalies_due = 0.0
+        """When anomalies.json may be written again while a backlog waits (monotonic clock)."""
+        self.anomalies_stale = False
+        """Whether anomalies.json is behind the last commit."""
         self.rescans = 0
         self.chunks = 0
         self.bytes_read = 0
@@ -353,6 +361,9 @@ class Watcher:
     def _step(self) -> bool:
         self._gather(self.clock())
         if not self.todo:
+            if self.anomalies_stale:
+                self._write_anomalies()  # the backlog is done
+                return True
             return False
         started = time.perf_counter()
         jobs = self._plan_batch()
@@ -375,7 +386,7 @@ class Watcher:
             committing = time.perf_counter()
             try:
                 self.checkpoint.commit(self.state)
-                self._write_outputs()
+                self._write_outputs(anomalies=self._anomalies_now())
             except (StoreError, sqlite3.DatabaseError) as err:
                 if isinstance(err, sqlite3.OperationalError):
                     raise  # a full disk or an I/O error: not a damaged checkpoint
@@ -716,8 +727,9 @@ class Watcher:
             self.problems[path] = message
             self.say(f"watch: {path}: {message}")
 
-    def _write_outputs(self) -> None:
-        """summary.json first: it takes no pass over the counters, anomalies.json does."""
+    def _write_outputs(self, anomalies: bool = True) -> None:
+        """summary.json first: it takes no pass over the counters; then anomalies.json, which
+        does (or only mark it behind)."""
         view = self.state.view()
         window_lines = self.state.window_lines(view)
         summary = build_summary(
@@ -725,6 +737,28 @@ class Watcher:
             self.settings,
         )
         write_atomic(os.path.join(self.out, "summary.json"), to_json(summary))
+        if anomalies:
+            self._write_anomalies(view, window_lines)
+        else:
+            self.anomalies_stale = True
+
+    def _anomalies_now(self) -> bool:
+        """Whether this commit writes anomalies.json: always without a backlog; with one, at
+        most every ANOMALIES_EVERY seconds from when it began."""
+        if not self.todo:
+            return True
+        if not self.anomalies_stale:
+            self.anomalies_due = time.monotonic() + ANOMALIES_EVERY  # a backlog begins
+            return False
+        return time.monotonic() >= self.anomalies_due
+
+    def _write_anomalies(self, view: Partial | None = None,
+                         window_lines: Mapping[int, int] | None = None) -> None:
+        if view is None or window_lines is None:
+            view = self.state.view()
+            window_lines = self.state.window_lines(view)
+        self.anomalies_stale = False
+        self.anomalies_due = time.monotonic() + ANOMALIES_EVERY
         view = replace(view, digest=self.checkpoint.digest(window_lines))
         view = self.checkpoint.with_lines(view, self.state.future_after())
         anomalies = build_anomalies(view, self.settings)

@@ -1364,3 +1364,27 @@ def test_outputs_inside_a_watched_tree_are_not_read_back(tmp_path: Any) -> None:
     w.close()
     assert totals(out)["files"] == 1
     assert totals(out)["lines"] == 20
+
+
+def test_anomalies_wait_for_the_backlog_and_the_summary_does_not(tmp_path: Any,
+                                                                 monkeypatch: Any) -> None:
+    """While files wait to be counted, summary.json follows every batch and anomalies.json (a
+    pass over every counter) waits until the backlog is done or ANOMALIES_EVERY has passed;
+    once quiet both are run's."""
+    from mapreduce_logs import watch
+
+    monkeypatch.setattr(watch, "ANOMALIES_EVERY", 3600.0)
+    logs, out = folder_with_a_log(tmp_path, 3000)
+    w = in_process(logs, out, batch_bytes=20_000)
+    anomalies = os.path.join(out, "anomalies.json")
+    before = _read(anomalies)
+    assert w.step() and w.todo, "one batch, with more to come"
+    assert 0 < totals(out)["lines"] < 3000
+    assert _read(anomalies) == before and w.anomalies_stale
+    w.anomalies_due = time.monotonic()  # as if ANOMALIES_EVERY had passed
+    assert w.step() and w.todo
+    assert not w.anomalies_stale and _read(anomalies) != before, "written when due"
+    w.drain()
+    assert not w.anomalies_stale
+    assert outputs(out) == run_outputs(logs, str(tmp_path / "run"))
+    w.close()
