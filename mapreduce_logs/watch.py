@@ -47,7 +47,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from types import FrameType
 
@@ -731,14 +731,14 @@ class Watcher:
         """summary.json first: it takes no pass over the counters; then anomalies.json, which
         does (or only mark it behind)."""
         view = self.state.view()
-        window_lines = self.state.window_lines(view)
         summary = build_summary(
-            replace(view, digest=self.checkpoint.digest(window_lines, anomalies=False)),
+            # the summary needs no lines per window (a merge over every window: not done)
+            replace(view, digest=self.checkpoint.digest({}, anomalies=False)),
             self.settings,
         )
         write_atomic(os.path.join(self.out, "summary.json"), to_json(summary))
         if anomalies:
-            self._write_anomalies(view, window_lines)
+            self._write_anomalies(view)
         else:
             self.anomalies_stale = True
 
@@ -752,11 +752,10 @@ class Watcher:
             return False
         return time.monotonic() >= self.anomalies_due
 
-    def _write_anomalies(self, view: Partial | None = None,
-                         window_lines: Mapping[int, int] | None = None) -> None:
-        if view is None or window_lines is None:
+    def _write_anomalies(self, view: Partial | None = None) -> None:
+        if view is None:
             view = self.state.view()
-            window_lines = self.state.window_lines(view)
+        window_lines = self.state.window_lines(view)
         self.anomalies_stale = False
         self.anomalies_due = time.monotonic() + ANOMALIES_EVERY
         view = replace(view, digest=self.checkpoint.digest(window_lines))
