@@ -272,6 +272,10 @@ class CountStore:
         self.distinct_services = 0
         self.spikes: dict[bytes, list[Found]] = {}
         """Each service's error spikes, for the services that have some."""
+        self.unjudged: set[bytes] = set()
+        """Services whose windows changed since they were last judged: judged when the
+        anomalies are next needed (a judgment reads all of a service's windows), and saved
+        with the checkpoint until then."""
         self.spike_rules = _spike_rules(settings)
         self.full_passes = 0
         """Passes that read every row of a table (figures and tests)."""
@@ -291,6 +295,7 @@ class CountStore:
             "distinct_services": self.distinct_services,
             "spikes": self.spikes,
             "spike_rules": self.spike_rules,
+            "unjudged": sorted(self.unjudged),
         }
 
     def restore(self, saved: Mapping[str, Any]) -> None:
@@ -305,6 +310,7 @@ class CountStore:
             setattr(self, name, top)
         if saved["spike_rules"] == self.spike_rules:
             self.spikes = saved["spikes"]
+            self.unjudged = set(saved.get("unjudged", ()))
         else:
             self._judge_all_services()
 
@@ -391,8 +397,7 @@ class CountStore:
             self.users = self._top_from_table("users")
         if self.services.short(self.settings.top):
             self.services = self._top_from_table("services")
-        for service in sorted(touched):
-            self._judge(service)
+        self.unjudged |= touched
 
     def _add(self, counts: Counts) -> set[bytes]:
         """Add ``counts`` to the tables and the caches; the services whose windows changed."""
@@ -534,6 +539,7 @@ class CountStore:
     def _judge_all_services(self) -> None:
         self.full_passes += 1
         self.spikes = {}
+        self.unjudged.clear()
         rows = self.db.execute(
             "SELECT service, window, errors, others FROM service_windows ORDER BY service, window")
         for service, group in itertools.groupby(rows, key=itemgetter(0)):
@@ -713,6 +719,9 @@ class CountStore:
         )
         if not anomalies:
             return finish(part, [], window_lines, self.settings)
+        for service in sorted(self.unjudged):
+            self._judge(service)
+        self.unjudged.clear()
         p = Pass(window_lines, WindowTable.of(window_lines))
         share = self.busiest_share(p)
         part = part._replace(
