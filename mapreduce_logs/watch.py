@@ -61,7 +61,7 @@ from .engine import (
     uncompressed_size,
     workers_within,
 )
-from .metrics import Clock, MemorySampler, run_metrics
+from .metrics import Clock, MemorySampler, give_back_free_memory, run_metrics
 from .partial import Partial
 from .report import build_anomalies, build_summary, to_json, write_atomic
 from .scan import map_split
@@ -363,6 +363,7 @@ class Watcher:
         if not self.todo:
             if self.anomalies_stale:
                 self._write_anomalies()  # the backlog is done
+                give_back_free_memory()
                 return True
             return False
         started = time.perf_counter()
@@ -399,6 +400,7 @@ class Watcher:
                 self.tell(f"watch: {path}: {lines:+,} lines in {now - started:.2f} s "
                           f"(commit and outputs {now - committing:.2f} s)")
             self.checkpoint.settle()
+            give_back_free_memory()
             self._check_memory()
         return True
 

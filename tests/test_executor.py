@@ -195,3 +195,16 @@ def test_cancel_drops_the_work_in_flight_and_the_executor_goes_on(make: Any) -> 
         assert took < 0.3 + 0.5 + 2 * CANCEL_POLL + 1.0, took
         assert results and results[0] == 0.0
         assert sorted(executor.imap(square, range(5))) == [0, 1, 4, 9, 16]
+
+
+def test_free_memory_is_given_back_on_glibc() -> None:
+    """give_back_free_memory finds glibc's malloc_trim where there is one, and is harmless."""
+    import platform
+
+    from mapreduce_logs import metrics
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert metrics._malloc_trim() is not None
+    blocks = [bytearray(1000) for _ in range(20_000)]
+    del blocks
+    assert metrics.give_back_free_memory() is None
