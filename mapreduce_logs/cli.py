@@ -269,13 +269,16 @@ def _write_outputs(
 def report_line(metrics: dict[str, Any], counts: dict[str, int]) -> str:
     """The one-line run report printed on stderr."""
     found = ", ".join(f"{kind} {n}" for kind, n in counts.items() if n) or "none"
-    workers = metrics["workers"]
     return (
-        f"{size_text(metrics['bytes'])}, {metrics['lines']:,} line{'' if metrics['lines'] == 1 else 's'} in "
+        f"{size_text(metrics['bytes'])}, {_counted(metrics['lines'], 'line')} in "
         f"{metrics['wall_seconds']:.2f} s ({metrics['throughput_mb_s']:,.1f} MB/s), "
         f"peak memory {metrics['peak_memory_mb']:,.1f} MB, "
-        f"{workers} worker{'' if workers == 1 else 's'}; anomalies: {found}"
+        f"{_counted(metrics['workers'], 'worker')}; anomalies: {found}"
     )
+
+
+def _counted(n: int, thing: str) -> str:
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"
 
 
 def size_text(nbytes: int) -> str:

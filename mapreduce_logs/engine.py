@@ -50,7 +50,7 @@ from .spill import (
     write_run,
 )
 from .split import Split, is_compressed, split_files
-from .windows import WINDOW_BUFFER, WindowLines, merge_files
+from .windows import WINDOW_BUFFER, merge_files
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -554,7 +554,7 @@ class Reducer:
         path = os.path.join(self.store.folder, "windows.bin")
         merge_files(self.window_files, path)
         self.window_files = []
-        return windows.load(path)
+        return load_windows(path)  # mapped, and the one the partition tasks here will use
 
     def finish(self, executor: Executor) -> Partial:
         """The merged Partial with its digest; spilled partitions are digested on ``executor``."""
@@ -570,8 +570,6 @@ class Reducer:
             if self.tables.entries():
                 self.spill()
             path = save_windows(self.store.folder, window_lines)
-            if isinstance(window_lines, WindowLines):
-                window_lines = load_windows(path)  # mapped: its pages are shared with the workers
             task = functools.partial(digest_partition, settings=self.settings, window_lines=path)
             part = combine(executor.imap(task, self.store.jobs()), self.settings.top)
             acc.digest = finish(part, self.store.candidates(), window_lines, self.settings)

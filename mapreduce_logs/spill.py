@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from itertools import compress
 from operator import itemgetter
 from types import FrameType
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from . import windows
 from .anomalies import (
@@ -54,6 +54,9 @@ from .anomalies import (
 from .partial import add_counts
 from .settings import Settings
 from .windows import WindowLines
+
+if TYPE_CHECKING:  # numpy is imported only when a subject needs the arrays
+    from .heavy import Subject, Table
 
 Key = tuple[bytes, int]
 """(user or service, window index)."""
@@ -184,7 +187,7 @@ def digest_tables(
 
 
 def digest_subject(
-    subject: Any,
+    subject: Subject,
     window_lines: Mapping[int, int],
     settings: Settings,
     put_candidates: Callable[[list[BurstCandidate]], None],
@@ -209,27 +212,30 @@ def digest_subject(
     )
 
 
-_ARRAYS: list[tuple[Mapping[int, int], Any]] = []
-"""The window table as arrays (``heavy.Table``), with the lines per window it was made from."""
+_TABLES: dict[str, tuple[Mapping[int, int], Any]] = {}
+"""The last window table of each kind built, with the lines per window it was built from: a
+process digests every partition against the same ones, and a table takes a pass over every
+window."""
 
 
-def _arrays_of(window_lines: Mapping[int, int]) -> Any:
-    from .heavy import Table
-
-    if not _ARRAYS or _ARRAYS[0][0] is not window_lines:
-        _ARRAYS[:] = [(window_lines, Table.of(window_lines))]
-    return _ARRAYS[0][1]
-
-
-_TABLE: list[tuple[Mapping[int, int], WindowTable]] = []
-"""The last window table built, with the lines per window it was built from: a process digests
-every partition against the same ones, and the table takes a sort of every window."""
+def _kept_table(kind: str, window_lines: Mapping[int, int], make: Callable[[], Any]) -> Any:
+    kept = _TABLES.get(kind)
+    if kept is None or kept[0] is not window_lines:
+        kept = _TABLES[kind] = (window_lines, make())
+    return kept[1]
 
 
 def _table_of(window_lines: Mapping[int, int]) -> WindowTable:
-    if not _TABLE or _TABLE[0][0] is not window_lines:
-        _TABLE[:] = [(window_lines, WindowTable.of(window_lines))]
-    return _TABLE[0][1]
+    table: WindowTable = _kept_table("dicts", window_lines,
+                                     lambda: WindowTable.of(window_lines))
+    return table
+
+
+def _arrays_of(window_lines: Mapping[int, int]) -> Table:
+    from .heavy import Table
+
+    table: Table = _kept_table("arrays", window_lines, lambda: Table.of(window_lines))
+    return table
 
 
 def combine(parts: Iterable[PartDigest], k: int) -> PartDigest:
@@ -499,18 +505,18 @@ def _sum_runs(paths: list[str]) -> Tables:
     return tables
 
 
-def _one_subject(path: str) -> Iterator[Any]:
+def _one_subject(path: str) -> Subject:
     """The one subject in ``path`` as a ``heavy.Subject``; the file is deleted once read."""
     from .heavy import Subject
 
     subject = Subject.read(_records(path))
     os.unlink(path)
-    yield subject
+    return subject
 
 
 def _partition(
     paths: list[str], written: int, divisor: int, capacity: int, scratch: str
-) -> Iterator[Any]:
+) -> Iterator[Tables | Subject]:
     """The partition in ``paths`` summed, or, when more than ``capacity`` entries were written
     to it, split on the next digit of the hash into files named ``scratch``.N and each of
     those in turn. The files are deleted as they are read."""
@@ -533,7 +539,7 @@ def _partition(
             continue
         if len(subjects) == 1:
             # One user or service: no split can divide it; arrays rather than dicts.
-            yield from _one_subject(name)
+            yield _one_subject(name)
         else:
             yield from _partition([name], count, divisor * parts, capacity, name)
 
@@ -568,8 +574,7 @@ def forget_windows() -> None:
     """Let go of the lines per window a process kept for the partitions of a run (and their
     window table): called once the run is digested."""
     load_windows.cache_clear()
-    _TABLE.clear()
-    _ARRAYS.clear()
+    _TABLES.clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -611,7 +616,7 @@ def digest_partition(
     return combine(parts, settings.top)
 
 
-def summed(job: PartitionJob) -> Iterator[Any]:
+def summed(job: PartitionJob) -> Iterator[Tables | Subject]:
     """The partition's runs summed, in pieces of at most ``job.capacity`` entries (split on
     further hash digits) as Tables, except that one subject's windows are never divided: a
     subject with more comes alone, as a ``heavy.Subject`` of arrays."""

@@ -92,11 +92,11 @@ MAX_SPLITS = 4096
 """Splits in one batch, whatever the chunk size (``--chunk-size 1`` must not hold millions)."""
 BACKWARD_BLOCK = 64 * 1024
 RETRY_SECONDS = 1.0
+"""A file that failed to read is tried again after this long (or on its next event)."""
 ANOMALIES_EVERY = 10.0
 """While a backlog is counted, anomalies.json (a pass over every counter: seconds with years
 of windows) is written again at most this often; summary.json after every batch, and both
 once the backlog is done."""
-"""A file that failed to read is tried again after this long (or on its next event)."""
 
 LINES, TAIL, WHOLE = "lines", "tail", "whole"
 

@@ -245,14 +245,12 @@ class Pass:
     window_lines: Mapping[int, int]
     table: WindowTable
     rates: dict[bytes, UserRate | None] = field(default_factory=dict)
-    _arrays: Any = None
+    _arrays: heavy.Table | None = None
 
-    def arrays(self) -> Any:
+    def arrays(self) -> heavy.Table:
         """The table as ``heavy.Table`` (made once, when a subject with many windows needs it)."""
         if self._arrays is None:
-            from .heavy import Table
-
-            self._arrays = Table.of(self.window_lines)
+            self._arrays = heavy.Table.of(self.window_lines)
         return self._arrays
 
 

@@ -18,7 +18,7 @@ import os
 import shutil
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 
 WINDOW_BUFFER = 200_000
@@ -108,12 +108,17 @@ def merged(runs: list[Run]) -> WindowLines:
     """One WindowLines of the sums of ``runs`` (each sorted), streamed: the runs and the
     result are held, nothing per window besides."""
     keys, values = array("q"), array("q")
-    streams = [zip(k, v, strict=True) for k, v in runs]
+    for window, lines in _sums([zip(k, v, strict=True) for k, v in runs]):
+        keys.append(window)
+        values.append(lines)
+    return WindowLines(keys, values)
+
+
+def _sums(streams: Iterable[Iterable[tuple[int, int]]]) -> Iterator[tuple[int, int]]:
+    """(window, lines) of sorted streams of them, merged, the lines of a window added up."""
     for window, group in itertools.groupby(heapq.merge(*streams, key=itemgetter(0)),
                                            key=itemgetter(0)):
-        keys.append(window)
-        values.append(sum(map(itemgetter(1), group)))
-    return WindowLines(keys, values)
+        yield window, sum(map(itemgetter(1), group))
 
 
 def save(path: str, windows: Mapping[int, int]) -> None:
@@ -198,10 +203,9 @@ def merge_files(paths: list[str], out: str) -> None:
     count = 0
     with open(parts[0], "wb") as keys_file, open(parts[1], "wb") as values_file:
         keys, values = array("q"), array("q")
-        for window, group in itertools.groupby(heapq.merge(*map(_entries, paths)),
-                                               key=itemgetter(0)):
+        for window, lines in _sums(map(_entries, paths)):
             keys.append(window)
-            values.append(sum(map(itemgetter(1), group)))
+            values.append(lines)
             if len(keys) == BLOCK:
                 keys_file.write(keys.tobytes())
                 values_file.write(values.tobytes())
