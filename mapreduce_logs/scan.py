@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Collection
 
 from . import fast
+from .ingest import kernel as native
 from .parse import (
     ERROR_LEVELS,
     EXAMPLE_BYTES,
@@ -26,7 +27,7 @@ from .parse import (
     example_text,
     parse_line,
 )
-from .partial import MAX_EXAMPLES, Partial, Segment
+from .partial import MAX_EXAMPLES, Partial, Segment, add_counts
 from .settings import Settings
 from .split import Split
 
@@ -123,6 +124,9 @@ class Scanner:
         self.flushed = 0
         self.trim = False
         self.tokens: Collection[bytes] | None = None
+        self.kernel = (native.compiled.Kernel(settings.window, self.future_after, self.skew_ns)
+                       if native.applies(settings) and native.compiled is not None else None)
+        """The compiled kernel that counts this split's lines, or None for the Python path."""
 
     def read_all(self, f: io.BufferedIOBase) -> None:
         remaining = -1 if self.split.end is None else self.split.end - self.split.start
@@ -142,6 +146,7 @@ class Scanner:
 
     def _flush(self, flush: Callable[[Partial], None]) -> None:
         self.flushed = self.read
+        self.drain()
         flush(self.partial)
         if self.trim:
             keep = self.kept_tokens()
@@ -168,6 +173,7 @@ class Scanner:
         elif self.carry:
             self.line(self.carry)
             self.carry = b""
+        self.drain()
         p = self.partial
         p.bytes_read = self.read
         self.segment.end = self.split.start + self.read
@@ -209,9 +215,73 @@ class Scanner:
 
     def lines(self, buf: bytes, end: int) -> None:
         """Every complete line of ``buf[:end]`` (which ends with a newline)."""
+        if self.kernel is not None:
+            self.kernel_lines(buf, end)
+            return
         block = buf[:end] if end < len(buf) else buf
         if not self.fast_lines(block):
             self.slow_lines(block.split(b"\n"))
+
+    def kernel_lines(self, buf: bytes, end: int) -> None:
+        """Count ``buf[:end]`` in the compiled kernel. The lines it hands back are counted here:
+        whole (``LINE``: unknown levels, over-long lines, malformed lines whose examples are
+        still wanted) or for their order checks only (``ORDER``: a segment's first valid line,
+        and lines that are examples of going backwards or into the future)."""
+        assert self.kernel is not None
+        scan, seg, k = self.kernel.scan, self.segment, native.compiled
+        assert k is not None
+        pos = 0
+        while True:
+            status, start, stop, skipped, ts, last = scan(buf, pos, end, seg.last_ts, self.wanted())
+            seg.newlines += skipped
+            seg.last_ts = last
+            if status == k.DONE:
+                return
+            if status == k.LINE:
+                self.line(buf[start:stop])
+            else:
+                self.order(ts, buf[start:stop])
+            seg.newlines += 1
+            pos = stop + 1
+
+    def wanted(self) -> int:
+        """The kernel's WANT_* bits: the examples the segment still takes."""
+        k, seg = native.compiled, self.segment
+        assert k is not None
+        want = 0
+        if len(seg.backwards_examples) < MAX_EXAMPLES:
+            want |= k.WANT_BACKWARDS
+        if len(seg.future_examples) < MAX_EXAMPLES or seg.future_lines is not None:
+            want |= k.WANT_FUTURE
+        examples = seg.malformed_examples
+        if len(examples.get("too_few_fields", ())) < MAX_EXAMPLES:
+            want |= k.WANT_TOO_FEW
+        if len(examples.get("bad_timestamp", ())) < MAX_EXAMPLES:
+            want |= k.WANT_BAD_TS
+        if len(examples.get("bad_encoding", ())) < MAX_EXAMPLES:
+            want |= k.WANT_BAD_ENC
+        return want
+
+    def drain(self) -> None:
+        """Move what the kernel counted so far into the partial and the segment."""
+        if self.kernel is None:
+            return
+        counts = self.kernel.drain()
+        p, seg = self.partial, self.segment
+        p.lines += counts["lines"]
+        p.valid += counts["valid"]
+        p.blank += counts["blank"]
+        seg.backwards += counts["backwards"]
+        seg.future += counts["future"]
+        p.hours = [a + b for a, b in zip(p.hours, counts["hours"], strict=True)]
+        low, high = counts["min_ts"], counts["max_ts"]
+        if low is not None and (p.min_ts is None or low < p.min_ts):
+            p.min_ts = low
+        if high is not None and (p.max_ts is None or high > p.max_ts):
+            p.max_ts = high
+        for name in ("malformed", "levels", "users", "services", "user_lines", "service_errors",
+                     "service_others", "window_lines"):
+            add_counts(getattr(p, name), counts[name])
 
     def slow_lines(self, lines: list[bytes]) -> None:
         """The exact path: one line at a time (``lines`` ends with the empty tail after ``\n``)."""
