@@ -22,6 +22,7 @@ from .engine import (
     run_files,
     workers_within,
 )
+from .ingest import kernel as native
 from .metrics import Clock, MemorySampler, run_metrics
 from .partial import Partial
 from .report import build_anomalies, build_summary, shown, to_json, write_atomic
@@ -167,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return watch_main(args, settings_from(args))
         return run_main(args)
-    except UsageError as err:
+    except (UsageError, native.KernelUnavailableError) as err:
         _say(f"error: {err}")
         return EXIT_USAGE
     except MapError as err:
@@ -207,6 +208,7 @@ def run_main(args: argparse.Namespace) -> int:
             _say(f"--workers {settings.workers} does not fit in {settings.memory_mb} MB; using {fit}")
         settings = dataclasses.replace(settings, workers=fit)
     check_output_folder(args.out)
+    kernel = native.name(settings)
     if args.spill_dir is not None and not os.path.isdir(args.spill_dir):
         raise UsageError(f"--spill-dir is not a folder: {args.spill_dir}")
     show_progress = not args.quiet and sys.stderr.isatty()
@@ -223,7 +225,7 @@ def run_main(args: argparse.Namespace) -> int:
         partial.failures.setdefault(path, reason)
     metrics = run_metrics(
         clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=stats.chunks,
-        nbytes=partial.bytes_read, lines=partial.lines, stages=stats.stages,
+        nbytes=partial.bytes_read, lines=partial.lines, stages=stats.stages, kernel=kernel,
         failures={shown(path): reason for path, reason in partial.failures.items()},
     )
     write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))

@@ -116,9 +116,10 @@ class Clock:
 
 def run_metrics(
     *, clock: Clock, peak_bytes: int, workers: int, chunks: int, nbytes: int, lines: int,
-    stages: dict[str, float], failures: Mapping[str, str] | None = None,
+    stages: dict[str, float], kernel: str, failures: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The metrics.json document; ``failures``: the inputs that could not be read, and why."""
+    """The metrics.json document; ``kernel``: which mapper counted the lines (``"compiled"`` or
+    ``"python"``); ``failures``: the inputs that could not be read, and why."""
     wall = clock.wall()
     return {
         "wall_seconds": round(wall, 3),
@@ -131,6 +132,7 @@ def run_metrics(
         "throughput_mb_s": round(nbytes / 1e6 / wall, 1) if wall > 0 else 0.0,
         "lines_per_second": round(lines / wall) if wall > 0 else 0,
         "stages": {name: round(seconds, 3) for name, seconds in stages.items()},
+        "kernel": kernel,
         "failed_inputs": [{"path": path, "error": reason}
                           for path, reason in sorted((failures or {}).items())],
     }

@@ -61,6 +61,7 @@ from .engine import (
     uncompressed_size,
     workers_within,
 )
+from .ingest import kernel as native
 from .metrics import Clock, MemorySampler, give_back_free_memory, run_metrics
 from .partial import Partial
 from .report import build_anomalies, build_summary, to_json, write_atomic
@@ -840,6 +841,7 @@ def watch_main(args: argparse.Namespace, settings: Settings) -> int:
         metrics = run_metrics(
             clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=watcher.chunks,
             nbytes=watcher.bytes_read, lines=watcher.lines_read, stages={},
+            kernel=native.name(settings),
         )
         write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
         if not args.quiet:

@@ -12,8 +12,13 @@ import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
+
+from mapreduce_logs.ingest import kernel as native
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -36,3 +41,15 @@ settings.register_profile(
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+KERNELS = ["compiled", "python"] if native.compiled is not None else ["python"]
+"""The mappers to test: the compiled kernel when it was built, and always the pure path."""
+
+
+@pytest.fixture(scope="module", params=KERNELS)
+def each_kernel(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a module's tests once per mapper (MAPREDUCE_LOGS_KERNEL). A module-scoped fixture
+    that forks workers must depend on it, so that they are forked with the right setting."""
+    with mock.patch.dict(os.environ, {native.ENV: request.param}):
+        yield request.param

@@ -72,8 +72,11 @@ def check_run(files: list[strategies.LogFile], knobs: Settings, executor: Execut
     return expected
 
 
+pytestmark = pytest.mark.usefixtures("each_kernel")
+
+
 @pytest.fixture(scope="module")
-def pools() -> Iterator[dict[int, PoolExecutor]]:
+def pools(each_kernel: str) -> Iterator[dict[int, PoolExecutor]]:
     with PoolExecutor(2) as two, PoolExecutor(3) as three:
         yield {2: two, 3: three}
 

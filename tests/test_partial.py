@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 import strategies
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +33,8 @@ from mapreduce_logs import (
 )
 
 KNOBS = Settings()
+
+pytestmark = pytest.mark.usefixtures("each_kernel")
 
 piece_files = st.lists(
     st.builds(

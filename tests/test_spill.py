@@ -96,8 +96,11 @@ def forced_spill(folder: str, partition_entries: int = 2) -> Iterator[list[spill
         yield stores
 
 
+pytestmark = pytest.mark.usefixtures("each_kernel")
+
+
 @pytest.fixture(scope="module")
-def pool() -> Iterator[PoolExecutor]:
+def pool(each_kernel: str) -> Iterator[PoolExecutor]:
     with PoolExecutor(2) as two:
         yield two
 

@@ -1,0 +1,246 @@
+"""The compiled kernel against the pure-Python path: for any bytes, cut into any splits and read
+in any block size, both mappers give the same Partial (SPEC.md section 1). The kernel reads
+untrusted bytes, so the inputs are hostile: NUL bytes, invalid UTF-8, lines of separators only,
+CRLF, tabs, lines around 65,536 bytes, stamps cut at block edges, leap days, years 0000 and 9999
+and every malformed reason. ``tests/sanitize.sh`` runs this module under ASan and UBSan."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+import pytest
+import strategies
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from mapreduce_logs import Partial, Settings, Split, map_split, scan
+from mapreduce_logs.cli import main
+from mapreduce_logs.ingest import kernel as native
+from mapreduce_logs.parse import parse_timestamp
+from mapreduce_logs.split import split_files
+
+pytestmark = pytest.mark.skipif(native.compiled is None, reason="the compiled kernel was not built")
+
+NOON = strategies.NOON
+
+
+def canonical(parts: tuple[int, bytes, int, int]) -> bytes:
+    """A line of the common form, as most real files hold (the kernel's hot path)."""
+    second, level, service, user = parts
+    return strategies.log_line(NOON + second, level, b"svc%d" % service, b"user%d" % user)
+
+
+canonical_lines = st.tuples(
+    st.integers(-400, 4000), st.sampled_from([b"INFO", b"ERROR", b"WARN", b"DEBUG", b"FATAL"]),
+    st.integers(0, 3), st.integers(0, 12),
+).map(canonical)
+
+nasty_lines = st.sampled_from([
+    b"\x00", b"\x00\x00\x00\x00", b"2025-07-22T12:00:00Z INFO a\x00 u\x00",
+    b"\x002025-07-22T12:00:00Z INFO auth u1", b"2025-07-22T12:00:00Z\x00 INFO auth u1",
+    b"2025-07-22T12:00:00Z INFO auth \xff\xfe", b"2025-07-22T12:00:00Z INFO \xc3 u",
+    b"2025-07-22T12:00:00Z INFO \xed\xa0\x80 u", b"2025-07-22T12:00:00Z INFO \xf4\x90\x80\x80 u",
+    b"2025-07-22T12:00:00Z INFO \xf0\x9f\x98\x80 \xe6\x97\xa5",
+    b" \t\x0b\x0c\r", b"\r", b"\t\t", b" " * 40, b"\x1c\x1d\x1e\x1f", b"\x85\xa0",
+    b"2025-07-22T12:00:00Z INFO auth u1\r", b"2025-07-22T12:00:00Z\tINFO\tauth\tu1\tm",
+    b"2024-02-29T23:59:59Z INFO a b", b"2023-02-29T00:00:00Z INFO a b",
+    b"2000-02-29T00:00:00Z INFO a b", b"1900-02-29T00:00:00Z INFO a b",
+    b"0000-01-01T00:00:00Z INFO a b", b"0000-12-31T23:59:59-00:01 INFO a b",
+    b"0001-01-01T00:00:00+00:01 INFO a b", b"0001-01-01T00:00:00-00:01 INFO a b",
+    b"9999-12-31T23:59:59.999999999Z INFO a b", b"9999-12-31T23:59:59-00:01 INFO a b",
+    b"9999-12-31T23:30:00+23:59 INFO a b", b"1969-12-31T23:59:59.5Z ERROR a b",
+    b"2025-07-22T12:00:0", b"2025-07-22T12:00:00Z INFO", b"2025-07-22T12:00:00Z INFO auth",
+    b"2025-07-22T12:00:00.1234567890Z INFO a b", b"2025-07-22T12:00:00.Z INFO a b",
+    b"2025-07-22T12:00:00+05 INFO a b", b"2025-07-22T12:00:00+0530 INFO a b",
+    b"2025-07-22T12:00:00+05:30: INFO a b", b"2025-07-22T12:00:00+24:00 INFO a b",
+    b"2025-07-22T12:00:00-23:59 INFO a b", b"2025-07-22T24:00:00Z INFO a b",
+    b"2025-13-01T00:00:00Z INFO a b", b"2025-00-10T00:00:00Z INFO a b",
+    b"2025-07-22T12:00:00Z info a b", b"2025-07-22T12:00:00Z wArNiNg a b",
+    b"2025-07-22T12:00:00Z VERBOSE a b", b"2025-07-22T12:00:00Z \xff a b",
+    b"2025-07-22T12:00:00Z INFOS a b", b"2025-07-22T12:00:00Z CRITICALS a b",
+    b"2025-07-22t12:00:00z critical a b", b"2025-07-22T12:00:00z NOTICE a b c d e",
+])
+"""Lines picked for the kernel's edges: bytes it must not trip on, and the grammar's corners."""
+
+mixed_lines = st.one_of(canonical_lines, canonical_lines, canonical_lines, nasty_lines,
+                        strategies.lines)
+
+
+def _file(parts: tuple[list[bytes], int, bool]) -> bytes:
+    lines, repeat, final_newline = parts
+    return b"\n".join(lines * repeat) + (b"\n" if final_newline and lines else b"")
+
+
+def contents(line_strategy: st.SearchStrategy[bytes], max_lines: int,
+             repeats: tuple[int, ...] = (1, 1, 3, 12)) -> st.SearchStrategy[bytes]:
+    """A file's bytes: lines, repeated so that a segment has more than five of a kind (past its
+    examples, the kernel counts them itself), with or without a final newline."""
+    return st.tuples(st.lists(line_strategy, max_size=max_lines), st.sampled_from(repeats),
+                     st.booleans()).map(_file)
+
+
+def facts(p: Partial) -> dict[str, Any]:
+    """Every field of a Partial, Counters as plain dicts (so a zero count is a difference)."""
+    return {f.name: dict(v) if isinstance(v := getattr(p, f.name), Counter) else v
+            for f in dataclasses.fields(p)}
+
+
+@contextmanager
+def mapper(kernel: str, block: int) -> Iterator[None]:
+    with mock.patch.dict(os.environ, {native.ENV: kernel}), mock.patch.object(scan, "BLOCK", block):
+        yield
+
+
+def map_both(content: bytes, knobs: Settings, chunk: int, block: int,
+             run: Callable[[Split], list[dict[str, Any]]]) -> None:
+    """Write ``content``, cut it into splits of ``chunk`` bytes, map each with both mappers."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "a.log")
+        with open(path, "wb") as f:
+            f.write(content)
+        os.utime(path, ns=(NOON * 10**9, NOON * 10**9 + 120 * 10**9))
+        splits = [s for s in split_files([path], chunk) if isinstance(s, Split)]
+        results = {}
+        for kernel in ("compiled", "python"):
+            with mapper(kernel, block):
+                results[kernel] = [run(split) for split in splits]
+        assert results["compiled"] == results["python"]
+
+
+knobs = st.builds(
+    Settings, window=st.sampled_from([1, 7, 60, 3600, 86_400]),
+    clock_skew=st.sampled_from([0, 1, 300, 0.5]),
+)
+chunks = st.sampled_from([1, 2, 7, 64, 4096, 1 << 25])
+blocks = st.sampled_from([1, 2, 7, 19, 20, 64, 4096, 1 << 20])
+
+
+@settings(max_examples=strategies.examples(300))
+@given(content=contents(mixed_lines, 60), knobs=knobs, chunk=chunks, block=blocks,
+       future=st.booleans())
+@example(content=b"2025-07-22T12:00:00Z INFO a b\n" * 3, knobs=Settings(), chunk=1, block=1,
+         future=False)
+def test_kernel_equals_python(content: bytes, knobs: Settings, chunk: int, block: int,
+                              future: bool) -> None:
+    """Any bytes, any split and block size: the same Partial, segments and examples included
+    (with ``future_lines``, as watch asks, too)."""
+    map_both(content, knobs, chunk, block,
+             lambda split: [facts(map_split(split, knobs, future_lines=future))])
+
+
+@settings(max_examples=strategies.examples(40))
+@given(content=contents(strategies.with_long_lines, 8, (1, 1, 3)), chunk=chunks,
+       block=st.sampled_from([1000, 65_535, 65_536, 65_537, 100_000, 1 << 20]))
+def test_long_lines_equal(content: bytes, chunk: int, block: int) -> None:
+    """Lines of 65,535, 65,536 and 65,537 bytes and longer, across read blocks."""
+    map_both(content, Settings(), chunk, block, lambda split: [facts(map_split(split, Settings()))])
+
+
+@settings(max_examples=strategies.examples(60))
+@given(content=contents(mixed_lines, 80), block=st.sampled_from([7, 64, 1 << 20]),
+       every=st.sampled_from([1, 50, 500]))
+def test_flushed_partials_equal(content: bytes, block: int, every: int) -> None:
+    """A split flushed as it is read (a big compressed file) hands over the same counts at every
+    flush: the kernel's tables are drained into the Partial before each."""
+
+    def run(split: Split) -> list[dict[str, Any]]:
+        shipped: list[dict[str, Any]] = []
+
+        def flush(part: Partial) -> None:
+            shipped.append({k: dict(getattr(part, k)) for k in ("user_lines", "service_errors",
+                                                                "service_others")})
+            part.user_lines, part.service_errors, part.service_others = (
+                Counter(), Counter(), Counter())
+
+        final = map_split(split, Settings(), flush=flush, flush_bytes=every)
+        return [*shipped, facts(final)]
+
+    map_both(content, Settings(), 1 << 25, block, run)
+
+
+@settings(max_examples=strategies.examples(500))
+@given(token=strategies.timestamps | st.binary(max_size=40))
+@example(token=b"0000-12-31T23:59:59-00:01")
+@example(token=b"9999-12-31T23:59:59.999999999Z")
+def test_timestamp_grammar_equals_parse(token: bytes) -> None:
+    """The kernel's timestamp grammar alone gives parse_timestamp's instant, or none."""
+    assert native.compiled is not None
+    assert native.compiled.parse_timestamp(token) == parse_timestamp(token)
+
+
+def test_many_examples_then_counted_natively() -> None:
+    """Past five examples of a reason the kernel counts the lines itself: still the same."""
+    lines = [b"2025-07-22T12:00:00Z INFO a b"]
+    for k in range(40):
+        lines += [b"x y", b"bad-stamp INFO a b", b"2025-07-22T12:00:00Z INFO \xff b",
+                  strategies.log_line(NOON - 3600 * (k % 3), b"INFO", b"a", b"b"),
+                  strategies.log_line(NOON + 10**6, b"INFO", b"a", b"b"), b"", b" \r"]
+    content = b"\n".join(lines) + b"\n"
+    for chunk in (64, 1 << 25):
+        map_both(content, Settings(), chunk, 1 << 20,
+                 lambda split: [facts(map_split(split, Settings()))])
+
+
+def test_env_chooses_the_mapper() -> None:
+    """MAPREDUCE_LOGS_KERNEL=python forces the pure path; the kernel is used otherwise."""
+    split = Split(os.devnull, 0, None, 0)
+    with mock.patch.dict(os.environ, {native.ENV: "python"}):
+        assert scan.Scanner(split, Settings()).kernel is None
+        assert native.name(Settings()) == "python"
+    for value in ("compiled", "", "auto"):
+        with mock.patch.dict(os.environ, {native.ENV: value}):
+            assert scan.Scanner(split, Settings()).kernel is not None
+            assert native.name(Settings()) == "compiled"
+    assert not native.applies(Settings(window=native.MAX_WINDOW + 1))
+
+
+def test_compiled_missing_is_a_clear_error() -> None:
+    """Insisting on the compiled kernel where it was not built is an error that says so."""
+    with mock.patch.object(native, "compiled", None), \
+            mock.patch.dict(os.environ, {native.ENV: "compiled"}), \
+            pytest.raises(native.KernelUnavailableError, match="not built"):
+        native.applies(Settings())
+
+
+@pytest.mark.parametrize(("buf", "pos", "end"), [
+    (b"a\n", 0, 3), (b"a\n", 3, 2), (b"a\n", -1, 2), (b"a\n", 0, -1), (b"ab", 0, 2),
+    (b"a\nb", 0, 3),
+])
+def test_scan_refuses_a_bad_range(buf: bytes, pos: int, end: int) -> None:
+    """Positions outside the buffer, or a block not ending in a newline: ValueError, no read."""
+    assert native.compiled is not None
+    k = native.compiled.Kernel(60, 0, 0)
+    with pytest.raises(ValueError, match="newline"):
+        k.scan(buf, pos, end, None, 0)
+
+
+def test_drain_empties_the_kernel() -> None:
+    """After drain the counts start again from zero."""
+    assert native.compiled is not None
+    k = native.compiled.Kernel(60, 0, 0)
+    block = b"2025-07-22T12:00:00Z INFO a b\n" * 3
+    status, *_ = k.scan(block, 0, len(block), 0, 0)
+    assert status == native.compiled.DONE
+    first = k.drain()
+    assert (first["valid"], first["users"], first["user_lines"]) == (3, {b"b": 3}, {(b"b", 29219760): 3})
+    second = k.drain()
+    assert (second["lines"], second["users"], second["min_ts"]) == (0, {}, None)
+
+
+@pytest.mark.parametrize("kernel", ["compiled", "python"])
+def test_metrics_say_which_mapper_ran(tmp_path: Any, kernel: str) -> None:
+    """metrics.json has "kernel": the mapper MAPREDUCE_LOGS_KERNEL chose; the outputs agree."""
+    (tmp_path / "a.log").write_bytes(b"2025-07-22T12:00:00Z INFO auth u1\n")
+    out = tmp_path / "out"
+    with mock.patch.dict(os.environ, {native.ENV: kernel}):
+        assert main(["run", str(tmp_path / "a.log"), "--quiet", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["kernel"] == kernel
+    assert json.loads((out / "summary.json").read_text())["user_counts"] == {"u1": 1}
