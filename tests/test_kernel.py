@@ -189,6 +189,19 @@ def test_many_examples_then_counted_natively() -> None:
                  lambda split: [facts(map_split(split, Settings()))])
 
 
+@settings(max_examples=strategies.examples(40))
+@given(content=contents(mixed_lines, 60, (1, 5, 30)), threshold=st.sampled_from([1, 3, 64]))
+def test_compacted_hits_equal(content: bytes, threshold: int) -> None:
+    """The (user, window) list compacted (sorted, summed) every few lines: still the same."""
+    assert native.compiled is not None
+    old = native.compiled.set_compact_threshold(threshold)
+    try:
+        map_both(content, Settings(window=1), 1 << 25, 1 << 20,
+                 lambda split: [facts(map_split(split, Settings(window=1)))])
+    finally:
+        native.compiled.set_compact_threshold(old)
+
+
 def test_env_chooses_the_mapper() -> None:
     """MAPREDUCE_LOGS_KERNEL=python forces the pure path; the kernel is used otherwise."""
     split = Split(os.devnull, 0, None, 0)

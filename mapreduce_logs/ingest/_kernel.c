@@ -220,6 +220,129 @@ static Pair *pairs_find(PairTable *t, uint32_t index, int64_t window) {
     }
 }
 
+
+/* --- (string index, window) hits, appended per line and sorted when read ------------------ */
+
+/* Appending costs one sequential write a line, where a hash table keyed by (user, window) costs
+ * a cache miss: on uniform traffic nearly every line is a new pair. The list is sorted (radix)
+ * and its equal pairs summed when it is drained, or earlier when it grows past compact_at. */
+typedef struct {
+    int64_t window;
+    uint32_t id;
+    uint32_t count;
+} Hit;
+
+typedef struct {
+    Hit *items, *spare;
+    size_t n, cap, compact_at;
+} HitList;
+
+static size_t compact_threshold = (size_t)1 << 20;
+
+static void hits_free(HitList *h) {
+    PyMem_Free(h->items);
+    PyMem_Free(h->spare);
+    memset(h, 0, sizeof *h);
+}
+
+static int hit_cmp(const void *a, const void *b) {
+    const Hit *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    if (x->window != y->window) return x->window < y->window ? -1 : 1;
+    return 0;
+}
+
+/* Sorts items[0:n) by (id, window): LSD radix on 16-bit digits of id << 32 | window - low
+ * when the windows span less than 2^32, else qsort. -1 when out of memory. */
+static int hits_sort(HitList *h) {
+    size_t n = h->n;
+    if (n < 2) return 0;
+    int64_t low = h->items[0].window, high = low;
+    for (size_t i = 1; i < n; i++) {
+        int64_t w = h->items[i].window;
+        if (w < low) low = w;
+        if (w > high) high = w;
+    }
+    if ((uint64_t)high - (uint64_t)low > 0xFFFFFFFFu || n < 256) {
+        qsort(h->items, n, sizeof(Hit), hit_cmp);
+        return 0;
+    }
+    if (!h->spare) {
+        h->spare = PyMem_Malloc(h->cap * sizeof(Hit));
+        if (!h->spare) return -1;
+    }
+    size_t *counts = PyMem_Malloc(65536 * sizeof(size_t));
+    if (!counts) return -1;
+    Hit *src = h->items, *dst = h->spare;
+    for (int pass = 0; pass < 4; pass++) {
+        int shift = 16 * pass;
+        memset(counts, 0, 65536 * sizeof(size_t));
+        for (size_t i = 0; i < n; i++) {
+            uint64_t key = ((uint64_t)src[i].id << 32) | (uint32_t)((uint64_t)src[i].window - (uint64_t)low);
+            counts[(key >> shift) & 0xFFFF]++;
+        }
+        if (counts[(((((uint64_t)src[0].id << 32) | (uint32_t)((uint64_t)src[0].window - (uint64_t)low))) >> shift) & 0xFFFF] == n)
+            continue; /* every key has this digit */
+        size_t sum = 0;
+        for (size_t d = 0; d < 65536; d++) {
+            size_t c = counts[d];
+            counts[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint64_t key = ((uint64_t)src[i].id << 32) | (uint32_t)((uint64_t)src[i].window - (uint64_t)low);
+            dst[counts[(key >> shift) & 0xFFFF]++] = src[i];
+        }
+        Hit *t = src;
+        src = dst;
+        dst = t;
+    }
+    PyMem_Free(counts);
+    if (src != h->items) {
+        h->spare = h->items;
+        h->items = src;
+    }
+    return 0;
+}
+
+/* Sorts and sums equal pairs in place (a count stops at 2^32 - 1; the next entry goes on). */
+static int hits_compact(HitList *h) {
+    if (hits_sort(h) < 0) return -1;
+    size_t out = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        Hit *x = &h->items[i];
+        if (out && h->items[out - 1].id == x->id && h->items[out - 1].window == x->window &&
+            h->items[out - 1].count <= 0xFFFFFFFFu - x->count)
+            h->items[out - 1].count += x->count;
+        else
+            h->items[out++] = *x;
+    }
+    h->n = out;
+    return 0;
+}
+
+static int hits_add(HitList *h, uint32_t id, int64_t window) {
+    if (!h->compact_at) h->compact_at = compact_threshold;
+    if (h->n >= h->compact_at) {
+        if (hits_compact(h) < 0) return -1;
+        if (h->n * 2 > h->compact_at) h->compact_at = h->n * 2; /* mostly distinct: let it grow */
+    }
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 4096;
+        Hit *items = PyMem_Realloc(h->items, cap * sizeof(Hit));
+        if (!items) return -1;
+        h->items = items;
+        h->cap = cap;
+        PyMem_Free(h->spare);
+        h->spare = NULL;
+    }
+    Hit *x = &h->items[h->n++];
+    x->window = window;
+    x->id = id;
+    x->count = 1;
+    return 0;
+}
+
 /* --- the grammar --------------------------------------------------------------------------- */
 
 static inline int is_space(unsigned char c) {
@@ -383,7 +506,7 @@ typedef struct {
     i128 future_after;            /* ns: a line stamped later is future_timestamp */
     i128 skew;                    /* ns: --clock-skew */
     StrTable users, services;
-    PairTable user_windows;    /* (user, window) -> lines in a */
+    HitList user_windows;      /* (user, window) of every valid line, summed when drained */
     PairTable service_windows; /* (service, window) -> errors in a, other lines in b */
     uint64_t lines, valid, blank, backwards, future;
     uint64_t malformed[N_REASONS];
@@ -396,7 +519,7 @@ typedef struct {
 static void kernel_clear(Kernel *k) {
     strtab_free(&k->users);
     strtab_free(&k->services);
-    pairs_free(&k->user_windows);
+    hits_free(&k->user_windows);
     pairs_free(&k->service_windows);
     k->lines = k->valid = k->blank = k->backwards = k->future = 0;
     memset(k->malformed, 0, sizeof k->malformed);
@@ -556,15 +679,13 @@ static PyObject *Kernel_scan(Kernel *self, PyObject *args) {
         int64_t window = floor_div(sec, width);
         Py_ssize_t user = strtab_find(&self->users, buf + f[3].start, f[3].len);
         Py_ssize_t service = user < 0 ? -1 : strtab_find(&self->services, buf + f[2].start, f[2].len);
-        Pair *uw = service < 0 ? NULL : pairs_find(&self->user_windows, (uint32_t)user, window);
-        Pair *sw = uw ? pairs_find(&self->service_windows, (uint32_t)service, window) : NULL;
-        if (!sw) {
+        Pair *sw = service < 0 ? NULL : pairs_find(&self->service_windows, (uint32_t)service, window);
+        if (!sw || hits_add(&self->user_windows, (uint32_t)user, window) < 0) {
             PyErr_NoMemory();
             goto out;
         }
         self->users.entries[user].count++;
         self->services.entries[service].count++;
-        uw->a++;
         if (level >= FIRST_ERROR_LEVEL)
             sw->a++;
         else
@@ -691,6 +812,33 @@ static int pairs_into(PairTable *t, PyObject *names, int which, PyObject *dict, 
     return 0;
 }
 
+
+/* Adds (names[id], window) -> count into ``dict`` for every pair of the list, sorted first. */
+static int hits_into(HitList *h, PyObject *names, PyObject *dict) {
+    if (hits_sort(h) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t i = 0;
+    while (i < h->n) {
+        Hit *x = &h->items[i];
+        uint64_t total = 0;
+        size_t j = i;
+        while (j < h->n && h->items[j].id == x->id && h->items[j].window == x->window)
+            total += h->items[j++].count;
+        PyObject *w = PyLong_FromLongLong(x->window);
+        PyObject *key = w ? PyTuple_Pack(2, PyList_GET_ITEM(names, (Py_ssize_t)x->id), w) : NULL;
+        Py_XDECREF(w);
+        if (!key || add_count(dict, key, total) < 0) {
+            Py_XDECREF(key);
+            return -1;
+        }
+        Py_DECREF(key);
+        i = j;
+    }
+    return 0;
+}
+
 /* Puts ``value`` (a new reference, or NULL after an error) into ``out`` and releases it. */
 static int put(PyObject *out, const char *name, PyObject *value) {
     if (!value) return -1;
@@ -758,7 +906,7 @@ static PyObject *Kernel_drain(Kernel *self, PyObject *Py_UNUSED(ignored)) {
     if (!(user_lines = PyDict_New()) || !(errors = PyDict_New()) || !(others = PyDict_New()) ||
         !(windows = PyDict_New()))
         goto fail;
-    if (pairs_into(&self->user_windows, users, 0, user_lines, NULL) < 0 ||
+    if (hits_into(&self->user_windows, users, user_lines) < 0 ||
         pairs_into(&self->service_windows, services, 0, errors, windows) < 0 ||
         pairs_into(&self->service_windows, services, 1, others, NULL) < 0)
         goto fail;
@@ -823,7 +971,22 @@ static PyTypeObject KernelType = {
     .tp_methods = Kernel_methods,
 };
 
+/* set_compact_threshold(n): hits kept before the first compaction (tests make it tiny). */
+static PyObject *kernel_set_compact_threshold(PyObject *Py_UNUSED(module), PyObject *arg) {
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 1) {
+        PyErr_SetString(PyExc_ValueError, "the threshold must be at least 1");
+        return NULL;
+    }
+    Py_ssize_t old = (Py_ssize_t)compact_threshold;
+    compact_threshold = (size_t)n;
+    return PyLong_FromSsize_t(old);
+}
+
 static PyMethodDef module_methods[] = {
+    {"set_compact_threshold", kernel_set_compact_threshold, METH_O,
+     "Hits kept before the first compaction; returns the previous value (tests)."},
     {"parse_timestamp", kernel_parse_timestamp, METH_O, "The kernel's timestamp grammar (tests)."},
     {NULL, NULL, 0, NULL},
 };
