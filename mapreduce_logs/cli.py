@@ -23,6 +23,7 @@ from .engine import (
     workers_within,
 )
 from .metrics import Clock, MemorySampler, run_metrics
+from .page import build_page, page_data
 from .partial import Partial
 from .report import build_anomalies, build_summary, shown, to_json, write_atomic
 from .settings import Settings
@@ -187,7 +188,7 @@ def _say(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
-OUTPUTS = ("summary.json", "anomalies.json", "metrics.json")
+OUTPUTS = ("summary.json", "anomalies.json", "metrics.json", "report.html")
 
 
 def run_main(args: argparse.Namespace) -> int:
@@ -218,7 +219,7 @@ def run_main(args: argparse.Namespace) -> int:
         with _progress(files, show_progress) as advance:
             partial = run_files(files, settings, executor, progress=advance, stats=stats,
                                 spill_dir=args.spill_dir or args.out)
-        _summary, anomalies = _write_outputs(partial, settings, args.out, stats.stages)
+        summary, anomalies = _write_outputs(partial, settings, args.out, stats.stages)
     for path, reason in unlisted.items():
         partial.failures.setdefault(path, reason)
     metrics = run_metrics(
@@ -227,6 +228,8 @@ def run_main(args: argparse.Namespace) -> int:
         failures={shown(path): reason for path, reason in partial.failures.items()},
     )
     write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
+    page = build_page(page_data(partial, summary, anomalies, settings.window, metrics))
+    write_atomic(os.path.join(args.out, "report.html"), page)
     for path, reason in sorted(partial.failures.items()):
         _say(f"could not read {path}: {reason}")
     if not args.quiet:

@@ -108,6 +108,97 @@ class Segment:
         )
 
 
+TIMELINE_BUCKETS = 8192
+"""Most buckets a Timeline holds: past it, its buckets are made wider."""
+
+NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+               43200, 86400, 604800, 1209600, 2419200)
+"""Bucket widths in seconds a person reads at a glance (up to 4 weeks; then doubled)."""
+
+
+def bucket_width(window: int, level: int) -> int:
+    """Seconds in a Timeline bucket of ``level``: ``window`` at level 0, then each width the
+    smallest nice multiple of the one before (at most 12 times it), else twice it. Each width
+    divides the next, so buckets of one level are whole buckets of the level below."""
+    width = window
+    for _ in range(level):
+        nice = next((n for n in NICE_WIDTHS if n > width and n % width == 0), None)
+        width = nice if nice is not None and nice <= 12 * width else 2 * width
+    return width
+
+
+@dataclass(slots=True)
+class Timeline:
+    """Valid lines and ERROR/CRITICAL/FATAL lines per bucket of windows, over the whole run.
+
+    A bucket of ``level`` is ``bucket_width(window, level)`` seconds aligned to the UTC epoch
+    (key: its start // its width). It never holds more than TIMELINE_BUCKETS buckets: past
+    that, every bucket goes up a level. Merging takes the higher level of the two and goes up
+    while there are too many, so a timeline is at the lowest level where all its lines fit:
+    the same whatever the order of the merges, with every count exact for its bucket.
+    """
+
+    window: int = 0
+    """The --window in seconds (0: empty, takes the other's on merge)."""
+    level: int = 0
+    lines: dict[int, int] = field(default_factory=dict)
+    errors: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, window: int, lines: Mapping[int, int], errors: Mapping[int, int]) -> Timeline:
+        """The timeline of lines and errors per window index (no line: the empty timeline)."""
+        if not lines:
+            return cls()
+        out = cls(window, 0, dict(lines), dict(errors))
+        out._fit()
+        return out
+
+    @property
+    def width(self) -> int:
+        """Seconds per bucket."""
+        return bucket_width(self.window, self.level) if self.window else 0
+
+    def raised(self, level: int) -> Timeline:
+        """This timeline with buckets of ``level`` (>= its own)."""
+        if level == self.level or not self.window:
+            return Timeline(self.window, level, dict(self.lines), dict(self.errors))
+        factor = bucket_width(self.window, level) // self.width
+        return Timeline(self.window, level, _rekeyed(self.lines, factor),
+                        _rekeyed(self.errors, factor))
+
+    def _fit(self) -> None:
+        while len(self.lines) > TIMELINE_BUCKETS:
+            wider = self.raised(self.level + 1)
+            self.level, self.lines, self.errors = wider.level, wider.lines, wider.errors
+
+    def update(self, other: Timeline) -> None:
+        """Add ``other`` into this timeline (same window, or either empty)."""
+        if not other.lines:
+            return
+        if not self.lines:
+            self.window, self.level = other.window, other.level
+            self.lines, self.errors = dict(other.lines), dict(other.errors)
+            return
+        if other.window != self.window:
+            raise ValueError("timelines of different windows cannot be merged")
+        if other.level > self.level:
+            wider = self.raised(other.level)
+            self.level, self.lines, self.errors = wider.level, wider.lines, wider.errors
+        if other.level < self.level:
+            other = other.raised(self.level)
+        add_counts(self.lines, other.lines)
+        add_counts(self.errors, other.errors)
+        self._fit()
+
+
+def _rekeyed(counts: Mapping[int, int], factor: int) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for key, n in counts.items():
+        wide = key // factor
+        out[wide] = out.get(wide, 0) + n
+    return out
+
+
 def add_counts(total: dict[K, int], more: Mapping[K, int]) -> None:
     """Add ``more`` into ``total`` key by key, like ``Counter.update``, in C loops but one.
 
@@ -186,6 +277,9 @@ class Partial:
     """window index -> valid lines."""
     user_lines: Counter[tuple[bytes, int]] = field(default_factory=Counter)
     """(user, window index) -> valid lines."""
+    timeline: Timeline = field(default_factory=Timeline)
+    """Valid and error lines over time, in at most TIMELINE_BUCKETS buckets (the report's
+    timeline: ``window_lines`` may be millions of windows, and is not kept once digested)."""
     segments: dict[Source, list[Segment]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     """path -> why it could not be read (whole or in part)."""
@@ -217,6 +311,7 @@ class Partial:
         add_counts(self.service_others, other.service_others)
         add_counts(self.window_lines, other.window_lines)
         add_counts(self.user_lines, other.user_lines)
+        self.timeline.update(other.timeline)
         if self.clock_skew_ns is None:
             self.clock_skew_ns = other.clock_skew_ns
         skew = DEFAULT_SKEW_NS if self.clock_skew_ns is None else self.clock_skew_ns

@@ -26,7 +26,7 @@ from .parse import (
     example_text,
     parse_line,
 )
-from .partial import MAX_EXAMPLES, Partial, Segment
+from .partial import MAX_EXAMPLES, Partial, Segment, Timeline
 from .settings import Settings
 from .split import Split
 
@@ -123,6 +123,8 @@ class Scanner:
         self.flushed = 0
         self.trim = False
         self.tokens: Collection[bytes] | None = None
+        self.window_errors: Counter[int] = Counter()
+        """window index -> ERROR, CRITICAL and FATAL lines, for the timeline made at the end."""
 
     def read_all(self, f: io.BufferedIOBase) -> None:
         remaining = -1 if self.split.end is None else self.split.end - self.split.start
@@ -169,6 +171,7 @@ class Scanner:
             self.line(self.carry)
             self.carry = b""
         p = self.partial
+        p.timeline = Timeline.of(self.settings.window, p.window_lines, self.window_errors)
         p.bytes_read = self.read
         self.segment.end = self.split.start + self.read
         p.segments[(self.split.path, self.split.generation)] = [self.segment]
@@ -290,11 +293,13 @@ class Scanner:
         for level, n in Counter(levels).items():
             p.levels[LEVELS[level]] += n
         is_error = map(fast.ERROR_TOKENS.__contains__, levels)
+        window_errors = self.window_errors
         for (service, error, window), n in Counter(zip(services, is_error, window_of, strict=True)).items():
             p.services[service] += n
             p.window_lines[window] += n
             if error:
                 p.service_errors[(service, window)] += n
+                window_errors[window] += n
             else:
                 p.service_others[(service, window)] += n
         low, high = seconds[min(stamps)] * NS, seconds[max(stamps)] * NS
@@ -370,6 +375,7 @@ class Scanner:
             window = ts // self.window_ns
             if level in ERROR_LEVELS:
                 p.service_errors[(service, window)] += 1
+                self.window_errors[window] += 1
             else:
                 p.service_others[(service, window)] += 1
             p.window_lines[window] += 1

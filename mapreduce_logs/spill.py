@@ -141,6 +141,8 @@ class Digest:
     distinct_users: int
     spikes: list[Found]
     bursts: list[Found]
+    service_errors: dict[bytes, int] | None = None
+    """ERROR, CRITICAL and FATAL lines of each of ``top_services`` (None: not counted)."""
 
     def check(self, settings: Settings) -> None:
         """Refuse to report with settings this digest was not computed for."""
@@ -158,6 +160,8 @@ class PartDigest(NamedTuple):
     spikes: list[Found]
     share: float
     """The busiest share among their users: the run's is the largest of these."""
+    service_errors: Mapping[bytes, int] = {}
+    """Error lines of each of ``top_services``."""
 
 
 def digest_tables(
@@ -168,6 +172,8 @@ def digest_tables(
 ) -> PartDigest:
     """Digest one partition (every window of each of its subjects is in it)."""
     services = subject_totals(tables.service_errors, tables.service_others)
+    top_services = top_of(services, settings.top)
+    errors = _errors_of(tables.service_errors, {s for s, _ in top_services})
     windows = Counter(map(itemgetter(0), tables.user_lines))
     table = functools.partial(_table_of, window_lines)
     own = user_share(tables.user_lines, window_lines, settings, windows, table)
@@ -177,13 +183,24 @@ def digest_tables(
     # reported burst, and only windows of runs with burst_min_lines lines or more.
     put_candidates(burst_candidates(tables.user_lines, window_lines, own, settings, users, table))
     return PartDigest(
-        top_services=top_of(services, settings.top),
+        top_services=top_services,
         top_users=top_of(users, settings.top),
         distinct_services=len(services),
         distinct_users=len(users),
         spikes=spikes(tables.service_errors, tables.service_others, settings),
         share=own,
+        service_errors=errors,
     )
+
+
+def _errors_of(service_errors: Mapping[Key, int], services: set[bytes]) -> dict[bytes, int]:
+    """Error lines of each of ``services`` (a few), summed over their windows."""
+    errors = dict.fromkeys(services, 0)
+    if services:
+        for (service, _), n in service_errors.items():
+            if service in errors:
+                errors[service] += n
+    return errors
 
 
 def digest_subject(
@@ -209,6 +226,7 @@ def digest_subject(
         distinct_users=len(users),
         spikes=heavy.spikes(subject, settings) if services else [],
         share=share,
+        service_errors={subject.name: int(subject.counts[1].sum())} if services else {},
     )
 
 
@@ -242,13 +260,16 @@ def combine(parts: Iterable[PartDigest], k: int) -> PartDigest:
     """The digest of the union of disjoint partitions."""
     out = PartDigest([], [], 0, 0, [], 0.0)
     for part in parts:
+        top_services = top_k(itertools.chain(out.top_services, part.top_services), k)
+        errors = {**out.service_errors, **part.service_errors}
         out = PartDigest(
-            top_services=top_k(itertools.chain(out.top_services, part.top_services), k),
+            top_services=top_services,
             top_users=top_k(itertools.chain(out.top_users, part.top_users), k),
             distinct_services=out.distinct_services + part.distinct_services,
             distinct_users=out.distinct_users + part.distinct_users,
             spikes=out.spikes + part.spikes,
             share=max(out.share, part.share),
+            service_errors={s: errors.get(s, 0) for s, _ in top_services},
         )
     return out
 
@@ -272,6 +293,7 @@ def finish(
         distinct_users=part.distinct_users,
         spikes=part.spikes,
         bursts=found_bursts,
+        service_errors={s: part.service_errors.get(s, 0) for s, _ in part.top_services},
     )
 
 

@@ -50,6 +50,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from types import FrameType
+from typing import Any
 
 from watchdog.observers.api import BaseObserver
 
@@ -62,6 +63,7 @@ from .engine import (
     workers_within,
 )
 from .metrics import Clock, MemorySampler, give_back_free_memory, run_metrics
+from .page import build_page, page_data
 from .partial import Partial
 from .report import build_anomalies, build_summary, to_json, write_atomic
 from .scan import map_split
@@ -765,6 +767,18 @@ class Watcher:
         anomalies = build_anomalies(view, self.settings)
         self.anomaly_counts = anomalies["counts"]
         write_atomic(os.path.join(self.out, "anomalies.json"), to_json(anomalies))
+        summary = build_summary(view, self.settings)
+        page = build_page(page_data(view, summary, anomalies, self.settings.window, self._figures()))
+        write_atomic(os.path.join(self.out, "report.html"), page)
+
+    def _figures(self) -> dict[str, Any]:
+        """The run figures the page shows: what this watcher has read so far."""
+        figures: dict[str, Any] = {"workers": self.workers, "chunks": self.chunks,
+                                   "bytes read by this watcher": self.bytes_read,
+                                   "lines read by this watcher": self.lines_read}
+        if self.memory is not None:
+            figures["peak_memory_mb"] = round(self.memory() / 1e6, 1)
+        return figures
 
 
 def _done(rec: FileRecord, sig: tuple[int, int]) -> bool:

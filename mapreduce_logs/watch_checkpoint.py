@@ -41,7 +41,7 @@ from .watch_state import FileRecord, State
 from .watch_store import PIECE_PREFIX, CountStore, StoreError, remove_pieces
 from .windows import WINDOW_BUFFER, WindowLines
 
-FORMAT = 5
+FORMAT = 6
 DATABASE = "state.sqlite"
 WAL_KEPT = 64 << 20
 """Bytes of write-ahead log left on disk after it is copied into the database."""

@@ -121,7 +121,7 @@ class Pending:
 
 
 SMALL_FIELDS = ("files", "bytes_read", "lines", "valid", "blank", "levels", "hours", "min_ts",
-                "max_ts", "malformed", "unknown_levels", "failures")
+                "max_ts", "malformed", "unknown_levels", "failures", "timeline")
 """The fields of the committed Partial saved as one piece (``window_lines`` and ``segments``
 are saved by window and by source, the high-cardinality counters by the store)."""
 

@@ -717,6 +717,10 @@ class CountStore:
         )
         if not anomalies:
             return finish(part, [], window_lines, self.settings)
+        part = part._replace(service_errors={
+            service: int(self.db.execute(
+                "SELECT total(errors) FROM service_windows WHERE service = ?", (service,)).fetchone()[0])
+            for service, _ in part.top_services})
         for service in sorted(self.unjudged):
             self._judge(service)
         self.unjudged.clear()

@@ -281,7 +281,7 @@ def test_run_writes_the_outputs_and_the_report(tmp_path: Path,
     status, stdout, err = run(["run", str(data), "--out", str(out), "--workers", "1"], capsys)
     assert status == 0
     assert stdout == ""
-    assert sorted(os.listdir(out)) == ["anomalies.json", "metrics.json", "summary.json"]
+    assert sorted(os.listdir(out)) == ["anomalies.json", "metrics.json", "report.html", "summary.json"]
     summary, anomalies = reference.documents(reference.list_folder(str(data)))
     assert (out / "summary.json").read_bytes() == summary
     assert (out / "anomalies.json").read_bytes() == anomalies
@@ -522,4 +522,4 @@ def test_subprocess_run(tmp_path: Path) -> None:
     assert (out / "summary.json").read_bytes() == summary
     assert (out / "anomalies.json").read_bytes() == anomalies
     assert set(read_json(out / "metrics.json")) >= METRIC_KEYS
-    assert sorted(os.listdir(out)) == ["anomalies.json", "metrics.json", "summary.json"]
+    assert sorted(os.listdir(out)) == ["anomalies.json", "metrics.json", "report.html", "summary.json"]

@@ -1,0 +1,788 @@
+"""report.html: the run at a glance in one self-contained page (pure: documents in, bytes out).
+
+Everything is drawn here, in Python: the charts are inline SVG, the style is one inline sheet,
+and there is no script, font, image or link that leaves the page, so it reads the same mailed,
+archived, or opened with JavaScript off. Every chart has its numbers in a table too.
+
+The page is bounded whatever the input: the timeline has at most MAX_POINTS points (buckets of
+windows summed, totals kept), tables are capped with their full counts said, and names from
+the logs are cut to a length. Should a page still pass MAX_BYTES (names full of characters
+that escape long, say), it is made again with tighter limits until it fits.
+
+Apart from the run figures (time, memory: their own section), the same documents give the same
+bytes: nothing here depends on the clock, the workers or the order work finished in.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .parse import days_from_civil
+from .partial import Partial, Timeline, bucket_width
+
+MAX_BYTES = 2_000_000
+"""Largest page written."""
+MAX_POINTS = 2000
+"""Most points the timeline is drawn from."""
+WINDOW_TYPES = ("error_spike", "user_burst")
+"""The anomalies drawn on the timeline."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much of each list the page shows; ``tighter()`` when a page came out too big."""
+
+    name_chars: int = 160
+    """Longest name, path or example text shown (longer ones are cut, with an ellipsis)."""
+    rows_per_type: int = 100
+    """Anomalies listed per type."""
+    examples: int = 5
+    """Examples shown per anomaly or malformed reason."""
+    inputs: int = 100
+    """Input files listed."""
+    top: int = 50
+    """Services and users drawn and listed."""
+    marker_names: int = 3
+    """Subjects named in a timeline marker's tooltip."""
+    timeline_table: bool = True
+    """The timeline's numbers as a table (one row per point with lines)."""
+
+    def tighter(self) -> Limits:
+        return Limits(
+            name_chars=max(16, self.name_chars // 2),
+            rows_per_type=max(5, self.rows_per_type // 2),
+            examples=max(0, self.examples - 2),
+            inputs=max(5, self.inputs // 2),
+            top=max(5, self.top // 2),
+            marker_names=max(0, self.marker_names - 1),
+            timeline_table=self.timeline_table and self.rows_per_type > 25,
+        )
+
+
+@dataclass(frozen=True)
+class PageData:
+    """What the page shows: the two documents and what the run knows besides them."""
+
+    summary: Mapping[str, Any]
+    anomalies: Mapping[str, Any]
+    timeline: Timeline = field(default_factory=Timeline)
+    inputs: Sequence[tuple[str, int]] = ()
+    """(file name as shown, bytes read) of each input, in path order."""
+    failures: Mapping[str, str] = field(default_factory=dict)
+    """file name as shown -> why it could not be read."""
+    service_errors: Mapping[str, int] | None = None
+    """ERROR, CRITICAL and FATAL lines of each top service (None: not known)."""
+    metrics: Mapping[str, Any] | None = None
+    """The run figures (metrics.json), if any: the only part that changes from run to run."""
+    window: int = 60
+
+
+def page_data(
+    partial: Partial,
+    summary: Mapping[str, Any],
+    anomalies: Mapping[str, Any],
+    window: int,
+    metrics: Mapping[str, Any] | None = None,
+) -> PageData:
+    """The page's data from a finished run's Partial and its documents."""
+    from .report import shown
+
+    sizes: dict[str, int] = {}
+    for (path, _), segments in partial.segments.items():
+        name = shown(path)
+        sizes[name] = sizes.get(name, 0) + sum(s.end - s.start for s in segments)
+    errors: dict[str, int] | None = None
+    if partial.digest is not None:
+        known = partial.digest.service_errors
+        if known is not None:
+            errors = {k.decode("utf-8", "replace"): v for k, v in known.items()}
+    else:
+        totals: dict[bytes, int] = {}
+        for (service, _), n in partial.service_errors.items():
+            totals[service] = totals.get(service, 0) + n
+        errors = {k.decode("utf-8", "replace"): v for k, v in totals.items()}
+    return PageData(
+        summary=summary,
+        anomalies=anomalies,
+        timeline=partial.timeline,
+        inputs=sorted(sizes.items()),
+        failures={shown(path): why for path, why in sorted(partial.failures.items())},
+        service_errors=errors,
+        metrics=metrics,
+        window=window,
+    )
+
+
+def build_page(data: PageData, limits: Limits | None = None) -> bytes:
+    """The page as UTF-8 bytes, at most MAX_BYTES."""
+    limits = limits or Limits()
+    for _ in range(12):
+        page = render(data, limits).encode("utf-8")
+        if len(page) <= MAX_BYTES:
+            return page
+        limits = limits.tighter()
+    raise ValueError("report.html does not fit in its size limit")  # pragma: no cover
+
+
+# --- text ------------------------------------------------------------------------------------
+
+_CONTROLS = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}
+_CONTROLS[0x7F] = 0x2421
+_CONTROLS.update({c: 0xFFFD for c in range(0x80, 0xA0)})
+
+
+def text(value: object, limit: int | None = None) -> str:
+    """``value`` as HTML text: cut to ``limit`` characters, control characters shown as
+    symbols (a NUL or an escape sequence is not markup either), then escaped."""
+    s = str(value)
+    if limit is not None and len(s) > limit:
+        s = s[: max(1, limit - 1)] + "\u2026"
+    s = s.translate(_CONTROLS)
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in s):
+        s = s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        s = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
+    return html.escape(s, quote=True)
+
+
+def number(n: float) -> str:
+    return f"{n:,}" if isinstance(n, int) else f"{n:,.2f}".rstrip("0").rstrip(".")
+
+
+def share(part: int, whole: int) -> str:
+    return "\u2013" if whole <= 0 else f"{100 * part / whole:.1f}%"
+
+
+def duration(seconds: int) -> str:
+    """A bucket width for a person: ``1 min``, ``2 h``, ``1 day``, ``4 weeks``."""
+    for unit, size in (("week", 604800), ("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            n = seconds // size
+            return f"{n:,} {unit}{'s' if n != 1 and unit in ('week', 'day') else ''}"
+    return f"{seconds:,} s"
+
+
+_STAMP = re.compile(r"(\d{4,5})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
+
+
+def epoch_seconds(stamp: str) -> int | None:
+    """Seconds since the epoch of a ``YYYY-MM-DDTHH:MM:SSZ`` stamp of the documents."""
+    m = _STAMP.fullmatch(stamp)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = map(int, m.groups())
+    return days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+
+
+def utc_text(seconds: int) -> str:
+    from .parse import format_utc
+
+    return format_utc(seconds * 1_000_000_000)
+
+
+# --- the timeline ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Points:
+    """The timeline as drawn: ``len(lines)`` consecutive buckets from ``start``."""
+
+    start: int
+    """Seconds since the epoch of the first bucket."""
+    width: int
+    """Seconds per bucket."""
+    lines: list[int]
+    errors: list[int]
+
+
+def points(timeline: Timeline, most: int = MAX_POINTS) -> Points | None:
+    """At most ``most`` consecutive buckets covering every line: the timeline's own, or
+    wider ones (each the sum of whole buckets) when the time range needs more."""
+    if not timeline.lines:
+        return None
+    level = timeline.level
+    low, high = min(timeline.lines), max(timeline.lines)
+    while True:
+        factor = bucket_width(timeline.window, level) // timeline.width
+        first, last = low // factor, high // factor
+        if last - first < most:
+            break
+        level += 1
+    wide = timeline.raised(level)
+    lines = [0] * (last - first + 1)
+    errors = [0] * (last - first + 1)
+    for key, n in wide.lines.items():
+        lines[key - first] = n
+    for key, n in wide.errors.items():
+        errors[key - first] = n
+    width = wide.width
+    return Points(first * width, width, lines, errors)
+
+
+@dataclass
+class Marker:
+    """Anomalies of one type starting in one bucket, drawn as one band."""
+
+    kind: str
+    first: int
+    last: int
+    indexes: list[int] = field(default_factory=list)
+
+
+def markers(anomalies: Sequence[Mapping[str, Any]], pts: Points) -> list[Marker]:
+    """One band per type and bucket where error_spikes or user_bursts begin, spanning to the
+    last bucket any of them reaches; every such anomaly is in exactly one band."""
+    bands: dict[tuple[str, int], Marker] = {}
+    n = len(pts.lines)
+    for index, item in enumerate(anomalies):
+        kind = item.get("type")
+        if kind not in WINDOW_TYPES:
+            continue
+        start = epoch_seconds(str(item.get("window_start", "")))
+        end = epoch_seconds(str(item.get("window_end", "")))
+        if start is None:
+            continue
+        end = start + 1 if end is None or end <= start else end
+        first = min(max((start - pts.start) // pts.width, 0), n - 1)
+        last = min(max((end - 1 - pts.start) // pts.width, first), n - 1)
+        band = bands.setdefault((kind, first), Marker(kind, first, last))
+        band.last = max(band.last, last)
+        band.indexes.append(index)
+    return sorted(bands.values(), key=lambda m: (WINDOW_TYPES.index(m.kind), m.first))
+
+
+def subject_of(item: Mapping[str, Any]) -> str:
+    for key in ("service", "user", "reason", "level", "file"):
+        if key in item:
+            return str(item[key])
+    return ""
+
+
+# --- the page --------------------------------------------------------------------------------
+
+
+STYLE = """
+:root{color-scheme:light dark;--bg:#fff;--fg:#1c2127;--muted:#5a6470;--line:#d5dbe1;
+--card:#f5f7f9;--lines:#2b6cb0;--errors:#c53030;--spike:#dd6b20;--burst:#805ad5;--peak:#d69e2e;
+--bar:#4a83c4;--ok:#2f855a}
+@media (prefers-color-scheme:dark){:root{--bg:#11161c;--fg:#e3e7eb;--muted:#9aa5b1;
+--line:#313a44;--card:#1a2129;--lines:#63a4ff;--errors:#fc8181;--spike:#f6ad55;--burst:#b794f4;
+--peak:#f6e05e;--bar:#63a4ff;--ok:#68d391}}
+*{box-sizing:border-box}
+body{margin:0 auto;max-width:72rem;padding:1rem;background:var(--bg);color:var(--fg);
+font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+h1{font-size:1.6rem;margin:.2rem 0 .8rem}h2{font-size:1.25rem;margin:0 0 .6rem}
+h3{font-size:1rem;margin:.8rem 0 .4rem}
+section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem;
+margin:0 0 1rem}
+nav{display:flex;flex-wrap:wrap;gap:.3rem .9rem;margin:0 0 1rem}
+a{color:var(--lines)}
+.muted,caption,.note{color:var(--muted)}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:.6rem;margin:0 0 .8rem}
+.cards div{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:.5rem .7rem}
+.cards b{display:block;font-size:1.15rem}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;width:100%;margin:.3rem 0 .6rem;font-variant-numeric:tabular-nums}
+caption{text-align:left;font-size:.9rem;padding:.2rem 0}
+th,td{border-bottom:1px solid var(--line);padding:.25rem .5rem;text-align:left;vertical-align:top}
+td.n,th.n{text-align:right;white-space:nowrap}
+code,.name{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85em;
+overflow-wrap:anywhere;word-break:break-word}
+ul.ex{margin:0;padding-left:1.1rem}
+.sev{font-weight:600;white-space:nowrap}.critical{color:var(--errors)}.warning{color:var(--spike)}
+.info{color:var(--muted)}
+tr:target{outline:2px solid var(--peak)}
+svg{display:block;width:100%;height:auto;max-width:100%}
+svg text{fill:var(--fg);font:11px system-ui,sans-serif}
+svg .axis{stroke:var(--line);stroke-width:1}
+svg .lines{fill:var(--lines);fill-opacity:.35;stroke:var(--lines);stroke-width:1}
+svg .errors{fill:var(--errors);fill-opacity:.45;stroke:var(--errors);stroke-width:1}
+svg .bar{fill:var(--bar)}svg .bar.peak{fill:var(--peak)}svg .err{fill:var(--errors)}
+svg .error_spike{fill:var(--spike);fill-opacity:.8}svg .user_burst{fill:var(--burst);fill-opacity:.8}
+svg a:focus rect,svg a:hover rect{fill-opacity:1;stroke:var(--fg)}
+.key{display:inline-block;width:.8em;height:.8em;border-radius:2px;vertical-align:-.05em;margin-right:.3em}
+.k-lines{background:var(--lines)}.k-errors{background:var(--errors)}.k-spike{background:var(--spike)}
+.k-burst{background:var(--burst)}.k-peak{background:var(--peak)}.k-bar{background:var(--bar)}
+details summary{cursor:pointer;color:var(--muted)}
+@media (max-width:40rem){body{padding:.5rem;font-size:14px}section{padding:.6rem}
+th,td{padding:.2rem .3rem}}
+@media print{:root{--bg:#fff;--fg:#000;--muted:#444;--line:#bbb;--card:#fff}
+body{max-width:none;padding:0;font-size:11pt}nav{display:none}
+section{break-inside:avoid-page;border:none;padding:0}a{color:inherit;text-decoration:none}
+.scroll{overflow:visible}}
+"""
+
+
+class Page:
+    """The page's parts, written in order into a list of strings."""
+
+    def __init__(self, data: PageData, limits: Limits) -> None:
+        self.data = data
+        self.limits = limits
+        self.out: list[str] = []
+        self.summary = data.summary
+        self.items: list[Mapping[str, Any]] = list(data.anomalies.get("anomalies", []))
+        self.shown_rows: set[int] = set()
+        per_type: dict[str, int] = {}
+        for index, item in enumerate(self.items):
+            kind = str(item.get("type"))
+            if per_type.get(kind, 0) < limits.rows_per_type:
+                per_type[kind] = per_type.get(kind, 0) + 1
+                self.shown_rows.add(index)
+
+    def w(self, *parts: str) -> None:
+        self.out.extend(parts)
+
+    def name(self, value: object) -> str:
+        return text(value, self.limits.name_chars)
+
+    def link(self, index: int) -> str:
+        """Where anomaly ``index`` is listed: its row, or the table when it is past the cap."""
+        return f"#a{index}" if index in self.shown_rows else "#anomalies"
+
+    def render(self) -> str:
+        totals = self.summary.get("totals", {})
+        self.w("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
+               "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
+               "<meta name=\"color-scheme\" content=\"light dark\">\n",
+               f"<title>mapreduce-logs report: {number(totals.get('lines', 0))} lines</title>\n",
+               f"<style>{STYLE}</style>\n</head>\n<body>\n")
+        self.w("<header><h1>Log report</h1></header>\n<nav aria-label=\"Sections\">",
+               "<a href=\"#read\">Read</a><a href=\"#totals\">Totals</a>",
+               "<a href=\"#levels\">Levels</a><a href=\"#hours\">Hours</a>",
+               "<a href=\"#timeline\">Timeline</a><a href=\"#services\">Services</a>",
+               "<a href=\"#users\">Users</a><a href=\"#anomalies\">Anomalies</a>",
+               "<a href=\"#run\">Run figures</a></nav>\n<main>\n")
+        self.read_section()
+        self.totals_section()
+        self.levels_section()
+        self.hours_section()
+        self.timeline_section()
+        self.top_section("services", "Services", "service_counts", "distinct_services")
+        self.top_section("users", "Users", "user_counts", "distinct_users")
+        self.anomalies_section()
+        self.run_section()
+        self.w("</main>\n</body>\n</html>\n")
+        return "".join(self.out)
+
+    # --- sections ------------------------------------------------------------------------
+
+    def read_section(self) -> None:
+        s = self.summary
+        totals = s.get("totals", {})
+        span = s.get("time_range")
+        self.w("<section id=\"read\" aria-labelledby=\"h-read\"><h2 id=\"h-read\">What was read</h2>",
+               "<div class=\"cards\">")
+        for label, value in (("inputs", totals.get("files", 0)), ("bytes", totals.get("bytes", 0)),
+                             ("lines", totals.get("lines", 0)), ("valid lines", totals.get("valid", 0))):
+            self.w(f"<div><b>{number(value)}</b>{label}</div>")
+        self.w("</div><table><tbody>")
+        first = text(span["first"]) if span else "\u2013"
+        last = text(span["last"]) if span else "\u2013"
+        self.w(f"<tr><th scope=\"row\">First line</th><td><time>{first}</time></td></tr>",
+               f"<tr><th scope=\"row\">Last line</th><td><time>{last}</time></td></tr>",
+               f"<tr><th scope=\"row\">Time zone of the hours</th><td>{text(s.get('time_zone', 'UTC'))}</td></tr>",
+               "<tr><th scope=\"row\">Everything else</th><td>UTC</td></tr></tbody></table>")
+        inputs = self.data.inputs
+        if inputs:
+            shown = inputs[: self.limits.inputs]
+            self.w("<div class=\"scroll\"><table><caption>",
+                   f"Inputs: {self.count_note(len(shown), len(inputs), 'file')}</caption>",
+                   "<thead><tr><th scope=\"col\">File</th><th scope=\"col\" class=\"n\">Bytes read</th>",
+                   "</tr></thead><tbody>")
+            for path, size in shown:
+                self.w(f"<tr><td class=\"name\">{self.name(path)}</td><td class=\"n\">{number(size)}</td></tr>")
+            self.w("</tbody></table></div>")
+        failures = list(self.data.failures.items())
+        if failures:
+            shown_failures = failures[: self.limits.inputs]
+            self.w("<div class=\"scroll\"><table><caption>",
+                   f"Could not be read: {self.count_note(len(shown_failures), len(failures), 'file')}",
+                   "</caption><thead><tr><th scope=\"col\">File</th><th scope=\"col\">Why</th></tr>",
+                   "</thead><tbody>")
+            for path, why in shown_failures:
+                self.w(f"<tr><td class=\"name\">{self.name(path)}</td><td>{self.name(why)}</td></tr>")
+            self.w("</tbody></table></div>")
+        self.w("</section>\n")
+
+    def count_note(self, shown: int, total: int, thing: str) -> str:
+        plural = "" if total == 1 else "s"
+        if shown == total:
+            return f"{number(total)} {thing}{plural}"
+        return f"the first {number(shown)} of {number(total)} {thing}{plural}"
+
+    def totals_section(self) -> None:
+        totals = self.summary.get("totals", {})
+        malformed = self.summary.get("malformed", {})
+        self.w("<section id=\"totals\" aria-labelledby=\"h-totals\"><h2 id=\"h-totals\">Totals</h2>",
+               "<div class=\"scroll\"><table><caption>Every line is exactly one of valid, blank, ",
+               "malformed", ", outside the time range" if "outside" in totals else "",
+               "</caption><tbody>")
+        lines = totals.get("lines", 0)
+        for key, value in totals.items():
+            self.w(f"<tr><th scope=\"row\">{text(key)}</th><td class=\"n\">{number(value)}</td>")
+            self.w(f"<td class=\"n muted\">{share(value, lines) if key in ('valid', 'blank', 'malformed', 'outside') else ''}</td></tr>")
+        self.w("</tbody></table></div>")
+        by_reason = {str(item.get("reason")): (index, item) for index, item in enumerate(self.items)
+                     if item.get("type") == "malformed_lines"}
+        self.w("<div class=\"scroll\"><table><caption>Malformed lines by reason</caption><thead><tr>",
+               "<th scope=\"col\">Reason</th><th scope=\"col\" class=\"n\">Lines</th>",
+               "<th scope=\"col\">Examples (file:line, text)</th></tr></thead><tbody>")
+        for reason, count in malformed.items():
+            found = by_reason.get(str(reason))
+            examples = self.examples(found[1]) if found else ""
+            self.w(f"<tr><th scope=\"row\">{text(reason)}</th><td class=\"n\">{number(count)}</td>",
+                   f"<td>{examples}</td></tr>")
+        self.w("</tbody></table></div></section>\n")
+
+    def examples(self, item: Mapping[str, Any]) -> str:
+        shown = list(item.get("examples", []))[: self.limits.examples]
+        if not shown:
+            return ""
+        rows = "".join(
+            f"<li><code>{self.name(ex.get('file', ''))}:{int(ex.get('line', 0))}</code> "
+            f"<code>{self.name(ex.get('text', ''))}</code></li>" for ex in shown)
+        return f"<ul class=\"ex\">{rows}</ul>"
+
+    def levels_section(self) -> None:
+        levels = list(self.summary.get("log_levels", {}).items())
+        valid = self.summary.get("totals", {}).get("valid", 0)
+        self.w("<section id=\"levels\" aria-labelledby=\"h-levels\"><h2 id=\"h-levels\">Levels</h2>")
+        if levels:
+            self.w(hbars("levels-chart", "Valid lines by level",
+                         f"{len(levels)} levels; most: {text(levels[0][0])} with {number(levels[0][1])} lines",
+                         [(text(k), v, 0) for k, v in levels]))
+        self.w("<div class=\"scroll\"><table><caption>Valid lines by level</caption><thead><tr>",
+               "<th scope=\"col\">Level</th><th scope=\"col\" class=\"n\">Lines</th>",
+               "<th scope=\"col\" class=\"n\">Share</th></tr></thead><tbody>")
+        for level, n in levels:
+            self.w(f"<tr><th scope=\"row\">{text(level)}</th><td class=\"n\">{number(n)}</td>",
+                   f"<td class=\"n\">{share(n, valid)}</td></tr>")
+        if not levels:
+            self.w("<tr><td colspan=\"3\" class=\"muted\">No valid line.</td></tr>")
+        self.w("</tbody></table></div></section>\n")
+
+    def hours_section(self) -> None:
+        hours = list(self.summary.get("hourly_counts", {}).items())
+        peaks = list(self.summary.get("peak_hours", []))
+        zone = text(self.summary.get("time_zone", "UTC"))
+        self.w("<section id=\"hours\" aria-labelledby=\"h-hours\"><h2 id=\"h-hours\">Lines by hour of day</h2>",
+               f"<p class=\"note\">Hours in {zone}. <span class=\"key k-peak\"></span>Peak hours: ",
+               ", ".join(text(p) for p in peaks) or "none", "</p>")
+        self.w(hour_chart(hours, peaks, zone))
+        self.w("<details><summary>The 24 hourly counts as a table</summary><div class=\"scroll\"><table>",
+               "<caption>Valid lines by hour of day</caption><thead><tr><th scope=\"col\">Hour</th>",
+               "<th scope=\"col\" class=\"n\">Lines</th><th scope=\"col\">Peak</th></tr></thead><tbody>")
+        for label, n in hours:
+            rank = f"#{peaks.index(label) + 1}" if label in peaks else ""
+            self.w(f"<tr><th scope=\"row\">{text(label)}</th><td class=\"n\">{number(n)}</td><td>{rank}</td></tr>")
+        self.w("</tbody></table></div></details></section>\n")
+
+    def timeline_section(self) -> None:
+        self.w("<section id=\"timeline\" aria-labelledby=\"h-timeline\"><h2 id=\"h-timeline\">Timeline</h2>")
+        pts = points(self.data.timeline)
+        if pts is None:
+            self.w("<p class=\"muted\">No valid line: nothing to draw.</p></section>\n")
+            return
+        bands = markers(self.items, pts)
+        spikes = sum(len(b.indexes) for b in bands if b.kind == "error_spike")
+        bursts = sum(len(b.indexes) for b in bands if b.kind == "user_burst")
+        window = self.data.window
+        self.w(f"<p class=\"note\">Valid lines and error lines (ERROR, CRITICAL, FATAL) per {duration(pts.width)} ",
+               f"(UTC), {number(len(pts.lines))} points",
+               f" (the {duration(window)} windows summed {number(pts.width // window)} to a point)" if pts.width != window else "",
+               ". <span class=\"key k-lines\"></span>lines <span class=\"key k-errors\"></span>errors ",
+               f"<span class=\"key k-spike\"></span>error_spike ({number(spikes)}) ",
+               f"<span class=\"key k-burst\"></span>user_burst ({number(bursts)}): ",
+               "each band links to its anomaly below.</p>")
+        self.w(timeline_chart(pts, bands, self.items, self.limits, self.link))
+        if self.limits.timeline_table:
+            rows = [i for i, n in enumerate(pts.lines) if n]
+            self.w("<details><summary>The timeline as a table (", number(len(rows)),
+                   " points with lines)</summary><div class=\"scroll\"><table><caption>",
+                   f"Lines and errors per {duration(pts.width)}, from the start of each bucket (UTC)</caption>",
+                   "<thead><tr><th scope=\"col\">From</th><th scope=\"col\" class=\"n\">Lines</th>",
+                   "<th scope=\"col\" class=\"n\">Errors</th></tr></thead><tbody>")
+            for i in rows:
+                self.w(f"<tr><td>{utc_text(pts.start + i * pts.width)}</td><td class=\"n\">{number(pts.lines[i])}</td>",
+                       f"<td class=\"n\">{number(pts.errors[i])}</td></tr>")
+            self.w("</tbody></table></div></details>")
+        if bands:
+            self.w("<details><summary>Where the anomalies are</summary><div class=\"scroll\"><table>",
+                   "<caption>error_spike and user_burst by the bucket they start in</caption><thead><tr>",
+                   "<th scope=\"col\">Type</th><th scope=\"col\">From</th><th scope=\"col\">Subjects</th>",
+                   "</tr></thead><tbody>")
+            for band in bands:
+                subjects = ", ".join(
+                    f"<a href=\"{self.link(i)}\">{text(subject_of(self.items[i]), 40)}</a>"
+                    for i in band.indexes[: max(1, self.limits.marker_names)])
+                more = len(band.indexes) - max(1, self.limits.marker_names)
+                self.w(f"<tr><td>{band.kind}</td><td>{utc_text(pts.start + band.first * pts.width)}</td>",
+                       f"<td>{subjects}{f' and {number(more)} more' if more > 0 else ''}</td></tr>")
+            self.w("</tbody></table></div></details>")
+        self.w("</section>\n")
+
+    def top_section(self, anchor: str, title: str, counts_key: str, distinct_key: str) -> None:
+        counts = list(self.summary.get(counts_key, {}).items())
+        distinct = self.summary.get(distinct_key, 0)
+        valid = self.summary.get("totals", {}).get("valid", 0)
+        errors = self.data.service_errors if anchor == "services" else None
+        shown = counts[: self.limits.top]
+        self.w(f"<section id=\"{anchor}\" aria-labelledby=\"h-{anchor}\"><h2 id=\"h-{anchor}\">Top {title.lower()}</h2>",
+               f"<p class=\"note\">{self.count_note(len(shown), distinct, title.lower()[:-1])} ",
+               "by valid lines" if len(shown) == distinct else "seen, the busiest by valid lines",
+               "; <span class=\"key k-bar\"></span>lines <span class=\"key k-errors\"></span>errors"
+               if errors is not None else "", ".</p>")
+        if shown:
+            bars = [(self.name(k), v, (errors or {}).get(k, 0)) for k, v in shown]
+            self.w(hbars(f"{anchor}-chart", f"Top {title.lower()} by valid lines",
+                         f"{len(shown)} {title.lower()}; busiest: {self.name(shown[0][0])} with {number(shown[0][1])} lines",
+                         bars))
+        self.w(f"<div class=\"scroll\"><table><caption>Top {title.lower()}</caption><thead><tr>",
+               f"<th scope=\"col\">{title[:-1]}</th><th scope=\"col\" class=\"n\">Lines</th>",
+               "<th scope=\"col\" class=\"n\">Share of valid lines</th>")
+        if errors is not None:
+            self.w("<th scope=\"col\" class=\"n\">Errors</th><th scope=\"col\" class=\"n\">Error share</th>")
+        self.w("</tr></thead><tbody>")
+        for key, n in shown:
+            self.w(f"<tr><td class=\"name\">{self.name(key)}</td><td class=\"n\">{number(n)}</td>",
+                   f"<td class=\"n\">{share(n, valid)}</td>")
+            if errors is not None:
+                e = errors.get(key, 0)
+                self.w(f"<td class=\"n\">{number(e)}</td><td class=\"n\">{share(e, n)}</td>")
+            self.w("</tr>")
+        if not shown:
+            self.w("<tr><td colspan=\"5\" class=\"muted\">None.</td></tr>")
+        self.w("</tbody></table></div>")
+        if anchor == "users":
+            self.w("<p class=\"note\">Errors are counted per service and per window, not per user.</p>")
+        self.w("</section>\n")
+
+    def anomalies_section(self) -> None:
+        counts = self.data.anomalies.get("counts", {})
+        total = len(self.items)
+        by_severity: dict[str, int] = {}
+        for item in self.items:
+            sev = str(item.get("severity"))
+            by_severity[sev] = by_severity.get(sev, 0) + 1
+        self.w("<section id=\"anomalies\" aria-labelledby=\"h-anomalies\"><h2 id=\"h-anomalies\">Anomalies</h2>",
+               f"<p class=\"note\">{number(total)} in all",
+               "".join(f"; {number(n)} {text(k)}" for k, n in counts.items() if n), ". By severity: ",
+               ", ".join(f"<span class=\"sev {text(s)}\">{text(s)}</span> {number(by_severity[s])}"
+                         for s in ("critical", "warning", "info") if s in by_severity) or "none",
+               ".</p>")
+        if not total:
+            self.w("<p>None found.</p></section>\n")
+            return
+        for kind in dict.fromkeys(str(item.get("type")) for item in self.items):
+            rows = [i for i, item in enumerate(self.items) if item.get("type") == kind]
+            shown = [i for i in rows if i in self.shown_rows]
+            self.w(f"<h3 id=\"t-{text(kind)}\">{text(kind)}</h3><div class=\"scroll\"><table><caption>",
+                   self.count_note(len(shown), len(rows), "anomaly").replace("anomalys", "anomalies"),
+                   "</caption><thead><tr><th scope=\"col\">Severity</th><th scope=\"col\">Subject</th>",
+                   "<th scope=\"col\">Window (UTC)</th><th scope=\"col\">Figures</th>",
+                   "<th scope=\"col\">Examples (file:line, text)</th></tr></thead><tbody>")
+            for i in shown:
+                item = self.items[i]
+                sev = text(item.get("severity", ""))
+                window = ""
+                if "window_start" in item:
+                    window = f"<time>{text(item['window_start'])}</time> \u2013 <time>{text(item.get('window_end', ''))}</time>"
+                self.w(f"<tr id=\"a{i}\"><td class=\"sev {sev}\">{sev}</td>",
+                       f"<td class=\"name\">{self.name(subject_of(item))}</td><td>{window}</td>",
+                       f"<td>{figures(item)}</td><td>{self.examples(item)}</td></tr>")
+            self.w("</tbody></table></div>")
+        self.w("</section>\n")
+
+    def run_section(self) -> None:
+        # The only part of the page that changes from one run of the same input to the next.
+        self.w("<!-- run figures -->\n<section id=\"run\" aria-labelledby=\"h-run\"><h2 id=\"h-run\">Run figures</h2>")
+        m = self.data.metrics
+        if not m:
+            self.w("<p class=\"muted\">Not measured.</p>")
+        else:
+            self.w("<div class=\"scroll\"><table><tbody>")
+            for key, value in m.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self.w(f"<tr><th scope=\"row\">{text(key.replace('_', ' '))}</th><td class=\"n\">{text(number(value))}</td></tr>")
+            for stage, seconds in dict(m.get("stages", {})).items():
+                self.w(f"<tr><th scope=\"row\">stage {text(stage)} (s)</th><td class=\"n\">{text(number(seconds))}</td></tr>")
+            self.w("</tbody></table></div>")
+        self.w("</section>\n<!-- /run figures -->\n")
+
+
+def figures(item: Mapping[str, Any]) -> str:
+    parts = []
+    for key in ("count", "errors", "lines", "baseline"):
+        if key in item:
+            parts.append(f"{key} {text(number(item[key]))}")
+    return ", ".join(parts)
+
+
+def render(data: PageData, limits: Limits) -> str:
+    return Page(data, limits).render()
+
+
+# --- charts ----------------------------------------------------------------------------------
+
+
+def svg_open(ident: str, width: int, height: int, title: str, desc: str) -> str:
+    return (f"<svg id=\"{ident}\" role=\"img\" viewBox=\"0 0 {width} {height}\" "
+            f"aria-labelledby=\"{ident}-t {ident}-d\" xmlns=\"http://www.w3.org/2000/svg\">"
+            f"<title id=\"{ident}-t\">{title}</title><desc id=\"{ident}-d\">{desc}</desc>")
+
+
+def hbars(ident: str, title: str, desc: str, bars: Sequence[tuple[str, int, int]]) -> str:
+    """Horizontal bars: (escaped label, value, part of it drawn as errors)."""
+    label_w, bar_w, row = 230, 560, 20
+    width, height = label_w + bar_w + 110, row * len(bars) + 6
+    top = max((v for _, v, _ in bars), default=0) or 1
+    out = [svg_open(ident, width, height, title, desc)]
+    for i, (label, value, errors) in enumerate(bars):
+        y = 3 + i * row
+        w = bar_w * value / top
+        out.append(f"<text x=\"{label_w - 6}\" y=\"{y + 14}\" text-anchor=\"end\">{_cut_svg(label)}</text>"
+                   f"<rect class=\"bar\" x=\"{label_w}\" y=\"{y + 2}\" width=\"{w:.1f}\" height=\"{row - 5}\"/>")
+        if errors:
+            out.append(f"<rect class=\"err\" x=\"{label_w}\" y=\"{y + 2}\" width=\"{bar_w * errors / top:.1f}\" height=\"{row - 5}\"/>")
+        out.append(f"<text x=\"{label_w + w + 5:.1f}\" y=\"{y + 14}\">{number(value)}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _cut_svg(label: str, most: int = 34) -> str:
+    """An escaped label cut for a chart (its full text is in the table)."""
+    plain = html.unescape(label)
+    return label if len(plain) <= most else html.escape(plain[: most - 1] + "\u2026", quote=True)
+
+
+def hour_chart(hours: Sequence[tuple[str, int]], peaks: Sequence[str], zone: str) -> str:
+    width, height, left, bottom = 900, 220, 50, 30
+    plot_h = height - bottom - 16
+    step = (width - left - 10) / max(1, len(hours))
+    top = max((n for _, n in hours), default=0) or 1
+    peak_text = ", ".join(text(p) for p in peaks) or "none"
+    out = [svg_open("hours-chart", width, height, "Valid lines by hour of day",
+                    f"24 bars, hours in {zone}; peak hours: {peak_text}")]
+    out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{16 + plot_h}\" x2=\"{width - 10}\" y2=\"{16 + plot_h}\"/>"
+               f"<text x=\"{left - 6}\" y=\"20\" text-anchor=\"end\">{_short(top)}</text>"
+               f"<text x=\"{left - 6}\" y=\"{16 + plot_h}\" text-anchor=\"end\">0</text>")
+    for i, (label, n) in enumerate(hours):
+        h = plot_h * n / top
+        x = left + i * step
+        peak = label in peaks
+        out.append(f"<rect class=\"bar{' peak' if peak else ''}\" x=\"{x + 2:.1f}\" y=\"{16 + plot_h - h:.1f}\" "
+                   f"width=\"{step - 4:.1f}\" height=\"{h:.1f}\"><title>{text(label)}: {number(n)} lines"
+                   f"{' (peak)' if peak else ''}</title></rect>")
+        if i % 3 == 0:
+            out.append(f"<text x=\"{x + step / 2:.1f}\" y=\"{height - 10}\" text-anchor=\"middle\">{text(label[:2])}</text>")
+        if peak:
+            out.append(f"<text x=\"{x + step / 2:.1f}\" y=\"{max(12.0, 16 + plot_h - h - 3):.1f}\" text-anchor=\"middle\">\u25b2</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _short(n: int) -> str:
+    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
+
+
+def _area(values: Sequence[int], x0: float, step: float, base: float, height: float, top: int) -> str:
+    """An SVG path of a step area: one flat segment per bucket."""
+    parts = [f"M{x0:.1f} {base:.1f}"]
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[i]:
+            j += 1  # a flat stretch is one segment
+        parts.append(f"V{base - height * values[i] / top:.1f}H{x0 + (j + 1) * step:.1f}")
+        i = j + 1
+    parts.append(f"V{base:.1f}Z")
+    return "".join(parts)
+
+
+def timeline_chart(
+    pts: Points,
+    bands: Sequence[Marker],
+    items: Sequence[Mapping[str, Any]],
+    limits: Limits,
+    link: Callable[[int], str],
+) -> str:
+    width, left, right = 1000, 56, 10
+    lines_top, lines_h, errors_h, lane_h = 10, 150, 60, 14
+    errors_top = lines_top + lines_h + 12
+    lane_top = errors_top + errors_h + 8
+    axis_y = lane_top + 2 * lane_h + 6
+    height = axis_y + 28
+    plot_w = width - left - right
+    n = len(pts.lines)
+    step = plot_w / n
+    top_lines = max(pts.lines) or 1
+    top_errors = max(pts.errors) or 1
+    first, last = utc_text(pts.start), utc_text(pts.start + n * pts.width)
+    desc = (f"{n} buckets of {duration(pts.width)} from {first} to {last}; at most "
+            f"{number(top_lines)} lines and {number(top_errors if any(pts.errors) else 0)} errors in a bucket; "
+            f"{sum(len(b.indexes) for b in bands)} error_spike and user_burst anomalies marked")
+    out = [svg_open("timeline-chart", width, height, "Lines and errors over time", desc)]
+    base_l, base_e = lines_top + lines_h, errors_top + errors_h
+    out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{base_l}\" x2=\"{width - right}\" y2=\"{base_l}\"/>"
+               f"<line class=\"axis\" x1=\"{left}\" y1=\"{base_e}\" x2=\"{width - right}\" y2=\"{base_e}\"/>"
+               f"<text x=\"{left - 6}\" y=\"{lines_top + 9}\" text-anchor=\"end\">{_short(top_lines)}</text>"
+               f"<text x=\"{left - 6}\" y=\"{base_l}\" text-anchor=\"end\">lines</text>"
+               f"<text x=\"{left - 6}\" y=\"{errors_top + 9}\" text-anchor=\"end\">{_short(top_errors)}</text>"
+               f"<text x=\"{left - 6}\" y=\"{base_e}\" text-anchor=\"end\">errors</text>"
+               f"<text x=\"{left - 6}\" y=\"{lane_top + 11}\" text-anchor=\"end\">spikes</text>"
+               f"<text x=\"{left - 6}\" y=\"{lane_top + lane_h + 11}\" text-anchor=\"end\">bursts</text>")
+    out.append(f"<path class=\"lines\" d=\"{_area(pts.lines, left, step, base_l, lines_h, top_lines)}\"/>")
+    if any(pts.errors):
+        out.append(f"<path class=\"errors\" d=\"{_area(pts.errors, left, step, base_e, errors_h, top_errors)}\"/>")
+    for band in bands:
+        lane = lane_top + (0 if band.kind == "error_spike" else lane_h)
+        x = left + band.first * step
+        w = max(3.0, (band.last - band.first + 1) * step)
+        names = [text(subject_of(items[i]), 40) for i in band.indexes[: limits.marker_names]]
+        more = len(band.indexes) - len(names)
+        label = (f"{band.kind} \u00d7{len(band.indexes)} from {utc_text(pts.start + band.first * pts.width)}"
+                 + (": " + ", ".join(names) if names else "")
+                 + (f" and {more} more" if more > 0 and names else ""))
+        out.append(f"<a href=\"{link(band.indexes[0])}\"><rect class=\"{band.kind}\" x=\"{x:.1f}\" y=\"{lane}\" "
+                   f"width=\"{w:.1f}\" height=\"{lane_h - 2}\"><title>{label}</title></rect></a>")
+    ticks = 5
+    for t in range(ticks + 1):
+        i = round(t * n / ticks)
+        x = left + i * step
+        anchor = "start" if t == 0 else "end" if t == ticks else "middle"
+        stamp = utc_text(pts.start + i * pts.width)
+        shown = stamp[:10] if pts.width >= 86400 else stamp[:16].replace("T", " ")
+        out.append(f"<line class=\"axis\" x1=\"{x:.1f}\" y1=\"{axis_y - 4}\" x2=\"{x:.1f}\" y2=\"{axis_y}\"/>"
+                   f"<text x=\"{x:.1f}\" y=\"{axis_y + 14}\" text-anchor=\"{anchor}\">{shown}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def strip_run_figures(page: bytes) -> bytes:
+    """The page without its run figures: what is the same for the same input."""
+    start = page.find(b"<!-- run figures -->")
+    end = page.find(b"<!-- /run figures -->")
+    return page if start < 0 or end < 0 else page[:start] + page[end:]
+
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_POINTS",
+    "Limits",
+    "PageData",
+    "Points",
+    "build_page",
+    "epoch_seconds",
+    "markers",
+    "page_data",
+    "points",
+    "strip_run_figures",
+    "text",
+]
