@@ -128,7 +128,30 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rescan every SECONDS instead of using file notifications (default: "
                        "notifications, with a rescan every 30 s; every 1 s where notifications "
                        "are unavailable)")
+    show = commands.add_parser("show", help="the outputs of a run at a glance in the terminal",
+                               description="Show levels, top lists, peak hours and anomalies "
+                               "from the JSON outputs in OUT.")
+    show.add_argument("out", nargs="?", default="output", metavar="OUT",
+                      help="output folder of a run (default: output/)")
+    show.add_argument("--rows", type=_positive(int), default=10, metavar="N",
+                      help="rows per list and per severity (default: 10)")
+    show.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                      help="colour: auto (when stdout is a terminal and NO_COLOR is unset), "
+                      "always or never (default: auto)")
     return parser
+
+
+def show_main(args: argparse.Namespace) -> int:
+    from .show import NoOutputsError, colour_wanted, load, render, terminal_width
+
+    try:
+        outputs = load(args.out)
+    except NoOutputsError as err:
+        raise UsageError(str(err)) from None
+    colour = colour_wanted(args.color, sys.stdout)
+    width = terminal_width() if sys.stdout.isatty() else 80
+    sys.stdout.write(render(outputs, colour=colour, rows=args.rows, width=width))
+    return EXIT_OK
 
 
 def _version() -> str:
@@ -167,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .watch import watch_main
 
             return watch_main(args, settings_from(args))
+        if args.command == "show":
+            return show_main(args)
         return run_main(args)
     except UsageError as err:
         _say(f"error: {err}")

@@ -15,6 +15,7 @@ bytes: nothing here depends on the clock, the workers or the order work finished
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -120,8 +121,9 @@ def page_data(
 def build_page(data: PageData, limits: Limits | None = None) -> bytes:
     """The page as UTF-8 bytes, at most MAX_BYTES."""
     limits = limits or Limits()
+    facts = Facts.of(data)
     for _ in range(12):
-        page = render(data, limits).encode("utf-8")
+        page = Page(data, facts, limits).render().encode("utf-8")
         if len(page) <= MAX_BYTES:
             return page
         limits = limits.tighter()
@@ -142,9 +144,11 @@ def text(value: object, limit: int | None = None) -> str:
     if limit is not None and len(s) > limit:
         s = s[: max(1, limit - 1)] + "\u2026"
     s = s.translate(_CONTROLS)
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in s):
-        s = s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        s = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates (undecodable bytes of a file name)
+            s = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
     return html.escape(s, quote=True)
 
 
@@ -165,16 +169,27 @@ def duration(seconds: int) -> str:
     return f"{seconds:,} s"
 
 
-_STAMP = re.compile(r"(\d{4,5})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
+_DATE = re.compile(r"\d{4,5}-\d\d-\d\d")
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_seconds(date: str) -> int:
+    if _DATE.fullmatch(date) is None:
+        raise ValueError(date)
+    year, month, day = date.rsplit("-", 2)
+    return days_from_civil(int(year), int(month), int(day)) * 86400
 
 
 def epoch_seconds(stamp: str) -> int | None:
     """Seconds since the epoch of a ``YYYY-MM-DDTHH:MM:SSZ`` stamp of the documents."""
-    m = _STAMP.fullmatch(stamp)
-    if m is None:
+    if len(stamp) < 20 or stamp[-10] != "T" or stamp[-1] != "Z":
         return None
-    year, month, day, hour, minute, second = map(int, m.groups())
-    return days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+    try:
+        day = _day_seconds(stamp[:-10])
+        clock = stamp[-9:-1]
+        return day + int(clock[:2]) * 3600 + int(clock[3:5]) * 60 + int(clock[6:])
+    except ValueError:
+        return None
 
 
 def utc_text(seconds: int) -> str:
@@ -203,6 +218,7 @@ def points(timeline: Timeline, most: int = MAX_POINTS) -> Points | None:
     wider ones (each the sum of whole buckets) when the time range needs more."""
     if not timeline.lines:
         return None
+    most = max(2, most)  # buckets are aligned to the epoch: two may be needed, one each side
     level = timeline.level
     low, high = min(timeline.lines), max(timeline.lines)
     while True:
@@ -232,26 +248,36 @@ class Marker:
     indexes: list[int] = field(default_factory=list)
 
 
-def markers(anomalies: Sequence[Mapping[str, Any]], pts: Points) -> list[Marker]:
+def markers(
+    anomalies: Sequence[Mapping[str, Any]], pts: Points, kinds: Mapping[str, list[int]] | None = None
+) -> list[Marker]:
     """One band per type and bucket where error_spikes or user_bursts begin, spanning to the
-    last bucket any of them reaches; every such anomaly is in exactly one band."""
-    bands: dict[tuple[str, int], Marker] = {}
+    last bucket any of them reaches; every such anomaly is in exactly one band. ``kinds``:
+    the indexes of each type's anomalies, if known."""
+    if kinds is None:
+        kinds = {}
+        for index, item in enumerate(anomalies):
+            kinds.setdefault(str(item.get("type")), []).append(index)
+    out: list[Marker] = []
     n = len(pts.lines)
-    for index, item in enumerate(anomalies):
-        kind = item.get("type")
-        if kind not in WINDOW_TYPES:
-            continue
-        start = epoch_seconds(str(item.get("window_start", "")))
-        end = epoch_seconds(str(item.get("window_end", "")))
-        if start is None:
-            continue
-        end = start + 1 if end is None or end <= start else end
-        first = min(max((start - pts.start) // pts.width, 0), n - 1)
-        last = min(max((end - 1 - pts.start) // pts.width, first), n - 1)
-        band = bands.setdefault((kind, first), Marker(kind, first, last))
-        band.last = max(band.last, last)
-        band.indexes.append(index)
-    return sorted(bands.values(), key=lambda m: (WINDOW_TYPES.index(m.kind), m.first))
+    for kind in WINDOW_TYPES:
+        bands: dict[int, Marker] = {}
+        for index in kinds.get(kind, []):
+            item = anomalies[index]
+            start = epoch_seconds(str(item.get("window_start", "")))
+            if start is None:
+                continue
+            end = epoch_seconds(str(item.get("window_end", ""))) or 0
+            first = min(max((start - pts.start) // pts.width, 0), n - 1)
+            last = min(max((max(end, start + 1) - 1 - pts.start) // pts.width, first), n - 1)
+            band = bands.get(first)
+            if band is None:
+                band = bands[first] = Marker(kind, first, last)
+            elif last > band.last:
+                band.last = last
+            band.indexes.append(index)
+        out += sorted(bands.values(), key=lambda m: m.first)
+    return out
 
 
 def subject_of(item: Mapping[str, Any]) -> str:
@@ -316,22 +342,42 @@ section{break-inside:avoid-page;border:none;padding:0}a{color:inherit;text-decor
 """
 
 
+@dataclass
+class Facts:
+    """What the page draws that does not depend on its limits: worked out once."""
+
+    items: list[Mapping[str, Any]]
+    by_type: dict[str, list[int]]
+    """Anomaly type -> the indexes of its anomalies, in document order."""
+    pts: Points | None
+    bands: list[Marker]
+    by_severity: dict[str, int]
+
+    @classmethod
+    def of(cls, data: PageData) -> Facts:
+        items = list(data.anomalies.get("anomalies", []))
+        by_type: dict[str, list[int]] = {}
+        by_severity: dict[str, int] = {}
+        for index, item in enumerate(items):
+            by_type.setdefault(str(item.get("type")), []).append(index)
+            severity = str(item.get("severity"))
+            by_severity[severity] = by_severity.get(severity, 0) + 1
+        pts = points(data.timeline)
+        bands = markers(items, pts, by_type) if pts is not None else []
+        return cls(items, by_type, pts, bands, by_severity)
+
+
 class Page:
     """The page's parts, written in order into a list of strings."""
 
-    def __init__(self, data: PageData, limits: Limits) -> None:
+    def __init__(self, data: PageData, facts: Facts, limits: Limits) -> None:
         self.data = data
+        self.facts = facts
         self.limits = limits
         self.out: list[str] = []
         self.summary = data.summary
-        self.items: list[Mapping[str, Any]] = list(data.anomalies.get("anomalies", []))
-        self.shown_rows: set[int] = set()
-        per_type: dict[str, int] = {}
-        for index, item in enumerate(self.items):
-            kind = str(item.get("type"))
-            if per_type.get(kind, 0) < limits.rows_per_type:
-                per_type[kind] = per_type.get(kind, 0) + 1
-                self.shown_rows.add(index)
+        self.items = facts.items
+        self.shown_rows = {i for rows in facts.by_type.values() for i in rows[: limits.rows_per_type]}
 
     def w(self, *parts: str) -> None:
         self.out.extend(parts)
@@ -483,11 +529,11 @@ class Page:
 
     def timeline_section(self) -> None:
         self.w("<section id=\"timeline\" aria-labelledby=\"h-timeline\"><h2 id=\"h-timeline\">Timeline</h2>")
-        pts = points(self.data.timeline)
+        pts = self.facts.pts
         if pts is None:
             self.w("<p class=\"muted\">No valid line: nothing to draw.</p></section>\n")
             return
-        bands = markers(self.items, pts)
+        bands = self.facts.bands
         spikes = sum(len(b.indexes) for b in bands if b.kind == "error_spike")
         bursts = sum(len(b.indexes) for b in bands if b.kind == "user_burst")
         window = self.data.window
@@ -564,10 +610,7 @@ class Page:
     def anomalies_section(self) -> None:
         counts = self.data.anomalies.get("counts", {})
         total = len(self.items)
-        by_severity: dict[str, int] = {}
-        for item in self.items:
-            sev = str(item.get("severity"))
-            by_severity[sev] = by_severity.get(sev, 0) + 1
+        by_severity = self.facts.by_severity
         self.w("<section id=\"anomalies\" aria-labelledby=\"h-anomalies\"><h2 id=\"h-anomalies\">Anomalies</h2>",
                f"<p class=\"note\">{number(total)} in all",
                "".join(f"; {number(n)} {text(k)}" for k, n in counts.items() if n), ". By severity: ",
@@ -577,9 +620,8 @@ class Page:
         if not total:
             self.w("<p>None found.</p></section>\n")
             return
-        for kind in dict.fromkeys(str(item.get("type")) for item in self.items):
-            rows = [i for i, item in enumerate(self.items) if item.get("type") == kind]
-            shown = [i for i in rows if i in self.shown_rows]
+        for kind, rows in self.facts.by_type.items():
+            shown = rows[: self.limits.rows_per_type]
             self.w(f"<h3 id=\"t-{text(kind)}\">{text(kind)}</h3><div class=\"scroll\"><table><caption>",
                    self.count_note(len(shown), len(rows), "anomaly").replace("anomalys", "anomalies"),
                    "</caption><thead><tr><th scope=\"col\">Severity</th><th scope=\"col\">Subject</th>",
@@ -620,10 +662,6 @@ def figures(item: Mapping[str, Any]) -> str:
         if key in item:
             parts.append(f"{key} {text(number(item[key]))}")
     return ", ".join(parts)
-
-
-def render(data: PageData, limits: Limits) -> str:
-    return Page(data, limits).render()
 
 
 # --- charts ----------------------------------------------------------------------------------

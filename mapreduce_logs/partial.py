@@ -149,9 +149,9 @@ class Timeline:
         """The timeline of lines and errors per window index (no line: the empty timeline)."""
         if not lines:
             return cls()
-        out = cls(window, 0, dict(lines), dict(errors))
-        out._fit()
-        return out
+        if len(lines) > TIMELINE_BUCKETS:
+            return _widest_of(window, lines, errors)
+        return cls(window, 0, dict(lines), dict(errors))
 
     @property
     def width(self) -> int:
@@ -189,6 +189,34 @@ class Timeline:
         add_counts(self.lines, other.lines)
         add_counts(self.errors, other.errors)
         self._fit()
+
+
+def _widest_of(window: int, lines: Mapping[int, int], errors: Mapping[int, int]) -> Timeline:
+    """``Timeline.of`` for more windows than it holds, in arrays: the level is the first whose
+    buckets are few enough (each level's buckets found from the level below's), then the counts
+    are summed into them once (a chunk with a line in each of a million windows: a dict pass
+    per level would take seconds)."""
+    import numpy as np
+
+    keys = np.fromiter(lines.keys(), np.int64, len(lines))
+    level, buckets = 0, np.unique(keys)
+    while len(buckets) > TIMELINE_BUCKETS:
+        level += 1
+        step = bucket_width(window, level) // bucket_width(window, level - 1)
+        buckets = np.unique(buckets // step)
+    factor = bucket_width(window, level) // window
+
+    def summed(counts: Mapping[int, int]) -> dict[int, int]:
+        if not counts:
+            return {}
+        at = np.fromiter(counts.keys(), np.int64, len(counts)) // factor
+        values = np.fromiter(counts.values(), np.int64, len(counts))
+        wide, where = np.unique(at, return_inverse=True)
+        sums = np.zeros(len(wide), np.int64)
+        np.add.at(sums, where, values)
+        return dict(zip(wide.tolist(), sums.tolist(), strict=True))
+
+    return Timeline(window, level, summed(lines), summed(errors))
 
 
 def _rekeyed(counts: Mapping[int, int], factor: int) -> dict[int, int]:
