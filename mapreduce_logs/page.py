@@ -238,6 +238,37 @@ def points(timeline: Timeline, most: int = MAX_POINTS) -> Points | None:
     return Points(first * width, width, lines, errors)
 
 
+DETAIL_SHARE = 0.99
+"""The detail timeline shows the shortest stretch holding this share of the lines..."""
+DETAIL_GAIN = 8
+"""...when its buckets are at least this many times narrower than the whole range's."""
+
+
+def dense_part(timeline: Timeline, keep: float = DETAIL_SHARE) -> Timeline | None:
+    """The timeline cut to the shortest stretch of its buckets holding ``keep`` of its lines
+    (the first such stretch): a few stray stamps years away make the whole range too coarse
+    to see the rest. None when there is nothing to cut."""
+    if len(timeline.lines) < 2:
+        return None
+    keys = sorted(timeline.lines)
+    need = keep * sum(timeline.lines.values())
+    best: tuple[int, int] | None = None
+    total, low = 0, 0
+    for key in keys:
+        total += timeline.lines[key]
+        while total - timeline.lines[keys[low]] >= need:
+            total -= timeline.lines[keys[low]]
+            low += 1
+        if total >= need and (best is None or key - keys[low] < best[1] - best[0]):
+            best = (keys[low], key)
+    if best is None or best == (keys[0], keys[-1]):
+        return None
+    first, last = best
+    return Timeline(timeline.window, timeline.level,
+                    {k: n for k, n in timeline.lines.items() if first <= k <= last},
+                    {k: n for k, n in timeline.errors.items() if first <= k <= last})
+
+
 @dataclass
 class Marker:
     """Anomalies of one type starting in one bucket, drawn as one band."""
@@ -249,11 +280,15 @@ class Marker:
 
 
 def markers(
-    anomalies: Sequence[Mapping[str, Any]], pts: Points, kinds: Mapping[str, list[int]] | None = None
+    anomalies: Sequence[Mapping[str, Any]],
+    pts: Points,
+    kinds: Mapping[str, list[int]] | None = None,
+    clip: bool = False,
 ) -> list[Marker]:
     """One band per type and bucket where error_spikes or user_bursts begin, spanning to the
-    last bucket any of them reaches; every such anomaly is in exactly one band. ``kinds``:
-    the indexes of each type's anomalies, if known."""
+    last bucket any of them reaches; every such anomaly is in exactly one band (with ``clip``,
+    those that begin outside the points are left out). ``kinds``: the indexes of each type's
+    anomalies, if known."""
     if kinds is None:
         kinds = {}
         for index, item in enumerate(anomalies):
@@ -268,6 +303,8 @@ def markers(
             if start is None:
                 continue
             end = epoch_seconds(str(item.get("window_end", ""))) or 0
+            if clip and not pts.start <= start < pts.start + n * pts.width:
+                continue
             first = min(max((start - pts.start) // pts.width, 0), n - 1)
             last = min(max((max(end, start + 1) - 1 - pts.start) // pts.width, first), n - 1)
             band = bands.get(first)
@@ -352,6 +389,9 @@ class Facts:
     pts: Points | None
     bands: list[Marker]
     by_severity: dict[str, int]
+    detail: Points | None = None
+    """The shortest stretch holding most lines, when the whole range dwarfs it."""
+    detail_bands: list[Marker] = field(default_factory=list)
 
     @classmethod
     def of(cls, data: PageData) -> Facts:
@@ -364,7 +404,14 @@ class Facts:
             by_severity[severity] = by_severity.get(severity, 0) + 1
         pts = points(data.timeline)
         bands = markers(items, pts, by_type) if pts is not None else []
-        return cls(items, by_type, pts, bands, by_severity)
+        facts = cls(items, by_type, pts, bands, by_severity)
+        detail = dense_part(data.timeline)
+        if detail is not None and pts is not None:
+            fine = points(detail)
+            if fine is not None and pts.width >= DETAIL_GAIN * fine.width:
+                facts.detail = fine
+                facts.detail_bands = markers(items, fine, by_type, clip=True)
+        return facts
 
 
 class Page:
@@ -397,16 +444,16 @@ class Page:
                f"<title>mapreduce-logs report: {number(totals.get('lines', 0))} lines</title>\n",
                f"<style>{STYLE}</style>\n</head>\n<body>\n")
         self.w("<header><h1>Log report</h1></header>\n<nav aria-label=\"Sections\">",
-               "<a href=\"#read\">Read</a><a href=\"#totals\">Totals</a>",
-               "<a href=\"#levels\">Levels</a><a href=\"#hours\">Hours</a>",
-               "<a href=\"#timeline\">Timeline</a><a href=\"#services\">Services</a>",
+               "<a href=\"#read\">Read</a><a href=\"#timeline\">Timeline</a>",
+               "<a href=\"#totals\">Totals</a><a href=\"#levels\">Levels</a>",
+               "<a href=\"#hours\">Hours</a><a href=\"#services\">Services</a>",
                "<a href=\"#users\">Users</a><a href=\"#anomalies\">Anomalies</a>",
                "<a href=\"#run\">Run figures</a></nav>\n<main>\n")
         self.read_section()
+        self.timeline_section()
         self.totals_section()
         self.levels_section()
         self.hours_section()
-        self.timeline_section()
         self.top_section("services", "Services", "service_counts", "distinct_services")
         self.top_section("users", "Users", "user_counts", "distinct_users")
         self.anomalies_section()
@@ -533,21 +580,30 @@ class Page:
         if pts is None:
             self.w("<p class=\"muted\">No valid line: nothing to draw.</p></section>\n")
             return
-        bands = self.facts.bands
+        self.timeline(pts, self.facts.bands, "timeline-chart", "the whole time range")
+        detail = self.facts.detail
+        if detail is not None:
+            share = sum(detail.lines) / max(1, sum(pts.lines))
+            self.w(f"<h3 id=\"h-detail\">Where {100 * share:.1f}% of the lines are</h3>")
+            self.timeline(detail, self.facts.detail_bands, "detail-chart",
+                          f"the shortest stretch holding {100 * share:.1f}% of the lines")
+        self.w("</section>\n")
+
+    def timeline(self, pts: Points, bands: Sequence[Marker], ident: str, what: str) -> None:
         spikes = sum(len(b.indexes) for b in bands if b.kind == "error_spike")
         bursts = sum(len(b.indexes) for b in bands if b.kind == "user_burst")
         window = self.data.window
-        self.w(f"<p class=\"note\">Valid lines and error lines (ERROR, CRITICAL, FATAL) per {duration(pts.width)} ",
-               f"(UTC), {number(len(pts.lines))} points",
+        self.w(f"<p class=\"note\">Valid lines and error lines (ERROR, CRITICAL, FATAL) over {what}, per ",
+               f"{duration(pts.width)} (UTC): {number(len(pts.lines))} point{'' if len(pts.lines) == 1 else 's'}",
                f" (the {duration(window)} windows summed {number(pts.width // window)} to a point)" if pts.width != window else "",
                ". <span class=\"key k-lines\"></span>lines <span class=\"key k-errors\"></span>errors ",
                f"<span class=\"key k-spike\"></span>error_spike ({number(spikes)}) ",
                f"<span class=\"key k-burst\"></span>user_burst ({number(bursts)}): ",
                "each band links to its anomaly below.</p>")
-        self.w(timeline_chart(pts, bands, self.items, self.limits, self.link))
+        self.w(timeline_chart(pts, bands, self.items, self.limits, self.link, ident))
         if self.limits.timeline_table:
             rows = [i for i, n in enumerate(pts.lines) if n]
-            self.w("<details><summary>The timeline as a table (", number(len(rows)),
+            self.w("<details><summary>This timeline as a table (", number(len(rows)),
                    " points with lines)</summary><div class=\"scroll\"><table><caption>",
                    f"Lines and errors per {duration(pts.width)}, from the start of each bucket (UTC)</caption>",
                    "<thead><tr><th scope=\"col\">From</th><th scope=\"col\" class=\"n\">Lines</th>",
@@ -557,7 +613,7 @@ class Page:
                        f"<td class=\"n\">{number(pts.errors[i])}</td></tr>")
             self.w("</tbody></table></div></details>")
         if bands:
-            self.w("<details><summary>Where the anomalies are</summary><div class=\"scroll\"><table>",
+            self.w("<details><summary>Where its anomalies are</summary><div class=\"scroll\"><table>",
                    "<caption>error_spike and user_burst by the bucket they start in</caption><thead><tr>",
                    "<th scope=\"col\">Type</th><th scope=\"col\">From</th><th scope=\"col\">Subjects</th>",
                    "</tr></thead><tbody>")
@@ -569,7 +625,6 @@ class Page:
                 self.w(f"<tr><td>{band.kind}</td><td>{utc_text(pts.start + band.first * pts.width)}</td>",
                        f"<td>{subjects}{f' and {number(more)} more' if more > 0 else ''}</td></tr>")
             self.w("</tbody></table></div></details>")
-        self.w("</section>\n")
 
     def top_section(self, anchor: str, title: str, counts_key: str, distinct_key: str) -> None:
         counts = list(self.summary.get(counts_key, {}).items())
@@ -750,6 +805,7 @@ def timeline_chart(
     items: Sequence[Mapping[str, Any]],
     limits: Limits,
     link: Callable[[int], str],
+    ident: str = "timeline-chart",
 ) -> str:
     width, left, right = 1000, 56, 10
     lines_top, lines_h, errors_h, lane_h = 10, 150, 60, 14
@@ -766,7 +822,7 @@ def timeline_chart(
     desc = (f"{n} buckets of {duration(pts.width)} from {first} to {last}; at most "
             f"{number(top_lines)} lines and {number(top_errors if any(pts.errors) else 0)} errors in a bucket; "
             f"{sum(len(b.indexes) for b in bands)} error_spike and user_burst anomalies marked")
-    out = [svg_open("timeline-chart", width, height, "Lines and errors over time", desc)]
+    out = [svg_open(ident, width, height, "Lines and errors over time", desc)]
     base_l, base_e = lines_top + lines_h, errors_top + errors_h
     out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{base_l}\" x2=\"{width - right}\" y2=\"{base_l}\"/>"
                f"<line class=\"axis\" x1=\"{left}\" y1=\"{base_e}\" x2=\"{width - right}\" y2=\"{base_e}\"/>"

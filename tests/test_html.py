@@ -23,6 +23,7 @@ from mapreduce_logs.page import (
     Limits,
     PageData,
     build_page,
+    dense_part,
     epoch_seconds,
     markers,
     page_data,
@@ -152,6 +153,26 @@ def test_timelines_merge_to_one_answer(parts: list[dict[int, int]], rnd: random.
     assert merged == Timeline.of(60, every, {})
 
 
+@given(windows_st)
+def test_the_dense_part_holds_most_lines_in_one_stretch(windows: dict[int, int]) -> None:
+    """The detail timeline is every bucket of one stretch, holding at least 99% of the lines,
+    and no shorter stretch holds as many."""
+    t = Timeline.of(60, windows, {})
+    part = dense_part(t)
+    if part is None:
+        return
+    keys = sorted(part.lines)
+    assert {k: n for k, n in t.lines.items() if keys[0] <= k <= keys[-1]} == part.lines
+    assert sum(part.lines.values()) >= 0.99 * sum(t.lines.values())
+    every = sorted(t.lines)
+    for i, low in enumerate(every):  # any stretch as full is at least as long
+        for high in every[i:]:
+            held = sum(n for k, n in t.lines.items() if low <= k <= high)
+            if held >= 0.99 * sum(t.lines.values()):
+                assert high - low >= keys[-1] - keys[0]
+                break
+
+
 def test_a_timeline_widens_past_its_buckets() -> None:
     windows = dict.fromkeys(range(0, 3 * TIMELINE_BUCKETS), 1)
     t = Timeline.of(60, windows, {0: 1})
@@ -233,7 +254,7 @@ def test_one_window(tmp_path: Any) -> None:
         b"".join(b"2025-07-22T10:00:%02dZ ERROR s u m\n" % s for s in range(50)))
     page = run_page(tmp_path, [str(tmp_path / "one.log")])
     assert_inert(page)
-    assert b"per 1 min (UTC), 1 points" in page
+    assert b"per 1 min (UTC): 1 point." in page and b"detail-chart" not in page
 
 
 def test_lists_are_capped_with_their_totals_said() -> None:
