@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from .spill import Digest
@@ -192,18 +192,21 @@ class Timeline:
 
 
 def _widest_of(window: int, lines: Mapping[int, int], errors: Mapping[int, int]) -> Timeline:
-    """``Timeline.of`` for more windows than it holds, in arrays: the level is the first whose
-    buckets are few enough (each level's buckets found from the level below's), then the counts
-    are summed into them once (a chunk with a line in each of a million windows: a dict pass
-    per level would take seconds)."""
+    """``Timeline.of`` for more windows than it holds, in sorted arrays: the level is the first
+    whose buckets are few enough (each level's buckets found from the level below's), then the
+    counts are summed into them once (a chunk with a line in each of a million windows: a dict
+    pass per level would take seconds)."""
     import numpy as np
 
-    keys = np.fromiter(lines.keys(), np.int64, len(lines))
-    level, buckets = 0, np.unique(keys)
+    def distinct(ascending: Any) -> Any:
+        return ascending[np.concatenate(([True], ascending[1:] != ascending[:-1]))]
+
+    level = 0
+    buckets = np.sort(np.fromiter(lines.keys(), np.int64, len(lines)))
     while len(buckets) > TIMELINE_BUCKETS:
         level += 1
         step = bucket_width(window, level) // bucket_width(window, level - 1)
-        buckets = np.unique(buckets // step)
+        buckets = distinct(buckets // step)  # floor division keeps the order
     factor = bucket_width(window, level) // window
 
     def summed(counts: Mapping[int, int]) -> dict[int, int]:
@@ -211,10 +214,10 @@ def _widest_of(window: int, lines: Mapping[int, int], errors: Mapping[int, int])
             return {}
         at = np.fromiter(counts.keys(), np.int64, len(counts)) // factor
         values = np.fromiter(counts.values(), np.int64, len(counts))
-        wide, where = np.unique(at, return_inverse=True)
-        sums = np.zeros(len(wide), np.int64)
-        np.add.at(sums, where, values)
-        return dict(zip(wide.tolist(), sums.tolist(), strict=True))
+        order = np.argsort(at, kind="stable")
+        at, values = at[order], values[order]
+        starts = np.flatnonzero(np.concatenate(([True], at[1:] != at[:-1])))
+        return dict(zip(at[starts].tolist(), np.add.reduceat(values, starts).tolist(), strict=True))
 
     return Timeline(window, level, summed(lines), summed(errors))
 

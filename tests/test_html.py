@@ -181,6 +181,20 @@ def test_a_timeline_widens_past_its_buckets() -> None:
     assert bucket_width(60, t.level) == t.width and t.width % 60 == 0
 
 
+@given(st.integers(0, 2**31), st.sampled_from([1, 7, 60]))
+def test_many_windows_are_bucketed_as_one_by_one(seed: int, window: int) -> None:
+    """A chunk with more windows than a timeline holds is bucketed in arrays: the same
+    timeline as widening it a level at a time."""
+    rnd = random.Random(seed)
+    spread = rnd.choice([10**4, 10**6, 10**9])
+    lines = {rnd.randrange(-spread, spread): rnd.randint(1, 9) for _ in range(TIMELINE_BUCKETS + 50)}
+    errors = {w: n // 2 for w, n in lines.items() if n // 2}
+    one_by_one = Timeline(window, 0, dict(lines), dict(errors))
+    while len(one_by_one.lines) > TIMELINE_BUCKETS:
+        one_by_one = one_by_one.raised(one_by_one.level + 1)
+    assert Timeline.of(window, lines, errors) == one_by_one
+
+
 def test_bucket_widths_divide_each_other() -> None:
     for window in (1, 7, 60, 90, 3600):
         widths = [bucket_width(window, level) for level in range(40)]
