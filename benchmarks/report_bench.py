@@ -14,7 +14,7 @@ Two cases:
 - ``--windows N`` (made up, no input): N distinct one-minute windows (random, over ~38 years)
   counted into timelines by chunks of a million as the mapper does (timed: ``timeline_seconds``,
   all chunks together), merged, and drawn with
-  N/2 (at most 200,000) error_spike and user_burst anomalies at random times. It measures what a run with
+  ``--anomalies`` error_spike and user_burst anomalies at random times. It measures what a run with
   millions of windows adds: the timelines' merges and the page.
 
 Prints a table and writes it (markdown and JSON) under benchmarks/results/.
@@ -74,11 +74,7 @@ def real_run(path: str, workers: int, memory_mb: int) -> dict[str, Any]:
     }
 
 
-ANOMALIES = 200_000
-"""Most made-up anomalies (real runs with millions of windows find far fewer)."""
-
-
-def made_up(windows: int, seed: int = 14) -> dict[str, Any]:
+def made_up(windows: int, anomalies_wanted: int, seed: int = 14) -> dict[str, Any]:
     import numpy as np
 
     rng = random.Random(seed)
@@ -99,7 +95,7 @@ def made_up(windows: int, seed: int = 14) -> dict[str, Any]:
     settings = Settings()
     summary = build_summary(partial, settings)
     items = []
-    for i in range(min(windows // 2, ANOMALIES)):
+    for i in range(anomalies_wanted):
         minute = start + rng.randrange(span)
         kind = "error_spike" if i % 2 else "user_burst"
         subject = {"error_spike": "service", "user_burst": "user"}[kind]
@@ -137,11 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--memory-mb", type=int, default=500)
     ap.add_argument("--windows", type=int, default=0, help="also the made-up case with N windows")
+    ap.add_argument("--anomalies", type=int, nargs="+", default=[100, 200_000],
+                    help="made-up anomalies drawn, a case for each (default: 100 200000)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "report"))
     args = ap.parse_args(argv)
     rows = [real_run(path, args.workers, args.memory_mb) for path in args.files]
     if args.windows:
-        rows.append(made_up(args.windows))
+        rows += [made_up(args.windows, n) for n in args.anomalies]
     text = table(rows)
     print(text)
     with open(args.out + ".md", "w") as f:
