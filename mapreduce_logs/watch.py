@@ -254,7 +254,7 @@ class Watcher:
         self.problems: dict[str, str] = {}
         self.updates = 0
         self.anomalies_due = 0.0
-        """When anomalies.json may be written again while a backlog waits (monotonic clock)."""
+        """When anomalies.json may be written again while a backlog waits (``clock`` time)."""
         self.anomalies_stale = False
         """Whether anomalies.json is behind the last commit."""
         self.rescans = 0
@@ -750,16 +750,16 @@ class Watcher:
         if not self.todo:
             return True
         if not self.anomalies_stale:
-            self.anomalies_due = time.monotonic() + ANOMALIES_EVERY  # a backlog begins
+            self.anomalies_due = self.clock() + ANOMALIES_EVERY  # a backlog begins
             return False
-        return time.monotonic() >= self.anomalies_due
+        return self.clock() >= self.anomalies_due
 
     def _write_anomalies(self, view: Partial | None = None) -> None:
         if view is None:
             view = self.state.view()
         window_lines = self.state.window_lines(view)
         self.anomalies_stale = False
-        self.anomalies_due = time.monotonic() + ANOMALIES_EVERY
+        self.anomalies_due = self.clock() + ANOMALIES_EVERY
         view = replace(view, digest=self.checkpoint.digest(window_lines))
         view = self.checkpoint.with_lines(view, self.state.future_after())
         anomalies = build_anomalies(view, self.settings)
