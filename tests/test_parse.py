@@ -111,7 +111,7 @@ def oracle(line: bytes) -> tuple[Any, ...]:
     return ("valid", got.instant, got.level, got.service, got.user)
 
 
-@settings(max_examples=strategies.examples(3000))
+@settings(max_examples=strategies.examples(3000), deadline=strategies.DEADLINE)
 @given(token=strategies.timestamps)
 def test_timestamps_agree_with_oracle(token: bytes) -> None:
     """Every timestamp token, valid or not, gets the same UTC instant (or none) from both."""
@@ -120,21 +120,21 @@ def test_timestamps_agree_with_oracle(token: bytes) -> None:
     assert got == (None if expected is None else expected[0] * 1_000_000_000 + expected[1])
 
 
-@settings(max_examples=strategies.examples(2000))
+@settings(max_examples=strategies.examples(2000), deadline=strategies.DEADLINE)
 @given(line=strategies.lines)
 def test_lines_agree_with_oracle(line: bytes) -> None:
     """Every generated hostile line is classified alike by the product and the oracle."""
     assert as_oracle(parse_line(line)) == oracle(line)
 
 
-@settings(max_examples=strategies.examples(60))
+@settings(max_examples=strategies.examples(60), deadline=strategies.DEADLINE)
 @given(line=strategies.long_lines)
 def test_long_lines_agree_with_oracle(line: bytes) -> None:
     """Lines around the 65,536-byte limit, and giant blank ones."""
     assert as_oracle(parse_line(line)) == oracle(line)
 
 
-@settings(max_examples=strategies.examples(500))
+@settings(max_examples=strategies.examples(500), deadline=strategies.DEADLINE)
 @given(day=st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)))
 def test_oracle_calendar(day: dt.date) -> None:
     """The oracle's own day count agrees with the standard library on years 1-9999."""
