@@ -234,3 +234,20 @@ def test_the_anomalies_pass_waits_for_the_backlog_or_its_period(
         assert live.outputs() == run_outputs(logs, tmp_path / "run")
     finally:
         live.close()
+
+
+def test_the_loop_wakes_when_a_last_line_settles(tmp_path: Path) -> None:
+    """The idle wait ends when the next settle is due, not at the next whole second or rescan:
+    with --settle 2.5, the tail is counted at 2.5 s, to the step."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    counted: list[float] = []
+    live = Live(logs, tmp_path / "out", settle=2.5, tell=lambda message: counted.append(live.now))
+    try:
+        live.busy()
+        write(live, "a.log", line(0) + b"\n" + line(1))
+        live.wait(10)
+        assert counted == [START, START + 2.5]
+        assert live.totals()["lines"] == 2
+    finally:
+        live.close()
