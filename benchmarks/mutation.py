@@ -289,12 +289,12 @@ def locate(package: Path, mutation: Mutation) -> Path:
     return hits[0][0]
 
 
-def prepare(copy: Path) -> None:
-    """A copy of the repository's package and tests, where pytest runs."""
-    shutil.copytree(ROOT / PACKAGE, copy / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+def prepare(copy: Path, root: Path = ROOT) -> None:
+    """A copy of ``root``'s package and tests, where pytest runs."""
+    shutil.copytree(root / PACKAGE, copy / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(root / "tests", copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "benchmarks"):
-        source = ROOT / name
+        source = root / name
         if source.is_dir():
             shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns(
                 "__pycache__", "results", "baselines"))
@@ -375,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
         for number, m in enumerate(chosen, 1):
             copy = Path(scratch) / f"m{number}"
-            prepare(copy)
+            prepare(copy, clean)  # the sources as they were at the start, whatever changes since
             target = locate(copy / PACKAGE, m)
             target.write_text(target.read_text().replace(m.find, m.replace, 1))
             state, seconds, failed = run_tests(copy, m.module)
