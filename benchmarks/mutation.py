@@ -359,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     baseline: dict[str, str] = {}
     began = time.monotonic()
+    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                            capture_output=True, text=True, check=False).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         clean = Path(scratch) / "clean"
         prepare(clean)
@@ -385,11 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     failed))
             print(f"[{number}/{len(chosen)}] {m.module:<10} {state:<8} {seconds:5.0f} s  "
                   f"{m.what}  {failed}", flush=True)
-    report(outcomes, args, time.monotonic() - began)
+    report(outcomes, args, time.monotonic() - began, commit)
     return 0
 
 
-def report(outcomes: list[Outcome], args: argparse.Namespace, seconds: float) -> None:
+def report(outcomes: list[Outcome], args: argparse.Namespace, seconds: float,
+           commit: str) -> None:
     modules = sorted({o.module for o in outcomes}, key=list(MODULES).index)
     rows = []
     for module in modules:
@@ -399,8 +402,6 @@ def report(outcomes: list[Outcome], args: argparse.Namespace, seconds: float) ->
     total = len(outcomes)
     killed = sum(r[2] for r in rows)
     survivors = [o for o in outcomes if o.outcome not in ("killed", "timeout")]
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True, check=False).stdout.strip()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = ["module      mutants  killed  rate   tests"]
     for module, n, k, tests in rows:
