@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mapreduce_logs import SerialExecutor, Settings, build_anomalies, build_summary, run_files
-from mapreduce_logs.report import HOURS
+from mapreduce_logs.report.documents import HOURS
 
 DAY = "2024-03-01"
 

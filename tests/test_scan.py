@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from mapreduce_logs import Settings, build_anomalies, map_split
-from mapreduce_logs import scan as scan_module
-from mapreduce_logs.fast import all_lines_short
-from mapreduce_logs.partial import Partial
-from mapreduce_logs.split import Split, split_file
+from mapreduce_logs.ingest import scan as scan_module
+from mapreduce_logs.ingest.fast import all_lines_short
+from mapreduce_logs.ingest.split import Split, split_file
+from mapreduce_logs.model.partial import Partial
 
 LIMIT = 65_536
 """The longest line (bytes before its newline) that is not too_long."""

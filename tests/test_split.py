@@ -1,4 +1,4 @@
-"""Discovery and the splitter (SPEC.md section 2; STYLE.md "data flows one way"): every byte in
+"""Discovery and the splitter (docs/cli.md; data flows one way): every byte in
 exactly one newline-aligned split, any chunk size from 1 up, gzip never cut, folders listed in
 sorted order without hidden, backup and temporary files."""
 
@@ -26,7 +26,7 @@ from mapreduce_logs import (
     run_files,
     split_file,
 )
-from mapreduce_logs.split import InputError
+from mapreduce_logs.errors import InputError
 
 contents = st.lists(
     st.one_of(
@@ -202,7 +202,7 @@ def test_a_cut_that_does_not_advance_fails_at_once(
 ) -> None:
     """Each cut must move forward: a splitter that stops advancing raises at its first stuck
     cut instead of yielding the same split forever (a hang with no verdict)."""
-    from mapreduce_logs import split
+    from mapreduce_logs.ingest import split
 
     path = write(str(tmp_path), "f.log", b"line\n" * 50)
     monkeypatch.setattr(split, "_next_line_end", lambda f, offset, end: offset - chunk + 1)

@@ -27,7 +27,7 @@ import tempfile
 
 from hypothesis import given, strategies as st
 
-from mapreduce_logs import split
+from mapreduce_logs.ingest import split
 
 
 @given(st.integers())

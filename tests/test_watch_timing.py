@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from mapreduce_logs import SerialExecutor, Settings
-from mapreduce_logs import watch as watch_module
 from mapreduce_logs.cli import main as cli_main
-from mapreduce_logs.watch import RESCAN_SECONDS, Watcher
+from mapreduce_logs.watch import outputs as outputs_module
+from mapreduce_logs.watch.loop import RESCAN_SECONDS, Watcher
 
 SETTINGS = Settings(workers=1)
 SETTLE = 2.0
@@ -206,7 +206,7 @@ def test_the_anomalies_pass_waits_for_the_backlog_or_its_period(
     """While a backlog is counted, summary.json follows each batch and anomalies.json is
     written at most every ANOMALIES_EVERY seconds of the watcher's clock, from when the backlog
     began; once the backlog is done it is written at once."""
-    every = watch_module.ANOMALIES_EVERY
+    every = outputs_module.ANOMALIES_EVERY
     logs = tmp_path / "logs"
     logs.mkdir()
     data = b"".join((b"broken %d" % i if i % 50 == 0 else line(i % 60, user=f"u{i % 7}"))
@@ -219,18 +219,18 @@ def test_the_anomalies_pass_waits_for_the_backlog_or_its_period(
         write(live, "a.log", data)
         assert live.watcher.step() and live.watcher.todo, "a batch, more to come"
         assert 0 < live.totals()["lines"] < 3000
-        assert anomalies.read_bytes() == empty and live.watcher.anomalies_stale
+        assert anomalies.read_bytes() == empty and live.watcher.outputs.anomalies_stale
         live.now += every - 0.5
         assert live.watcher.step() and live.watcher.todo
         assert anomalies.read_bytes() == empty, "not due yet"
         live.now += 0.5
         assert live.watcher.step() and live.watcher.todo
         written = anomalies.read_bytes()
-        assert written != empty and not live.watcher.anomalies_stale, "due: written"
+        assert written != empty and not live.watcher.outputs.anomalies_stale, "due: written"
         assert live.watcher.step() and live.watcher.todo
         assert anomalies.read_bytes() == written, "the next period begins at that write"
         live.busy()  # the clock stands still: the backlog's end writes it without waiting
-        assert not live.watcher.todo and not live.watcher.anomalies_stale
+        assert not live.watcher.todo and not live.watcher.outputs.anomalies_stale
         assert live.outputs() == run_outputs(logs, tmp_path / "run")
     finally:
         live.close()

@@ -10,6 +10,8 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple
 
+from ..errors import InputError
+
 SKIPPED_SUFFIXES = ("~", ".tmp", ".part", ".swp")
 _SCAN = 64 * 1024
 
@@ -36,9 +38,6 @@ class Split(NamedTuple):
         except OSError:
             return 0
 
-
-class InputError(Exception):
-    """A path given by the user that does not exist or is not a file or a folder."""
 
 
 def is_skipped(name: str) -> bool:
