@@ -37,17 +37,17 @@ PACKAGE = "mapreduce_logs"
 RESULTS = ROOT / "benchmarks" / "results"
 
 MODULES: dict[str, tuple[str, ...]] = {
-    "parse": ("parse.py", "ingest/parse.py"),
-    "fast": ("fast.py", "ingest/fast.py"),
-    "split": ("split.py", "ingest/split.py"),
-    "partial": ("partial.py", "model/partial.py"),
-    "scan": ("scan.py", "ingest/scan.py"),
-    "anomalies": ("anomalies.py", "detect/anomalies.py", "detect/rules.py"),
-    "heavy": ("heavy.py", "detect/heavy.py", "reduce/heavy.py"),
-    "spill": ("spill.py", "reduce/spill.py"),
-    "report": ("report.py", "report/documents.py"),
-    "watch": ("watch.py", "watch/loop.py"),
-    "cli": ("cli.py", "cli/run.py", "cli/parser.py", "cli/common.py"),
+    "parse": ("ingest/parse.py", "parse.py"),
+    "fast": ("ingest/fast.py", "fast.py"),
+    "split": ("ingest/split.py", "split.py"),
+    "partial": ("model/partial.py", "partial.py"),
+    "scan": ("ingest/scan.py", "scan.py"),
+    "anomalies": ("detect/rules.py", "anomalies.py"),
+    "heavy": ("detect/arrays.py", "heavy.py"),
+    "spill": ("detect/digest.py", "reduce/spill.py", "spill.py"),
+    "report": ("report/documents.py", "report.py"),
+    "watch": ("watch/loop.py", "watch/files.py", "watch/outputs.py", "watch.py"),
+    "cli": ("cli/run.py", "cli/parser.py", "cli/common.py", "cli/__init__.py", "cli.py"),
 }
 """Where each module's code lives (before and after the move into sub-packages): a mutation's
 snippet is looked for in these files, and must be found in exactly one place."""
@@ -240,11 +240,11 @@ MUTATIONS: tuple[Mutation, ...] = (
       "self.next_rescan = now + 2 * self.rescan_seconds", "a rescan every 60 s"),
     M("watch", "return self.clock() >= self.anomalies_due", "return self.clock() > self.anomalies_due",
       "anomalies.json a step after it is due"),
-    M("watch", "        if not self.todo:\n            return True",
+    M("watch", "        if not backlog:\n            return True",
       "        if True:\n            return True", "anomalies.json written after every batch"),
     M("watch", "if self.seen.get(rec.rid) != sig:", "if rec.rid not in self.seen:",
       "an append does not put the settle time back"),
-    M("watch", "            if due <= now:", "            if due < now:",
+    M("watch", "            if when <= now:", "            if when < now:",
       "a due file looked at a wake-up late"),
     M("watch", "return min(1.0, max(0.01, due - self.clock()))", "return 1.0",
       "the idle wait ignores what is due"),

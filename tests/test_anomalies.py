@@ -659,3 +659,13 @@ def test_runs_of_exactly_the_floor_are_suspect() -> None:
 
     counts = {1: 10, 2: 10, 5: 19, 8: 20}
     assert in_long_runs([1, 2, 5, 8], counts, 20) == [1, 2, 8]
+
+
+def test_the_busiest_share_is_capped_below_one() -> None:
+    """A user's expected lines take at most 0.99 of everyone else's, so one user holding all
+    the traffic still has a finite expectation."""
+    from mapreduce_logs.detect.rules import _burst_limits
+
+    expected, threshold = _burst_limits(1.0, 0.0, 0, 1000, Settings(burst_factor=2.0))
+    assert (expected, threshold) == (0.99 * 1000, 2.0 * 0.99 * 1000)
+    assert _burst_limits(0.5, 0.0, 0, 1000, Settings(burst_factor=2.0))[0] == 500.0

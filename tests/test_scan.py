@@ -224,3 +224,55 @@ def test_an_unreadable_split_is_a_failure_not_a_file(tmp_path: Path) -> None:
     path.unlink()
     p = map_split(split, Settings())
     assert (p.files, p.lines) == (0, 0) and str(path) in p.failures
+
+
+def test_order_checks_see_a_block_whose_ends_are_in_order(tmp_path: Path) -> None:
+    """A line more than the skew before the previous one goes backwards even when the block's
+    first and last stamps are in order (and none is in the future)."""
+    path = tmp_path / "a.log"
+    write_stamped(path, [T, T - 400, T + 10], mtime=T + 3600)
+    p = scan(path, Settings(clock_skew=SKEW))
+    (segment,) = p.segments[(str(path), 0)]
+    assert (segment.backwards, segment.future) == (1, 0)
+
+
+def test_the_time_range_spans_every_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Later blocks of one split with earlier stamps lower its first time (and vice versa)."""
+    monkeypatch.setattr(scan_module, "BLOCK", 64)
+    path = tmp_path / "a.log"
+    seconds = [T + 100, T + 50, T, T + 200, T + 20]
+    write_stamped(path, seconds, mtime=T + 3600)
+    p = scan(path)
+    assert (p.min_ts, p.max_ts) == (T * 1_000_000_000, (T + 200) * 1_000_000_000)
+
+
+def test_a_long_line_with_text_amid_whitespace_is_too_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line streamed over many reads is blank only if every part of it is whitespace."""
+    monkeypatch.setattr(scan_module, "BLOCK", 4096)
+    path = tmp_path / "a.log"
+    path.write_bytes(b" " * 70_000 + b"x" + b" " * 70_000 + b"\n" + b" " * 70_000 + b"\n")
+    p = scan(path)
+    assert (p.lines, p.blank, p.malformed["too_long"]) == (2, 1, 1)
+
+
+def test_seams_keep_line_numbers_and_the_previous_time(tmp_path: Path) -> None:
+    """One split a line: the backwards line is named by its line number in the file, the
+    previous valid time crosses a split holding only a malformed line, and no more than five
+    examples are kept."""
+    path = tmp_path / "a.log"
+    write_stamped(path, [T], mtime=T + 3600)
+    with path.open("ab") as f:
+        f.write(b"".join(b"bad %d\n" % i for i in range(7)))
+    write_stamped(tmp_path / "b.log", [T - SKEW - 1], mtime=T + 3600)
+    with path.open("ab") as f:
+        f.write((tmp_path / "b.log").read_bytes())
+    settings = Settings(clock_skew=SKEW)
+    total = Partial(clock_skew_ns=settings.clock_skew_ns)
+    for split in split_file(str(path), 1):
+        total.update(map_split(split, settings))
+    doc = build_anomalies(total, settings)
+    by_type = {a["type"]: a for a in doc["anomalies"]}
+    assert [e["line"] for e in by_type["time_went_backwards"]["examples"]] == [9]
+    assert [e["line"] for e in by_type["malformed_lines"]["examples"]] == [2, 3, 4, 5, 6]
