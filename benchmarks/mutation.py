@@ -114,7 +114,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("fast", 'ERROR_TOKENS: Final = frozenset({b"ERROR", b"CRITICAL", b"FATAL"})',
       'ERROR_TOKENS: Final = frozenset({b"ERROR", b"FATAL"})',
       "CRITICAL is not an error on the fast path"),
-    M("fast", "int(stamp[14:16]) * 60", "int(stamp[14:16]) * 61", "a minute of 61 seconds"),
+    M("fast", "int(stamp[11:13]) * 3600", "int(stamp[11:13]) * 3601",
+      "an hour of 3601 seconds"),
     # --- split
     M("split", "cut = _next_line_end(f, pos + chunk_size - 1, end)",
       "cut = _next_line_end(f, pos + chunk_size, end)", "chunks one byte longer"),
@@ -150,6 +151,8 @@ MUTATIONS: tuple[Mutation, ...] = (
       "a carried 65,536-byte line streamed as too long"),
     M("scan", "self.long_blank = self.long_blank and data.isspace()",
       "self.long_blank = data.isspace()", "a long line's blankness from its last block only"),
+    M("scan", "sec = base + int(stamp[14:16]) * 60", "sec = base + int(stamp[14:16]) * 61",
+      "a minute of 61 seconds on the fast path"),
     M("scan", "hours[sec // 3600 % 24] += n", "hours[sec // 3600 % 24] += 1",
       "an hour counts one line per distinct stamp"),
     M("scan", "elif ts < seg.last_ts - self.settings.clock_skew_ns:",

@@ -187,7 +187,7 @@ T = 1_709_287_200  # 2024-03-01T10:00:00Z
 SKEW = 300
 
 
-@pytest.mark.parametrize("chunk", [None, 1], ids=["one split", "a split a line"])
+@pytest.mark.parametrize("chunk", [None, 1, 40], ids=["one split", "a split a line", "40"])
 def test_clock_checks_at_exactly_the_skew(tmp_path: Path, chunk: int | None) -> None:
     """A line more than --clock-skew seconds before the previous valid line went backwards;
     exactly --clock-skew before did not. A line more than --clock-skew after the file's mtime
@@ -205,8 +205,25 @@ def test_clock_checks_at_exactly_the_skew(tmp_path: Path, chunk: int | None) -> 
               else list(split_file(str(path), chunk)))
     for split in splits:
         total.update(map_split(split, settings))
-    counts = build_anomalies(total, settings)["counts"]
-    assert (counts["time_went_backwards"], counts["future_timestamp"]) == (backwards, future)
+    found = {a["type"]: a for a in build_anomalies(total, settings)["anomalies"]}
+    assert found["time_went_backwards"]["count"] == backwards
+    assert found["future_timestamp"]["count"] == future
+    assert [e["line"] for e in found["time_went_backwards"]["examples"]] == [4]
+    assert [e["line"] for e in found["future_timestamp"]["examples"]] == [6]
+
+
+@pytest.mark.parametrize("route", ["fast", "exact"])
+def test_error_levels_on_both_paths(tmp_path: Path, route: str) -> None:
+    """ERROR, CRITICAL and FATAL lines are a service's errors; the other levels are not."""
+    levels = ["ERROR", "CRITICAL", "FATAL", "WARN", "INFO", "WARNING", "DEBUG"]
+    if route == "exact":
+        levels = [level.lower() for level in levels]  # not canonical: the exact path
+    path = tmp_path / "a.log"
+    path.write_bytes("".join(f"2024-03-01T10:00:0{i}Z {level} svc u\n"
+                             for i, level in enumerate(levels)).encode())
+    p = scan(path)
+    window = T // 60
+    assert (p.service_errors[(b"svc", window)], p.service_others[(b"svc", window)]) == (3, 4)
 
 
 def test_hours_count_every_line_of_a_stamp(tmp_path: Path) -> None:
