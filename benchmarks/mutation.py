@@ -324,8 +324,14 @@ def run_tests(copy: Path, module: str) -> tuple[str, float, str]:
     if done.returncode == 0:
         return "survived", seconds, ""
     if done.returncode == 1:
-        return "killed", seconds, name
-    return "error", seconds, name or done.stdout[-300:] + done.stderr[-300:]
+        return "killed", seconds, name or _stuck_in(done.stderr)
+    return "error", seconds, f"exit {done.returncode}: {name or _stuck_in(done.stderr)}"
+
+
+def _stuck_in(stderr: str) -> str:
+    """The test a session ended by the hang backstop was in (faulthandler's dump names it)."""
+    frames = re.findall(r'File "[^"]*/(tests/test_\w+\.py)", line \d+ in (test_\w+)', stderr)
+    return f"{frames[-1][0]}::{frames[-1][1]} (hang)" if frames else stderr[-200:]
 
 
 def imported_from(copy: Path) -> str:

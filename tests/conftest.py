@@ -78,6 +78,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _HANG_FD = pytest.StashKey[int]()
+_CALLING = pytest.StashKey[bool]()
+_ALARMED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    item.stash[_CALLING] = True
+    try:
+        return (yield)
+    finally:
+        item.stash[_CALLING] = False
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -94,7 +105,14 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
         return None
 
     def on_alarm(signum: int, frame: Any) -> None:
-        raise HangError(f"{item.nodeid} still running after its {timeout:g} s timeout")
+        # Again every second while the test function runs, should something swallow it
+        # (hypothesis reporting a failure it found replays the example and keeps any exception
+        # of the replay for its report); not into pytest's own reporting after it.
+        again = item.stash.get(_ALARMED, False)
+        item.stash[_ALARMED] = True
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        if not again or item.stash.get(_CALLING, False):
+            raise HangError(f"{item.nodeid} still running after its {timeout:g} s timeout")
 
     def cancel() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)

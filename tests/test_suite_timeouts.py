@@ -4,7 +4,7 @@ budget, and the session goes on (see ``conftest.pytest_timeout_set_timer``).
 Each case runs pytest in a subprocess on a small test file beside a copy of this suite's
 conftest.py, with a 2 s timeout: a hypothesis test stuck in a Python loop (which
 pytest-timeout's own signal method leaves hypothesis to replay with no timer left: a hang with
-no verdict), a splitter whose cut does not advance, and a test stuck in C code that holds the
+no verdict), a splitter whose cut does not advance, a test that swallows the first alarm, and a test stuck in C code that holds the
 GIL (only faulthandler's thread can end that one: the session ends, the test's frame shown).
 """
 
@@ -51,6 +51,16 @@ def test_split_that_does_not_advance(chunk):
         split._next_line_end = real
 
 
+def test_swallows_the_first_alarm():
+    try:
+        while True:
+            pass
+    except BaseException:
+        pass
+    while True:
+        pass
+
+
 def test_after():
     assert True
 '''
@@ -84,7 +94,8 @@ def test_a_hang_in_a_property_test_fails_by_name_and_the_session_goes_on(tmp_pat
     assert done.returncode == 1, out + done.stderr
     assert "FAILED test_stuck.py::test_stuck_in_python - conftest.HangError" in out, out
     assert "FAILED test_stuck.py::test_split_that_does_not_advance - AssertionError" in out, out
-    assert "2 failed, 1 passed" in out, out
+    assert "FAILED test_stuck.py::test_swallows_the_first_alarm - conftest.HangError" in out, out
+    assert "3 failed, 1 passed" in out, out
 
 
 def test_a_hang_out_of_reach_of_signals_ends_the_session_naming_the_test(tmp_path: Path) -> None:
