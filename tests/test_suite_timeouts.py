@@ -4,8 +4,9 @@ budget, and the session goes on (see ``conftest.pytest_timeout_set_timer``).
 Each case runs pytest in a subprocess on a small test file beside a copy of this suite's
 conftest.py, with a 2 s timeout: a hypothesis test stuck in a Python loop (which
 pytest-timeout's own signal method leaves hypothesis to replay with no timer left: a hang with
-no verdict), a splitter whose cut does not advance, a test that swallows the first alarm, and a test stuck in C code that holds the
-GIL (only faulthandler's thread can end that one: the session ends, the test's frame shown).
+no verdict), a splitter whose cut does not advance, a test that swallows the first alarm, and
+a test stuck in C code that holds the GIL (only faulthandler's thread can end that one: the
+session ends, the test's frame shown).
 """
 
 from __future__ import annotations
