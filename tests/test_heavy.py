@@ -187,3 +187,17 @@ def test_the_even_median_is_the_mean_of_the_middle_two() -> None:
     assert heavy._median(ints([1, 3, 10, 20]), 4, 1) == (3 + 10) / 2
     assert heavy._median(ints([4, 8]), 4, 1) == (0 + 4) / 2
     assert heavy._median(ints([4, 8, 9]), 3, 1) == 8.0
+
+
+def test_weighted_median_ratio_on_arrays() -> None:
+    """The smallest ratio at or below which the windows hold at least half of the other
+    lines: exactly half is enough; windows without other lines weigh nothing."""
+    def ratio(pairs: list[tuple[int, int]]) -> float:
+        return heavy._weighted_median_ratio(ints([e for e, _ in pairs]), ints([n for _, n in pairs]))
+
+    assert ratio([(1, 100), (2, 100), (50, 100)]) == 2 / 100
+    assert ratio([(1, 100), (3, 100)]) == 1 / 100
+    assert ratio([(3, 100), (1, 100)]) == 1 / 100
+    assert ratio([(0, 10), (0, 10), (0, 10), (1, 1000)]) == 1 / 1000
+    assert ratio([(30, 10), (0, 1000), (5, 0)]) == 0.0
+    assert ratio([(5, 0)]) == 0.0
