@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -26,7 +27,8 @@ from .metrics import Clock, MemorySampler, run_metrics
 from .partial import Partial
 from .report import build_anomalies, build_summary, shown, to_json, write_atomic
 from .settings import Settings
-from .split import InputError, discover
+from .split import STREAM, InputError, discover
+from .zones import TimeError, ZoneError, parse_time, zone
 
 PROG = "mapreduce-logs"
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
@@ -75,6 +77,14 @@ def _seconds(text: str) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def _zone(text: str) -> str:
+    try:
+        zone(text)
+    except ZoneError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     d = Settings()
     p.add_argument("--out", default="output", metavar="DIR", help="output folder (default: output/)")
@@ -101,6 +111,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--burst-min-lines", type=_positive(int), default=d.burst_min_lines,
                    metavar="N",
                    help=f"user_burst: fewest lines in a run of flagged windows (default: {d.burst_min_lines})")
+    p.add_argument("--tz", type=_zone, default=d.tz, metavar="ZONE",
+                   help="zone of hourly_counts and peak_hours: an IANA name (Europe/Paris, "
+                   "America/New_York; daylight saving included) or a fixed offset (+05:30, "
+                   "-0800); everything else stays UTC (default: UTC)")
+    p.add_argument("--since", metavar="TIME", default=None,
+                   help="count only valid lines at or after TIME: a timestamp "
+                   "(2025-07-22T09:00:00, fractions and Z or +HH:MM allowed) or a date "
+                   "(2025-07-22, its midnight); without an offset, local time in --tz. Lines "
+                   "left out count in totals.lines and totals.outside only")
+    p.add_argument("--until", metavar="TIME", default=None,
+                   help="count only valid lines before TIME (same forms as --since)")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no report line")
 
@@ -112,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      parser_class=_Parser)
     run = commands.add_parser("run", help="summarise files once",
                               description="Summarise PATHs into summary.json and anomalies.json.")
-    run.add_argument("paths", nargs="+", metavar="PATH", help="log files or folders")
+    run.add_argument("paths", nargs="+", metavar="PATH",
+                     help="log files or folders; - is standard input, read once after the "
+                     "files (not decompressed: pipe a .gz through zcat)")
     _common(run)
     run.add_argument("--spill-dir", metavar="DIR", default=None,
                      help="where counts past the memory budget are spilled, in a hidden folder "
@@ -149,12 +172,26 @@ def parse_command_line(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _time_option(args: argparse.Namespace, name: str) -> int | None:
+    text = getattr(args, name)
+    if text is None:
+        return None
+    try:
+        return parse_time(text, args.tz)
+    except TimeError as err:
+        raise UsageError(f"argument --{name}: {err}") from None
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
+    since, until = _time_option(args, "since"), _time_option(args, "until")
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since {args.since} is not before --until {args.until}")
     return Settings(
         top=args.top, peak_hours=args.peak_hours, window=args.window, clock_skew=args.clock_skew,
         chunk_size=args.chunk_size, workers=args.workers, memory_mb=args.memory_mb,
         spike_factor=args.spike_factor, spike_min_errors=args.spike_min_errors,
         burst_factor=args.burst_factor, burst_min_lines=args.burst_min_lines,
+        tz=args.tz, since_ns=since, until_ns=until,
     )
 
 
@@ -191,9 +228,18 @@ OUTPUTS = ("summary.json", "anomalies.json", "metrics.json")
 
 
 def run_main(args: argparse.Namespace) -> int:
+    started_ns = time.time_ns()
     unlisted: dict[str, str] = {}
+    paths = [path for path in args.paths if path != STREAM]
+    stream = None
+    if len(paths) < len(args.paths):
+        if len(args.paths) - len(paths) > 1:
+            raise UsageError("- (standard input) given more than once")
+        if sys.stdin is None:
+            raise UsageError("- given, but there is no standard input")
+        stream = sys.stdin.buffer
     try:
-        files = discover(args.paths, recursive=args.recursive, failures=unlisted)
+        files = discover(paths, recursive=args.recursive, failures=unlisted)
     except InputError as err:
         raise UsageError(str(err)) from None
     # The outputs of an earlier run (--out inside an input folder) are not input.
@@ -217,7 +263,8 @@ def run_main(args: argparse.Namespace) -> int:
     with pool if pool is not None else contextlib.nullcontext(), MemorySampler() as sampler:
         with _progress(files, show_progress) as advance:
             partial = run_files(files, settings, executor, progress=advance, stats=stats,
-                                spill_dir=args.spill_dir or args.out)
+                                spill_dir=args.spill_dir or args.out, stream=stream,
+                                stream_mtime_ns=started_ns)
         _summary, anomalies = _write_outputs(partial, settings, args.out, stats.stages)
     for path, reason in unlisted.items():
         partial.failures.setdefault(path, reason)

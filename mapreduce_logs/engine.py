@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import itertools
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -49,7 +50,7 @@ from .spill import (
     save_windows,
     write_run,
 )
-from .split import Split, is_compressed, split_files
+from .split import Readable, Split, is_compressed, split_files, stream_splits
 from .windows import WINDOW_BUFFER, merge_files
 
 T = TypeVar("T")
@@ -674,9 +675,12 @@ def run_files(
     progress: Callable[[int], None] | None = None,
     stats: RunStats | None = None,
     spill_dir: str | None = None,
+    stream: Readable | None = None,
+    stream_mtime_ns: int = 0,
 ) -> Partial:
-    """Split, map and reduce ``files`` into one digested Partial. Unreadable files land in
-    ``failures``. Memory follows ``plan``; what does not fit is spilled to a hidden folder made
+    """Split, map and reduce ``files``, then ``stream`` (standard input, read once, as it comes,
+    named ``-``, its modification time ``stream_mtime_ns``) into one digested Partial.
+    Unreadable files land in ``failures``. Memory follows ``plan``; what does not fit is spilled to a hidden folder made
     in ``spill_dir`` (default SPILL_DIR), removed before this returns or raises, and by SIGTERM
     before it kills the process."""
     stats = stats if stats is not None else RunStats()
@@ -693,7 +697,11 @@ def run_files(
     reducer = Reducer(settings, budget, _input_bytes(files), spill_parent)
 
     def splits() -> Iterator[Chunk]:
-        for item in split_files(files, budget.chunk_size):
+        items: Iterable[Split | tuple[str, str]] = split_files(files, budget.chunk_size)
+        if stream is not None:
+            items = itertools.chain(
+                items, stream_splits(stream, budget.chunk_size, stream_mtime_ns))
+        for item in items:
             if isinstance(item, Split):
                 flush = 0
                 if item.compressed and uncompressed_size(item.path) > budget.chunk_size:

@@ -50,6 +50,7 @@ def build_summary(p: Partial, settings: Settings) -> dict[str, Any]:
         "service_counts": {_text(k): v for k, v in services},
         "user_counts": {_text(k): v for k, v in users},
         "hourly_counts": dict(zip(HOURS, p.hours, strict=True)),
+        "time_zone": settings.tz,
         "distinct_services": distinct_services,
         "distinct_users": distinct_users,
         "time_range": None
@@ -62,6 +63,7 @@ def build_summary(p: Partial, settings: Settings) -> dict[str, Any]:
             "valid": p.valid,
             "blank": p.blank,
             "malformed": malformed_total,
+            "outside": p.outside,
         },
         "malformed": {reason: p.malformed.get(reason, 0) for reason in REASONS},
     }

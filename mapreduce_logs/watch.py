@@ -233,7 +233,8 @@ class Watcher:
         self.stop = threading.Event()
         self.out_prefix = os.path.join(os.path.abspath(out), "")
         meta = {"folder": os.path.abspath(folder), "spelled": folder,
-                "window": settings.window, "clock_skew": settings.clock_skew}
+                "window": settings.window, "clock_skew": settings.clock_skew,
+                "tz": settings.tz, "since": settings.since_ns, "until": settings.until_ns}
         self.checkpoint = Checkpoint(os.path.join(out, CHECKPOINT_FOLDER), meta, settings,
                                      top_size)
         """``top_size``: entries of the store's top lists (tests make it tiny)."""
@@ -798,6 +799,8 @@ def watch_main(args: argparse.Namespace, settings: Settings) -> int:
     """Run the watcher until SIGINT or SIGTERM; returns the exit status."""
     from .cli import EXIT_OK, PROG, UsageError, report_line
 
+    if args.dir == "-":
+        raise UsageError("watch reads a folder, not standard input (-); a folder named - is ./-")
     if not os.path.isdir(args.dir):
         raise UsageError(f"not a folder: {args.dir}")
     try:
