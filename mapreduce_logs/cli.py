@@ -8,6 +8,7 @@ import dataclasses
 import decimal
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -162,8 +163,24 @@ def _version() -> str:
         return "unknown"
 
 
+_NEGATIVE_OFFSET = re.compile(r"-[0-9]{2}:?[0-9]{2}")
+
+
+def _joined_offsets(argv: Sequence[str]) -> list[str]:
+    """``--tz -08:00`` as ``--tz=-08:00``: argparse would take a value that starts with ``-``
+    (and is not a plain negative number) for an option."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--tz" and _NEGATIVE_OFFSET.fullmatch(arg):
+            out[-1] = f"--tz={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def parse_command_line(argv: Sequence[str] | None) -> argparse.Namespace:
     """The parsed arguments; PATHs may come after options too (``run a.log --quiet b.log``)."""
+    argv = _joined_offsets(sys.argv[1:] if argv is None else argv)
     args, extra = build_parser().parse_known_args(argv)
     if extra and args.command == "run" and not any(x.startswith("-") and x != "-" for x in extra):
         args.paths += extra

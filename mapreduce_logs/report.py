@@ -18,6 +18,7 @@ from .parse import REASONS, format_utc
 from .partial import MAX_EXAMPLES, Example, Partial, Segment, Source
 from .settings import Settings
 from .spill import top_k
+from .split import STREAM
 
 HOURS = [f"{h:02d}:00-{(h + 1) % 24:02d}:00" for h in range(24)]
 
@@ -70,9 +71,11 @@ def build_summary(p: Partial, settings: Settings) -> dict[str, Any]:
 
 
 def _placed(p: Partial) -> dict[Source, list[tuple[int, Segment]]]:
-    """Every source's segments in order, each with the number of lines before it in its file."""
+    """Every source's segments in input order, each with the number of lines before it in its
+    file."""
     placed: dict[Source, list[tuple[int, Segment]]] = {}
-    for source in sorted(p.segments):
+    # Files in sorted path order, then standard input, which is read after them.
+    for source in sorted(p.segments, key=lambda source: (source[0] == STREAM, source)):
         before = 0
         mine = placed[source] = []
         for segment in p.segments[source]:

@@ -173,7 +173,7 @@ class Readable(Protocol):
 
 
 def stream_splits(
-    stream: Readable, chunk_size: int, mtime_ns: int, block: int = STREAM_BLOCK
+    stream: Readable, chunk_size: int, mtime_ns: int
 ) -> Iterator[Split | tuple[str, str]]:
     """Splits of about ``chunk_size`` bytes of complete lines read from ``stream`` as it comes,
     each carrying its bytes; at least one (an empty stream is one empty Split). A read error
@@ -186,6 +186,7 @@ def stream_splits(
     and ``end`` are offsets in the stream, so its bytes count every byte read."""
     cutter = _LineCutter(chunk_size, mtime_ns)
     read = getattr(stream, "read1", stream.read)
+    block = STREAM_BLOCK
     try:
         while data := read(block):
             yield from cutter.feed(data)
