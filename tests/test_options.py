@@ -30,16 +30,15 @@ from mapreduce_logs import (
     build_anomalies,
     build_summary,
     run_files,
-    split,
     to_json,
-    zones,
 )
 from mapreduce_logs.cli import main
+from mapreduce_logs.ingest import split, zones
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZONES = sorted(zoneinfo.available_timezones())
 NS = 1_000_000_000
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 CYCLE = reference.FOUR_CENTURIES
 

@@ -1,24 +1,21 @@
-"""Reduced Partial -> summary.json and anomalies.json (pure), and atomic file writes."""
+"""Reduced Partial -> the summary.json and anomalies.json documents (pure functions)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import heapq
 import os
-import stat
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
-from .anomalies import ANOMALY_TYPES, Found, detect_bursts, detect_spikes, severity_for_count
-from .parse import REASONS, format_utc
-from .partial import MAX_EXAMPLES, Example, Partial, Segment, Source
-from .settings import Settings
-from .spill import top_k
-from .split import STREAM
+from ..detect.digest import top_k
+from ..detect.rules import ANOMALY_TYPES, detect_bursts, detect_spikes, severity_for_count
+from ..ingest.parse import REASONS, format_utc
+from ..ingest.split import STREAM
+from ..model.digest import Found
+from ..model.partial import MAX_EXAMPLES, Example, Partial, Segment, Source
+from ..settings import Settings
+from .output import shown
 
 HOURS = [f"{h:02d}:00-{(h + 1) % 24:02d}:00" for h in range(24)]
 
@@ -28,7 +25,7 @@ def _text(key: bytes) -> str:
 
 
 def build_summary(p: Partial, settings: Settings) -> dict[str, Any]:
-    """The summary.json document, keys in SPEC.md order."""
+    """The summary.json document, keys in the documented order (docs/outputs.md)."""
     if p.digest is not None:
         p.digest.check(settings)
         services = p.digest.top_services[: settings.top]
@@ -161,48 +158,3 @@ def build_anomalies(p: Partial, settings: Settings) -> dict[str, Any]:
     for anomaly in anomalies:
         counts[anomaly["type"]] += 1
     return {"anomalies": anomalies, "counts": counts}
-
-
-def to_json(document: dict[str, Any]) -> bytes:
-    """UTF-8 JSON, 2-space indent, key order kept, newline at the end."""
-    return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
-
-
-def shown(path: str) -> str:
-    """A path as JSON shows it: bytes that are not UTF-8 in a file name become U+FFFD."""
-    return os.fsencode(path).decode("utf-8", "replace")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-UMASK = _umask()
-"""Read once, at import, while the process has a single thread (reading it means setting it)."""
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a reader sees the old file or the new, never half.
-
-    The new file has the old one's permissions, or those any new file gets here (0666 less the
-    umask): not the 0600 of a private temporary file, which would lock out other readers.
-    """
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            try:
-                mode = stat.S_IMODE(os.stat(path).st_mode)
-            except OSError:
-                mode = 0o666 & ~UMASK
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-if TYPE_CHECKING:
-    from .spill import Digest
+from .digest import Digest, Tables
 
 K = TypeVar("K")
 
@@ -232,6 +231,12 @@ class Partial:
             self.failures.setdefault(path, reason)
             self.failures[path] = min(self.failures[path], reason)
         return self
+
+    def take_tables(self) -> Tables:
+        """Move the (subject, window) counters out, leaving empty ones."""
+        tables = Tables(self.user_lines, self.service_errors, self.service_others)
+        self.user_lines, self.service_errors, self.service_others = Counter(), Counter(), Counter()
+        return tables
 
     def retain_unknown(self, keep: Collection[bytes]) -> None:
         """Forget the counts and examples of the unknown level tokens that are not in ``keep``."""

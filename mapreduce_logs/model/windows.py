@@ -4,7 +4,7 @@ A run usually covers a few thousand windows (a day of minutes is 1,440), and a d
 the fastest thing to look up. But windows are as many as the distinct minutes the lines are
 stamped with: years of logs, or a file with random stamps, make millions, and a dict costs about
 100 bytes a window in every process that holds it. So the reducer writes its window counts to
-a file as a sorted run (16 bytes a window) each time they pass WINDOW_BUFFER, merges the files
+a file as a sorted run (16 bytes a window) each time they pass ``limits().window_buffer``, merges the files
 at the end into one (``merge_files``, streamed), and every process maps that file as a
 ``WindowLines``: the pages are shared through the page cache, never copied.
 """
@@ -20,9 +20,6 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
-
-WINDOW_BUFFER = 200_000
-"""Windows counted in a dict before they are folded into a sorted run."""
 
 RELEASE_EVERY = 1024
 """Lookups in mapped windows between two releases of the pages they touched: each touches a

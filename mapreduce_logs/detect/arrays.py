@@ -5,7 +5,7 @@ once the rules have run; a partition too big for its share of the budget is spli
 hash digits. One subject's windows cannot be split: a service that logs every minute of a
 year has 525,600 of them, a heartbeat user at ``--window 1`` 86,400 a day. Such a subject is
 read into sorted arrays instead (16 bytes a window, a few times that while the rules run), and
-the same rules as ``anomalies`` are applied to them with the same float operations in the same
+the same rules as ``rules`` are applied to them with the same float operations in the same
 order, so the result is the same to the last bit (the tests check it against the dict digest
 and the reference, with every subject forced through here).
 """
@@ -19,18 +19,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .anomalies import (
+from ..model.digest import Found
+from ..model.windows import WindowLines, release
+from ..settings import Settings
+from .rules import (
     MAX_SHARE,
     NEIGHBOURS,
     BurstCandidate,
     Flagged,
-    Found,
     UserRate,
     _window_anomalies,
     trim_count,
 )
-from .settings import Settings
-from .windows import WindowLines, release
 
 STRETCH = 1 << 16
 """Windows looked up at a time in the window table (then its mapped pages are let go)."""
@@ -109,11 +109,11 @@ def _summed(windows: Ints, counts: Ints) -> tuple[Ints, Ints]:
     return windows[starts], np.add.reduceat(counts, starts)
 
 
-# --- error_spike: anomalies.spikes for one service --------------------------------------------
+# --- error_spike: rules.spikes for one service --------------------------------------------
 
 
 def spikes(subject: Subject, settings: Settings) -> list[Found]:
-    """``anomalies.spikes`` of this one service."""
+    """``rules.spikes`` of this one service."""
     ew, ec = subject.windows[1], subject.counts[1]
     ow, oc = subject.windows[2], subject.counts[2]
     if not len(ew):
@@ -168,7 +168,7 @@ def _median(ordered: Ints, total: int, width: int) -> float:
 
 
 def _weighted_median_ratio(e: Ints, n: Ints) -> float:
-    """``anomalies.weighted_median_ratio``: ratios e/n where n > 0, weighted by n."""
+    """``rules.weighted_median_ratio``: ratios e/n where n > 0, weighted by n."""
     has = np.flatnonzero(n)
     if not len(has):
         return 0.0
@@ -184,7 +184,7 @@ def _weighted_median_ratio(e: Ints, n: Ints) -> float:
 
 
 def _usual_ratio(windows: Ints, e: Ints, n: Ints, suspect: Bools) -> float:
-    """``anomalies.usual_ratio``: over the windows not suspect, less the tenth of all the windows
+    """``rules.usual_ratio``: over the windows not suspect, less the tenth of all the windows
     (never all that are left) with most errors, ties dropping the earlier window."""
     rest = np.flatnonzero(~suspect)
     drop = min((len(windows) + 9) // 10, max(len(rest) - 1, 0))
@@ -196,12 +196,12 @@ def _usual_ratio(windows: Ints, e: Ints, n: Ints, suspect: Bools) -> float:
     return kept_errors / kept_others if kept_others else 0.0
 
 
-# --- user_burst: anomalies.user_rate and burst_candidates for one user -------------------------
+# --- user_burst: rules.user_rate and burst_candidates for one user -------------------------
 
 
 @dataclass
 class Table:
-    """``anomalies.WindowTable`` as arrays: the windows ascending and their lines (views of the
+    """``rules.WindowTable`` as arrays: the windows ascending and their lines (views of the
     mapped file when there are millions: shared between the processes, not copied)."""
 
     order: Ints
@@ -256,7 +256,7 @@ def _ints(seq: Any) -> Ints:
 
 
 def user_rate(subject: Subject, table: Table, settings: Settings) -> UserRate | None:
-    """``anomalies.user_rate`` of this one user."""
+    """``rules.user_rate`` of this one user."""
     w, c = subject.windows[0], subject.counts[0]
     drop = table.drop
     if len(w) <= drop:
@@ -282,7 +282,7 @@ def user_rate(subject: Subject, table: Table, settings: Settings) -> UserRate | 
 
 
 def _kept_rate(c: Ints, lines: Ints, left_out: Ints, table: Table) -> UserRate:
-    """``anomalies._kept_rate``, where kept is every window of the user but ``left_out``."""
+    """``rules._kept_rate``, where kept is every window of the user but ``left_out``."""
     kept_lines = int(c.sum()) - int(c[left_out].sum())
     kept_total = table.all_lines - int(lines[left_out].sum())
     return UserRate(kept_lines / kept_total if kept_total else 0.0,
@@ -291,7 +291,7 @@ def _kept_rate(c: Ints, lines: Ints, left_out: Ints, table: Table) -> UserRate:
 
 def _suspect(w: Ints, c: Ints, pos: Ints, lines: Ints, table: Table,
              settings: Settings) -> Ints:
-    """``anomalies.suspect_windows`` as indexes into ``w``."""
+    """``rules.suspect_windows`` as indexes into ``w``."""
     least = settings.burst_min_lines
     usual = _local_median(c, pos, table)
     lowest = max(1.0, settings.burst_factor * usual)
@@ -305,7 +305,7 @@ def _suspect(w: Ints, c: Ints, pos: Ints, lines: Ints, table: Table,
 
 
 def _limits(share: float, usual: float, c: Ints, lines: Ints, settings: Settings) -> Floats:
-    """``anomalies._burst_limits``' threshold, for many windows."""
+    """``rules._burst_limits``' threshold, for many windows."""
     # max(1.0, factor * max(min(share, MAX_SHARE) * (lines - c), usual)), step by step in place
     limits = np.subtract(lines, c, dtype=np.float64)
     limits *= min(share, MAX_SHARE)
@@ -316,7 +316,7 @@ def _limits(share: float, usual: float, c: Ints, lines: Ints, settings: Settings
 
 
 def _local_median(c: Ints, pos: Ints, table: Table) -> float:
-    """``anomalies.local_median``: only the windows near the user's have a sum above 0."""
+    """``rules.local_median``: only the windows near the user's have a sum above 0."""
     # The windows within NEIGHBOURS positions of one of the user's: a superset of those within
     # NEIGHBOURS windows (the windows are distinct integers); the others' sums are 0, dropped.
     mask = np.zeros(len(table.order), dtype=bool)
@@ -341,7 +341,7 @@ def _local_median(c: Ints, pos: Ints, table: Table) -> float:
 
 
 def _in_long_runs(chosen: Ints, w: Ints, c: Ints, least: int) -> Ints:
-    """``anomalies.in_long_runs``: of the indexes ``chosen`` (ascending), those in a run of
+    """``rules.in_long_runs``: of the indexes ``chosen`` (ascending), those in a run of
     adjacent windows whose lines add up to at least ``least``."""
     if not len(chosen):
         return chosen
@@ -357,7 +357,7 @@ def _in_long_runs(chosen: Ints, w: Ints, c: Ints, least: int) -> Ints:
 
 
 def _weighted_median_share(c: Ints, lines: Ints, table: Table) -> float:
-    """``anomalies.weighted_median_share``."""
+    """``rules.weighted_median_share``."""
     others = table.all_lines - int(c.sum())
     below = table.all_lines - int(lines.sum())
     if len(c) < len(table.order) and 2 * below >= others:
@@ -372,7 +372,7 @@ def _weighted_median_share(c: Ints, lines: Ints, table: Table) -> float:
 
 def burst_candidates(subject: Subject, rate: UserRate | None, share_floor: float,
                      table: Table, settings: Settings) -> list[BurstCandidate]:
-    """``anomalies.burst_candidates`` of this one user (``rate``: its ``user_rate``)."""
+    """``rules.burst_candidates`` of this one user (``rate``: its ``user_rate``)."""
     least = settings.burst_min_lines
     w, c = subject.windows[0], subject.counts[0]
     if int(c.sum()) < least:
@@ -402,9 +402,9 @@ def burst_candidates(subject: Subject, rate: UserRate | None, share_floor: float
 
 
 def reaches_cut(c: Ints, lines: Ints, fs: float) -> Bools:
-    """Whether each count ``c`` reaches the cut of its window (``lines`` there) of
-    ``anomalies.burst_candidates``: max(1, ceil(x)) <= c, x = fs * lines / (1 + fs) * (1 - 1e-9).
-    For whole counts that is x <= c and 1 <= c; the same float steps, in place."""
+    """``rules.burst_cut`` over arrays: whether each count ``c`` reaches the cut of its window
+    (``lines`` there): max(1, ceil(x)) <= c, x = fs * lines / (1 + fs) * (1 - 1e-9). For whole
+    counts that is x <= c and 1 <= c; the same float steps, in place."""
     cut = lines.astype(np.float64)
     cut *= fs
     cut /= 1 + fs
@@ -416,7 +416,7 @@ def reaches_cut(c: Ints, lines: Ints, fs: float) -> Bools:
 
 def quiet_entries(w: Ints, c: Ints, table: Table, fs: float, least: int,
                   limit: float) -> tuple[list[int], list[int]]:
-    """The windows (and counts) of one user in ``watch_store``'s quiet pass: fewer than
+    """The windows (and counts) of one user in ``store``'s quiet pass: fewer than
     ``least`` lines, in a window of fewer than ``limit`` lines, reaching the cut there."""
     lines = table.find(w)[1]
     chosen = (c < least) & (lines < limit)

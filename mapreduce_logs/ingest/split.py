@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple, Protocol
 
+from ..errors import InputError
 from .parse import MAX_LINE
 
 SKIPPED_SUFFIXES = ("~", ".tmp", ".part", ".swp")
@@ -43,9 +44,6 @@ class Split(NamedTuple):
         except OSError:
             return 0
 
-
-class InputError(Exception):
-    """A path given by the user that does not exist or is not a file or a folder."""
 
 
 def is_skipped(name: str) -> bool:

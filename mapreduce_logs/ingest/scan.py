@@ -14,6 +14,8 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Collection
 
+from ..model.partial import MAX_EXAMPLES, Partial, Segment
+from ..settings import Settings, limits
 from . import fast, zones
 from .parse import (
     ERROR_LEVELS,
@@ -26,8 +28,6 @@ from .parse import (
     example_text,
     parse_line,
 )
-from .partial import MAX_EXAMPLES, Partial, Segment
-from .settings import Settings
 from .split import Split
 
 BLOCK = 1 << 20
@@ -35,14 +35,6 @@ BLOCK = 1 << 20
 
 READ_ERRORS = (OSError, EOFError, zlib.error)
 
-MAX_UNKNOWN_LEVELS = 1000
-"""unknown_level anomalies reported: the first this many distinct tokens in input order.
-
-Tokens are unbounded in number (a file in another format can have a new one on every line),
-and each anomaly carries examples. Every unknown_level line is still counted in
-``malformed.unknown_level``, and every reported token's count is exact. A split's tokens after
-its first this many are reported only if an earlier file has them too: a flushed split drops
-them, and the engine counts again, in that split, the reported ones it dropped."""
 
 
 def map_split(
@@ -59,8 +51,8 @@ def map_split(
     With ``flush``, it is called on the Partial so far after every ``flush_bytes`` read, to take
     its (subject, window) counters away (a split that is a whole compressed file can be far
     larger than a chunk). With ``trim`` the unknown level tokens are then cut, there and at the
-    end, to ``tokens``, or by default to the split's first MAX_UNKNOWN_LEVELS: the only ones
-    that can be reported unless an earlier file reports another (``engine`` counts those again
+    end, to ``tokens``, or by default to the split's first ``limits().unknown_levels``: the only ones
+    that can be reported unless an earlier file reports another (``pipeline`` counts those again
     with ``tokens``). With ``future_lines`` the segment lists every future-stamped line."""
     scanner = Scanner(split, settings)
     if future_lines:
@@ -159,10 +151,10 @@ class Scanner:
 
     def kept_tokens(self) -> Collection[bytes]:
         """The unknown level tokens a trimmed split keeps: ``tokens``, or its first
-        MAX_UNKNOWN_LEVELS in order of first appearance (the counter keeps that order)."""
+        ``limits().unknown_levels`` in order of first appearance (the counter keeps that order)."""
         if self.tokens is not None:
             return self.tokens
-        return set(itertools.islice(self.partial.unknown_levels, MAX_UNKNOWN_LEVELS))
+        return set(itertools.islice(self.partial.unknown_levels, limits().unknown_levels))
 
     def drop_fragment(self) -> None:
         """Forget a line cut short by a read error: it is not the file's last line."""
@@ -254,7 +246,7 @@ class Scanner:
                     return True
                 parsed.append((i, result))
             heads = list(filter(None, heads))
-        inside = True
+        inside: bool | None = True
         if self.ranged and heads:
             inside = self.heads_inside(heads)
             if inside is None:

@@ -1,6 +1,6 @@
 """One raw line (bytes, without its newline) -> a Record, a Malformed reason, or blank.
 
-Pure and I/O free. This is the exact (slow) path that defines the grammar of SPEC.md section 1;
+Pure and I/O free. This is the exact (slow) path that defines the grammar of docs/input.md;
 the block scanner in ``scan.py`` takes a faster route for canonical lines and must agree with it.
 """
 

@@ -10,7 +10,7 @@ live in the checkpoint's database, inside its transaction::
 ``owner`` is COUNTED for lines counted for good, or the record id of the provisional tail the
 row belongs to (taken back with it). Line indexes are 0-based from the file's start.
 
-The report takes ``run``'s tokens, the first MAX_UNKNOWN_LEVELS distinct in input order (sorted
+The report takes ``run``'s tokens, the first ``limits().unknown_levels`` distinct in input order (sorted
 sources, then lines), through an index in that order, and reads only their rows back.
 
 ``run`` flags a line stamped more than ``--clock-skew`` after its file's modification time when
@@ -28,12 +28,11 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 import orjson
 
-from .partial import MAX_EXAMPLES, Example, Partial, Segment, Source
-from .scan import MAX_UNKNOWN_LEVELS
+from ..model.partial import MAX_EXAMPLES, Example, Partial, Segment, Source
+from ..settings import limits
 
 COUNTED = -1
 """``owner`` of the rows counted for good."""
@@ -67,6 +66,56 @@ UnknownRow = tuple[str, int, bytes, int, int, list[Example]]
 
 FutureRow = tuple[str, int, int, int, str]
 """(path, generation, line, timestamp in ns, example text) of one future-stamped line."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddTokens:
+    """Unknown level rows of ``owner`` (a tail's rid, or COUNTED for good)."""
+
+    owner: int
+    rows: list[UnknownRow]
+
+
+@dataclass(frozen=True, slots=True)
+class AddFuture:
+    """Future-stamped line rows of ``owner``."""
+
+    owner: int
+    rows: list[FutureRow]
+
+
+@dataclass(frozen=True, slots=True)
+class DropTail:
+    """Forget the rows of a tail taken back."""
+
+    owner: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeepTail:
+    """Count a tail's rows for good (its file was replaced)."""
+
+    owner: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rekey:
+    """A file's rows move to its new (path, generation)."""
+
+    old: Source
+    new: Source
+
+
+@dataclass(frozen=True, slots=True)
+class Prune:
+    """Forget the future lines of ``source`` stamped at or before ``after``."""
+
+    source: Source
+    after: int
+
+
+LineChange = AddTokens | AddFuture | DropTail | KeepTail | Rekey | Prune
+"""What ``State`` notes for the line tables, carried out in order at the next commit."""
 
 
 def _stamp(ts: int) -> bytes:
@@ -150,14 +199,23 @@ class LineStore:
 
     # --- changes, inside the caller's transaction ------------------------------------------------
 
-    def apply(self, ops: Iterable[tuple[Any, ...]]) -> None:
-        """Carry out, in order, what ``State`` noted: ("tokens", owner, rows), ("future",
-        owner, rows), ("drop", owner), ("keep", owner): count a tail's rows for good,
-        ("rekey", old source, new source), ("prune", source, after): forget the future lines
-        stamped at or before ``after``."""
-        for op in ops:
+    def apply(self, changes: Iterable[LineChange]) -> None:
+        """Carry out, in order, what ``State`` noted."""
+        for change in changes:
             self.report = None
-            getattr(self, "_" + op[0])(*op[1:])
+            match change:
+                case AddTokens(owner, rows):
+                    self._tokens(owner, rows)
+                case AddFuture(owner, rows):
+                    self._future(owner, rows)
+                case DropTail(owner):
+                    self._drop(owner)
+                case KeepTail(owner):
+                    self._keep(owner)
+                case Rekey(old, new):
+                    self._rekey(old, new)
+                case Prune(source, after):
+                    self._prune(source, after)
 
     def _tokens(self, owner: int, rows: list[UnknownRow]) -> None:
         self.db.executemany(
@@ -217,7 +275,7 @@ class LineStore:
             f"SELECT DISTINCT path, generation FROM {table}"))
 
     def _tokens_reported(self) -> tuple[dict[bytes, int], dict[Source, dict[bytes, list[Example]]]]:
-        """The first MAX_UNKNOWN_LEVELS distinct tokens in input order, with every line of them."""
+        """The first ``limits().unknown_levels`` distinct tokens in input order, with every line of them."""
         db = self.db
         first: dict[bytes, None] = {}
         for path, generation in self._sources("unknown"):
@@ -226,10 +284,10 @@ class LineStore:
                 (os.fsencode(path), generation))
             for (token,) in rows:
                 first.setdefault(token)
-                if len(first) == MAX_UNKNOWN_LEVELS:
+                if len(first) == limits().unknown_levels:
                     break
             rows.close()
-            if len(first) == MAX_UNKNOWN_LEVELS:
+            if len(first) == limits().unknown_levels:
                 break
         counts: dict[bytes, int] = {}
         examples: dict[Source, dict[bytes, list[Example]]] = {}

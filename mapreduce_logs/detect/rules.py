@@ -54,10 +54,11 @@ from itertools import accumulate, chain, compress, repeat
 from operator import and_, eq, itemgetter, le, ne, or_, sub
 from typing import Any, NamedTuple
 
-from .parse import NS, format_utc
-from .partial import Partial
-from .settings import Settings
-from .windows import WindowLines, lines_at, release
+from ..ingest.parse import NS, format_utc
+from ..model.digest import Found, Key
+from ..model.partial import Partial
+from ..model.windows import WindowLines, lines_at, release
+from ..settings import Settings
 
 ANOMALY_TYPES = (
     "malformed_lines",
@@ -71,14 +72,6 @@ ANOMALY_TYPES = (
 
 MAX_SHARE = 0.99
 """Cap of the busiest share, so that one user holding all traffic keeps a finite expectation."""
-
-
-class Found(NamedTuple):
-    """A detected anomaly with what it sorts by: window start (seconds) and subject."""
-
-    time: int
-    subject: bytes
-    body: dict[str, Any]
 
 
 def severity_for_count(count: int, lines: int) -> str:
@@ -478,17 +471,23 @@ def _burst_limits(
     return expected, max(1.0, settings.burst_factor * expected)
 
 
+def burst_cut(lines_there: int, fs: float) -> int:
+    """The fewest lines of one user that can be flagged in a window of ``lines_there`` lines,
+    whatever the user's usual rate, with ``fs`` = --burst-factor x the busiest share:
+    lines >= fs * (lines_there - lines), that is lines >= fs * lines_there / (1 + fs), lowered a
+    hair so that float rounding cannot drop a window the exact test keeps."""
+    return max(1, math.ceil(fs * lines_there / (1 + fs) * (1 - 1e-9)))
+
+
 BurstCandidate = tuple[bytes, int, int, float]
 """(user, window index, lines, the user's usual rate) that may be a burst."""
 
-Key = tuple[bytes, int]
-"""(user, window index)."""
 
 Entry = tuple[Key, int]
 """((user, window index), lines)."""
 
 
-def _long_runs(entries: Iterable[Entry], least: int) -> Iterator[list[Entry]]:
+def long_runs(entries: Iterable[Entry], least: int) -> Iterator[list[Entry]]:
     """Runs of adjacent windows of one user among ``entries`` (sorted by user, then window)
     whose lines add up to at least ``least``."""
     run: list[Entry] = []
@@ -557,7 +556,7 @@ def burst_candidates(
     keys = user_lines.keys()
     # Only the windows of these users: there may be far more windows in all than here.
     needed = sorted(set(map(itemgetter(1), keys)))
-    lowest = {w: max(1, math.ceil(fs * there / (1 + fs) * (1 - 1e-9)))
+    lowest = {w: burst_cut(there, fs)
               for w, there in zip(needed, lines_at(window_lines, needed), strict=True)}
     del needed
     high = list(compress(keys, map(le, map(lowest.__getitem__, map(itemgetter(1), keys)),
@@ -571,7 +570,7 @@ def burst_candidates(
     del possible
     # Runs of those windows with enough lines, then the exact test with the usual rates of their
     # users, then the runs again: a run of the exact test lies inside a run of the cut.
-    kept = [entry for run in _long_runs(entries, least) for entry in run]
+    kept = [entry for run in long_runs(entries, least) for entry in run]
     rates = user_rates(user_lines, window_lines, settings,
                        users={user for (user, _), _ in kept}, table=table)
     flagged: list[Entry] = []
@@ -582,7 +581,7 @@ def burst_candidates(
             flagged.append(entry)
     return [
         (user, window, lines, rates[user].usual if user in rates else 0.0)
-        for run in _long_runs(flagged, least)
+        for run in long_runs(flagged, least)
         for (user, window), lines in run
     ]
 

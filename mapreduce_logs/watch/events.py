@@ -14,7 +14,7 @@ from collections.abc import Callable
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.api import BaseObserver
 
-from .split import is_skipped
+from ..ingest.split import is_skipped
 
 IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
 

@@ -1,42 +1,20 @@
-"""argparse -> library calls -> exit status. Nothing else lives here."""
+"""The command line: its options, their checks, and the Settings they make."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
 import decimal
 import math
 import os
 import re
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from .engine import (
-    Executor,
-    MapError,
-    PoolExecutor,
-    RunStats,
-    SerialExecutor,
-    run_files,
-    workers_within,
-)
-from .metrics import Clock, MemorySampler, run_metrics
-from .partial import Partial
-from .report import build_anomalies, build_summary, shown, to_json, write_atomic
-from .settings import Settings
-from .split import STREAM, InputError, discover
-from .zones import TimeError, ZoneError, parse_time, zone
-
-PROG = "mapreduce-logs"
-EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    """A mistake in the command line; reported in one line with exit status 2."""
+from ..errors import UsageError
+from ..ingest.zones import TimeError, ZoneError, parse_time, zone
+from ..settings import Settings
+from .common import PROG
 
 
 class _Parser(argparse.ArgumentParser):
@@ -200,6 +178,8 @@ def _time_option(args: argparse.Namespace, name: str) -> int | None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    """The Settings of the parsed arguments; a --since / --until that is not a TIME, or a
+    --since not before --until, is a UsageError."""
     since, until = _time_option(args, "since"), _time_option(args, "until")
     if since is not None and until is not None and since >= until:
         raise UsageError(f"--since {args.since} is not before --until {args.until}")
@@ -210,170 +190,3 @@ def settings_from(args: argparse.Namespace) -> Settings:
         burst_factor=args.burst_factor, burst_min_lines=args.burst_min_lines,
         tz=args.tz, since_ns=since, until_ns=until,
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: returns the exit status (0 ok, 1 unexpected, 2 usage, 3 unreadable input)."""
-    try:
-        args = parse_command_line(argv)
-        if args.command == "watch":
-            from .watch import watch_main
-
-            return watch_main(args, settings_from(args))
-        return run_main(args)
-    except UsageError as err:
-        _say(f"error: {err}")
-        return EXIT_USAGE
-    except MapError as err:
-        _say(f"error: {err}")
-        return EXIT_UNEXPECTED
-    except KeyboardInterrupt:
-        _say("interrupted")
-        return 130
-    except Exception as err:
-        _say(f"unexpected error: {type(err).__name__}: {err}")
-        if os.environ.get("MAPREDUCE_LOGS_DEBUG"):
-            raise
-        return EXIT_UNEXPECTED
-
-
-def _say(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)
-
-
-OUTPUTS = ("summary.json", "anomalies.json", "metrics.json")
-
-
-def run_main(args: argparse.Namespace) -> int:
-    started_ns = time.time_ns()
-    unlisted: dict[str, str] = {}
-    paths = [path for path in args.paths if path != STREAM]
-    stream = None
-    if len(paths) < len(args.paths):
-        if len(args.paths) - len(paths) > 1:
-            raise UsageError("- (standard input) given more than once")
-        if sys.stdin is None:
-            raise UsageError("- given, but there is no standard input")
-        stream = sys.stdin.buffer
-    try:
-        files = discover(paths, recursive=args.recursive, failures=unlisted)
-    except InputError as err:
-        raise UsageError(str(err)) from None
-    # The outputs of an earlier run (--out inside an input folder) are not input.
-    own = {os.path.realpath(os.path.join(args.out, name)) for name in OUTPUTS}
-    files = [path for path in files if os.path.realpath(path) not in own]
-    settings = settings_from(args)
-    fit = workers_within(settings)
-    if settings.workers > fit:
-        # More workers than the memory budget holds would break it; say so rather than fail.
-        if not args.quiet:
-            _say(f"--workers {settings.workers} does not fit in {settings.memory_mb} MB; using {fit}")
-        settings = dataclasses.replace(settings, workers=fit)
-    check_output_folder(args.out)
-    if args.spill_dir is not None and not os.path.isdir(args.spill_dir):
-        raise UsageError(f"--spill-dir is not a folder: {args.spill_dir}")
-    show_progress = not args.quiet and sys.stderr.isatty()
-    clock = Clock()
-    stats = RunStats()
-    pool = PoolExecutor(settings.workers) if settings.workers > 1 else None
-    executor: Executor = pool if pool is not None else SerialExecutor()
-    with pool if pool is not None else contextlib.nullcontext(), MemorySampler() as sampler:
-        with _progress(files, show_progress) as advance:
-            partial = run_files(files, settings, executor, progress=advance, stats=stats,
-                                spill_dir=args.spill_dir or args.out, stream=stream,
-                                stream_mtime_ns=started_ns)
-        _summary, anomalies = _write_outputs(partial, settings, args.out, stats.stages)
-    for path, reason in unlisted.items():
-        partial.failures.setdefault(path, reason)
-    metrics = run_metrics(
-        clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=stats.chunks,
-        nbytes=partial.bytes_read, lines=partial.lines, stages=stats.stages,
-        failures={shown(path): reason for path, reason in partial.failures.items()},
-    )
-    write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
-    for path, reason in sorted(partial.failures.items()):
-        _say(f"could not read {path}: {reason}")
-    if not args.quiet:
-        _say(report_line(metrics, anomalies["counts"]))
-    return EXIT_UNREADABLE if partial.failures else EXIT_OK
-
-
-def check_output_folder(out: str) -> None:
-    """Make ``out`` and make sure the outputs can be written there, before any work is done."""
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create output folder {out}: {err.strerror or err}") from None
-    for name in OUTPUTS:
-        if os.path.isdir(os.path.join(out, name)):
-            raise UsageError(f"cannot write {os.path.join(out, name)}: it is a folder")
-    try:
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as err:
-        raise UsageError(f"cannot write in output folder {out}: {err.strerror or err}") from None
-
-
-def _write_outputs(
-    partial: Partial, settings: Settings, out: str, stages: dict[str, float]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    import time
-
-    t = time.perf_counter()
-    summary = build_summary(partial, settings)
-    anomalies = build_anomalies(partial, settings)
-    stages["report"] = time.perf_counter() - t
-    t = time.perf_counter()
-    write_atomic(os.path.join(out, "summary.json"), to_json(summary))
-    write_atomic(os.path.join(out, "anomalies.json"), to_json(anomalies))
-    stages["write"] = time.perf_counter() - t
-    return summary, anomalies
-
-
-def report_line(metrics: dict[str, Any], counts: dict[str, int]) -> str:
-    """The one-line run report printed on stderr."""
-    found = ", ".join(f"{kind} {n}" for kind, n in counts.items() if n) or "none"
-    return (
-        f"{size_text(metrics['bytes'])}, {_counted(metrics['lines'], 'line')} in "
-        f"{metrics['wall_seconds']:.2f} s ({metrics['throughput_mb_s']:,.1f} MB/s), "
-        f"peak memory {metrics['peak_memory_mb']:,.1f} MB, "
-        f"{_counted(metrics['workers'], 'worker')}; anomalies: {found}"
-    )
-
-
-def _counted(n: int, thing: str) -> str:
-    return f"{n:,} {thing}{'' if n == 1 else 's'}"
-
-
-def size_text(nbytes: int) -> str:
-    """``nbytes`` for a person: bytes, kB or MB (powers of 1000, as the throughput)."""
-    if nbytes < 1000:
-        return f"{nbytes} bytes"
-    if nbytes < 1_000_000:
-        return f"{nbytes / 1e3:.1f} kB"
-    return f"{nbytes / 1e6:,.1f} MB"
-
-
-class _progress:  # noqa: N801 - used like a function
-    """A tqdm bar in bytes when wanted; yields the callback that advances it."""
-
-    def __init__(self, files: list[str], enabled: bool) -> None:
-        self.files = files
-        self.enabled = enabled
-        self.bar: Any = None
-
-    def __enter__(self) -> Callable[[int], None] | None:
-        if not self.enabled:
-            return None
-        from tqdm import tqdm
-
-        total = 0
-        for path in self.files:
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(path)
-        self.bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, leave=False)
-        return self.bar.update  # type: ignore[no-any-return]
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()

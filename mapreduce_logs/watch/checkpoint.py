@@ -8,7 +8,7 @@
     segments(path, generation, ...)   line-order facts, one row per source
     tails(rid, partial)               the small part of each provisional tail
     windows(window, n)                valid lines per window, counted for good
-    + the high-cardinality counters of ``watch_store`` and the line facts of ``watch_lines``
+    + the high-cardinality counters of ``store`` and the line facts of ``lines``
 
 A commit is ``BEGIN IMMEDIATE``, the rows that changed, ``COMMIT``: the counters, the file
 offsets and everything the outputs are built from change together or not at all, and a
@@ -17,9 +17,10 @@ the users, windows and files it touched), never the whole state. The outputs are
 the committed state after each commit and when the watcher starts.
 
 Loading trusts nothing it has not checked: SQLite's ``quick_check`` of every page, the format
-and what the state depends on (folder, window, clock skew, --tz, --since, --until), a SHA-256 of every pickled piece,
-and that every counter table adds up to the valid lines counted. Any failure means the
-checkpoint is not trusted: the caller is told why and starts again from the files.
+and what the state depends on (folder, window, clock skew, --tz, --since, --until), a SHA-256
+of every pickled piece, and that every counter table adds up to the valid lines counted. Any
+failure means the checkpoint is not trusted: the caller is told why and starts again from the
+files.
 """
 
 from __future__ import annotations
@@ -30,16 +31,18 @@ import os
 import pickle
 import sqlite3
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .partial import Partial, Source
-from .settings import Settings
-from .spill import Digest
-from .watch_lines import with_reported
-from .watch_state import FileRecord, State
-from .watch_store import PIECE_PREFIX, CountStore, StoreError, remove_pieces
-from .windows import WINDOW_BUFFER, WindowLines
+from ..errors import CheckpointError, StoreError
+from ..model.digest import Digest
+from ..model.partial import Partial, Source
+from ..model.windows import WindowLines
+from ..settings import Settings, limits
+from .lines import with_reported
+from .pieces import PIECE_PREFIX, remove_pieces
+from .state import FileRecord, State
+from .store import CountStore
 
 FORMAT = 6
 DATABASE = "state.sqlite"
@@ -58,9 +61,6 @@ CREATE TABLE tails(rid INTEGER PRIMARY KEY, partial BLOB NOT NULL);
 CREATE TABLE windows(window INTEGER PRIMARY KEY, n INTEGER NOT NULL);
 """
 
-
-class CheckpointError(Exception):
-    """The checkpoint on disk cannot be trusted; the message says why."""
 
 
 def _sealed(value: object) -> bytes:
@@ -92,8 +92,6 @@ class Checkpoint:
         self.seq = 0
         self.db: sqlite3.Connection | None = None
         self.store: CountStore | None = None
-        self.fault: Callable[[str], None] | None = None
-        """Test hook, called at each step of a commit ("written", "committed") to simulate a crash."""
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -247,8 +245,6 @@ class Checkpoint:
             small = {"state": state.small(), "store": store.saved()}
             db.execute("INSERT OR REPLACE INTO meta VALUES ('small', ?)", (_sealed(small),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (self.seq + 1,))
-            if self.fault is not None:
-                self.fault("written")
             db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -257,12 +253,10 @@ class Checkpoint:
         self.seq += 1
         remove_pieces(state.pieces())
         state.committed()
-        if self.fault is not None:
-            self.fault("committed")
 
     def with_lines(self, view: Partial, future_after: Mapping[Source, int]) -> Partial:
         """``view`` with the unknown level tokens and future-stamped lines the report shows,
-        given each file's newest mtime plus the skew (see ``watch_lines``)."""
+        given each file's newest mtime plus the skew (see ``lines``)."""
         assert self.store is not None, "the checkpoint is not open"
         return with_reported(view, self.store.lines.reported(future_after))
 
@@ -300,9 +294,9 @@ def _put(db: sqlite3.Connection, table: str, key: tuple[Any, ...], value: object
 
 
 def _windows(db: sqlite3.Connection) -> Mapping[int, int]:
-    """The lines per window saved: a dict, or sorted arrays past WINDOW_BUFFER windows."""
+    """The lines per window saved: a dict, or sorted arrays past ``limits().window_buffer`` windows."""
     (count,) = db.execute("SELECT count(*) FROM windows").fetchone()
-    if count <= WINDOW_BUFFER:
+    if count <= limits().window_buffer:
         return dict(db.execute("SELECT window, n FROM windows").fetchall())
     keys, values = array("q"), array("q")
     for window, n in db.execute("SELECT window, n FROM windows ORDER BY window"):

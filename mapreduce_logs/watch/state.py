@@ -2,7 +2,7 @@
 
 The state is split by size. What stays small whatever the input (totals, levels, hours, the
 lines per window, line-order facts per file, the file records) is held here. The counters that
-grow with the number of users and services live on disk (``watch_store``): what a change adds
+grow with the number of users and services live on disk (``store``): what a change adds
 to them waits in ``Pending`` until the checkpoint commits it, together with the small parts
 that changed, in one transaction.
 
@@ -21,10 +21,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .partial import Partial, Source, add_counts, copy_partial
-from .watch_lines import COUNTED, take_future, take_unknown
-from .watch_store import Counts, take_counts
-from .windows import WINDOW_BUFFER, WindowLines, merged, run_of, with_more
+from ..model.partial import Partial, Source, add_counts, copy_partial
+from ..model.windows import WindowLines, merged, run_of, with_more
+from ..settings import limits
+from .lines import (
+    COUNTED,
+    AddFuture,
+    AddTokens,
+    DropTail,
+    KeepTail,
+    LineChange,
+    Prune,
+    Rekey,
+    take_future,
+    take_unknown,
+)
+from .pieces import Counts, take_counts
 
 FINGERPRINT_BYTES = 1024
 """A file's fingerprint covers its first counted bytes, up to this many."""
@@ -114,8 +126,8 @@ class Pending:
     """Sources whose segments changed."""
     tails: set[int] = field(default_factory=set)
     """rids whose tail changed."""
-    lines: list[tuple[Any, ...]] = field(default_factory=list)
-    """Changes to the line facts on disk, in order (see ``watch_lines.LineStore.apply``)."""
+    lines: list[LineChange] = field(default_factory=list)
+    """Changes to the line facts on disk, in order (see ``lines.LineStore.apply``)."""
     small: bool = False
     """Anything else changed (totals, generations, counters of files)."""
 
@@ -155,7 +167,7 @@ class State:
         self.clock_skew_ns = clock_skew_ns
         self.window_base: WindowLines | None = None
         """Lines per window counted for good, folded out of ``partial.window_lines`` (which
-        holds the rest) once there are more than WINDOW_BUFFER windows: 16 bytes a window."""
+        holds the rest) once there are more than ``limits().window_buffer`` windows: 16 bytes a window."""
         self.mtimes: dict[Source, int] = {}
         """source -> the newest modification time seen of its file."""
         self.pending = Pending()
@@ -247,17 +259,17 @@ class State:
         before = self._lines_before(partial)
         tokens = take_unknown(partial, before)
         if tokens:
-            self.pending.lines.append(("tokens", owner, tokens))
+            self.pending.lines.append(AddTokens(owner, tokens))
         future = take_future(partial, before)
         if future:
-            self.pending.lines.append(("future", owner, future))
+            self.pending.lines.append(AddFuture(owner, future))
 
     def set_mtime(self, source: Source, mtime_ns: int) -> None:
         """The newest modification time seen of ``source``'s file: its future-stamped lines
         are judged against it, and those it no longer flags are forgotten."""
         if self.mtimes.get(source) != mtime_ns:
             self.mtimes[source] = mtime_ns
-            self.pending.lines.append(("prune", source, mtime_ns + self.clock_skew_ns))
+            self.pending.lines.append(Prune(source, mtime_ns + self.clock_skew_ns))
             self.pending.small = True
 
     def count(self, partial: Partial) -> None:
@@ -272,7 +284,7 @@ class State:
         self._fold_windows()
 
     def _fold_windows(self) -> None:
-        if len(self.partial.window_lines) > WINDOW_BUFFER:
+        if len(self.partial.window_lines) > limits().window_buffer:
             runs = [run_of(self.partial.window_lines)]
             if self.window_base is not None:
                 runs.append(self.window_base.run())
@@ -292,7 +304,7 @@ class State:
             p.unused_pieces += p.tail_pieces.pop(rid, [])
         elif rid in self.committed_tails and rid not in p.kept_tails:
             p.dropped_tails.add(rid)
-        p.lines.append(("drop", rid))
+        p.lines.append(DropTail(rid))
         self.tails.pop(rid, None)
         if partial is not None:
             self._take_lines(rid, partial)
@@ -310,7 +322,7 @@ class State:
         if tail is None:
             return
         p = self.pending
-        p.lines.append(("keep", rid))
+        p.lines.append(KeepTail(rid))
         if rid in p.new_tails:
             p.counts.add(p.new_tails.pop(rid))
             p.count_pieces += p.tail_pieces.pop(rid, [])
@@ -346,7 +358,7 @@ class State:
     def rekey(self, old: Source, new: Source) -> None:
         """Move what was counted under one source to another (a renamed file)."""
         p = self.pending
-        p.lines.append(("rekey", old, new))
+        p.lines.append(Rekey(old, new))
         if old in self.mtimes:
             self.mtimes[new] = self.mtimes.pop(old)
             p.small = True
