@@ -376,6 +376,22 @@ def test_stdin_small_streams_equal_oracle(content: bytes) -> None:
     assert b'"files": 1' in summary
 
 
+@pytest.mark.parametrize("block", [1000, 65_536, 65_537, 1 << 20])
+def test_stdin_long_lines_whose_text_is_past_what_is_kept(block: int) -> None:
+    """Of a long line only its first 65,537 bytes are kept: a line of whitespace whose only
+    text comes after them is still too_long, not blank; whitespace alone is blank."""
+    giants = [b" " * 70_000 + b"x", b"\t" * 65_537 + b"y", b" " * 65_536 + b"z",
+              b" " * 200_000, b"\x0b" * 65_537 + b" " * 10 + b"\xff", b"2025-07-22T12:00:00Z INFO a "
+              + b"b" * 100_000]
+    valid = strategies.log_line(strategies.NOON, b"INFO", b"svc", b"u1")
+    content = b"\n".join(line for giant in giants for line in (valid, giant)) + b"\n" + giants[0]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(split, "STREAM_BLOCK", block)
+        summary = check([], Settings(), None, None, [SerialExecutor()], [7, 100_000, DEFAULT_CHUNK],
+                        stdin=content)
+    assert b'"too_long": 6' in summary and b'"blank": 1' in summary
+
+
 def test_stdin_with_a_pool_equals_oracle(pools: dict[int, PoolExecutor]) -> None:
     lines = [strategies.log_line(strategies.NOON + k // 3, b"INFO" if k % 5 else b"ERROR",
                                  b"svc%d" % (k % 3), b"u%d" % (k % 50)) for k in range(5000)]
