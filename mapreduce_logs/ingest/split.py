@@ -132,6 +132,7 @@ def split_file(
         pos = start
         while pos < end:
             cut = _next_line_end(f, pos + chunk_size - 1, end) if pos + chunk_size < end else end
+            assert pos < cut <= end, f"split_file: cut at {cut} from {pos} (end {end}) of {path}"
             yield Split(path, pos, cut, stat.st_mtime_ns, generation)
             pos = cut
 

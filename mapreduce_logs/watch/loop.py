@@ -122,7 +122,7 @@ class Watcher:
         """``top_size``: entries of the store's top lists (tests make it tiny)."""
         self.files = FileTracker(State(settings.clock_skew_ns), settle, clock, self._want,
                                  self._problem)
-        self.outputs = Outputs(out, settings, self.checkpoint)
+        self.outputs = Outputs(out, settings, self.checkpoint, clock)
         self.observer: BaseObserver | None = None
         self.next_rescan = float("-inf")
         self.todo: deque[str] = deque()
