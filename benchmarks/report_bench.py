@@ -30,11 +30,14 @@ import sys
 import time
 from typing import Any
 
-from mapreduce_logs.engine import PoolExecutor, RunStats, SerialExecutor, run_files
-from mapreduce_logs.page import MAX_BYTES, build_page, page_data, points
-from mapreduce_logs.parse import format_utc
-from mapreduce_logs.partial import Partial, Timeline
-from mapreduce_logs.report import build_anomalies, build_summary
+from mapreduce_logs.execute.base import SerialExecutor
+from mapreduce_logs.execute.pool import PoolExecutor
+from mapreduce_logs.ingest.parse import format_utc
+from mapreduce_logs.model.partial import Partial, Timeline
+from mapreduce_logs.pipeline import RunStats, run_files
+from mapreduce_logs.report.documents import build_anomalies, build_summary
+from mapreduce_logs.report.html import MAX_BYTES, build_page, page_data
+from mapreduce_logs.report.timeline import points
 from mapreduce_logs.settings import Settings
 
 

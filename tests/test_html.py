@@ -16,23 +16,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mapreduce_logs.cli import main
-from mapreduce_logs.engine import SerialExecutor, run_files
-from mapreduce_logs.page import (
+from mapreduce_logs.execute.base import SerialExecutor
+from mapreduce_logs.model.partial import TIMELINE_BUCKETS, Partial, Timeline, bucket_width
+from mapreduce_logs.pipeline import run_files
+from mapreduce_logs.report.documents import build_summary
+from mapreduce_logs.report.format import epoch_seconds, text
+from mapreduce_logs.report.html import (
     MAX_BYTES,
-    MAX_POINTS,
     Limits,
     PageData,
     build_page,
-    dense_part,
-    epoch_seconds,
-    markers,
     page_data,
-    points,
     strip_run_figures,
-    text,
 )
-from mapreduce_logs.partial import TIMELINE_BUCKETS, Partial, Timeline, bucket_width
-from mapreduce_logs.report import build_summary
+from mapreduce_logs.report.timeline import MAX_POINTS, dense_part, markers, points
 from mapreduce_logs.settings import Settings
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
@@ -315,7 +312,7 @@ def test_a_huge_input_stays_under_the_size_limit() -> None:
 
 
 def _stamp(seconds: int) -> str:
-    from mapreduce_logs.parse import format_utc
+    from mapreduce_logs.ingest.parse import format_utc
 
     return format_utc(seconds * 1_000_000_000)
 
@@ -346,7 +343,7 @@ def test_page_data_of_a_partial_without_digest() -> None:
 
 @pytest.mark.timeout(120)
 def test_watch_writes_the_page_run_writes(tmp_path: Any) -> None:
-    from mapreduce_logs.watch import Watcher
+    from mapreduce_logs.watch.loop import Watcher
 
     logs, out = tmp_path / "logs", tmp_path / "out"
     logs.mkdir()

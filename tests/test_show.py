@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mapreduce_logs.cli import main
-from mapreduce_logs.show import Outputs, cells, fit, render
+from mapreduce_logs.cli.show import Outputs, cells, fit, render
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 
