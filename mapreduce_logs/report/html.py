@@ -157,7 +157,7 @@ th,td{border-bottom:1px solid var(--line);padding:.25rem .5rem;text-align:left;v
 td.n,th.n{text-align:right;white-space:nowrap}
 code,.name{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85em;
 overflow-wrap:anywhere;word-break:break-word}
-ul.ex{margin:0;padding-left:1.1rem}
+ul.ex{margin:0;padding-left:1.1rem}td.name{min-width:9em}
 .sev{font-weight:600;white-space:nowrap}.critical{color:var(--errors)}.warning{color:var(--spike)}
 .info{color:var(--muted)}
 tr:target{outline:2px solid var(--peak)}
