@@ -10,9 +10,10 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
+from . import storage
 from .engine import (
     Executor,
     MapError,
@@ -27,6 +28,7 @@ from .partial import Partial
 from .report import build_anomalies, build_summary, shown, to_json, write_atomic
 from .settings import Settings
 from .split import InputError, discover
+from .storage import is_url
 
 PROG = "mapreduce-logs"
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
@@ -112,11 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      parser_class=_Parser)
     run = commands.add_parser("run", help="summarise files once",
                               description="Summarise PATHs into summary.json and anomalies.json.")
-    run.add_argument("paths", nargs="+", metavar="PATH", help="log files or folders")
+    run.add_argument("paths", nargs="+", metavar="PATH",
+                     help="log files or folders, or s3://bucket/prefix/ URLs")
     _common(run)
     run.add_argument("--spill-dir", metavar="DIR", default=None,
                      help="where counts past the memory budget are spilled, in a hidden folder "
-                     "removed at the end (default: the --out folder)")
+                     "removed at the end (default: the --out folder); with --scheduler, a "
+                     "folder every worker shares with this machine")
+    run.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                     help="run the work on the Dask distributed cluster of this scheduler "
+                     "(tcp://host:8786; default: $DASK_SCHEDULER_ADDRESS, else local processes)")
     watch = commands.add_parser("watch", help="keep the outputs current as files arrive",
                                 description="Process DIR, then keep the outputs current.")
     watch.add_argument("dir", metavar="DIR", help="folder to watch")
@@ -198,10 +205,11 @@ def run_main(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     # The outputs of an earlier run (--out inside an input folder) are not input.
     own = {os.path.realpath(os.path.join(args.out, name)) for name in OUTPUTS}
-    files = [path for path in files if os.path.realpath(path) not in own]
+    files = [path for path in files if is_url(path) or os.path.realpath(path) not in own]
     settings = settings_from(args)
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     fit = workers_within(settings)
-    if settings.workers > fit:
+    if scheduler is None and settings.workers > fit:
         # More workers than the memory budget holds would break it; say so rather than fail.
         if not args.quiet:
             _say(f"--workers {settings.workers} does not fit in {settings.memory_mb} MB; using {fit}")
@@ -210,21 +218,24 @@ def run_main(args: argparse.Namespace) -> int:
     if args.spill_dir is not None and not os.path.isdir(args.spill_dir):
         raise UsageError(f"--spill-dir is not a folder: {args.spill_dir}")
     show_progress = not args.quiet and sys.stderr.isatty()
+    spill_dir = args.spill_dir or args.out
     clock = Clock()
     stats = RunStats()
-    pool = PoolExecutor(settings.workers) if settings.workers > 1 else None
-    executor: Executor = pool if pool is not None else SerialExecutor()
-    with pool if pool is not None else contextlib.nullcontext(), MemorySampler() as sampler:
+    with _executor(scheduler, settings.workers, spill_dir) as (executor, kind), \
+            MemorySampler() as sampler:
         with _progress(files, show_progress) as advance:
             partial = run_files(files, settings, executor, progress=advance, stats=stats,
-                                spill_dir=args.spill_dir or args.out)
+                                spill_dir=spill_dir)
         _summary, anomalies = _write_outputs(partial, settings, args.out, stats.stages)
     for path, reason in unlisted.items():
         partial.failures.setdefault(path, reason)
+    workers = getattr(executor, "workers", 1)
+    seen = getattr(executor, "workers_seen", None)
     metrics = run_metrics(
-        clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=stats.chunks,
+        clock=clock, peak_bytes=sampler.peak, workers=workers, chunks=stats.chunks,
         nbytes=partial.bytes_read, lines=partial.lines, stages=stats.stages,
         failures={shown(path): reason for path, reason in partial.failures.items()},
+        executor=kind, workers_seen=workers if seen is None else len(seen),
     )
     write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
     for path, reason in sorted(partial.failures.items()):
@@ -232,6 +243,34 @@ def run_main(args: argparse.Namespace) -> int:
     if not args.quiet:
         _say(report_line(metrics, anomalies["counts"]))
     return EXIT_UNREADABLE if partial.failures else EXIT_OK
+
+
+@contextlib.contextmanager
+def _executor(
+    scheduler: str | None, workers: int, spill_dir: str
+) -> Iterator[tuple[Executor, str]]:
+    """The executor of a run and its kind for metrics.json: "dask" on the cluster of
+    ``scheduler``, else "processes" (``workers`` > 1) or "serial"."""
+    if scheduler is not None:
+        from .cluster import ClusterError, DaskExecutor
+
+        cluster = DaskExecutor(scheduler)
+        try:
+            cluster.__enter__()
+        except ClusterError as err:
+            raise UsageError(str(err)) from None
+        try:
+            cluster.check_folder(spill_dir)
+            yield cluster, "dask"
+        except ClusterError as err:
+            raise UsageError(str(err)) from None
+        finally:
+            cluster.close()
+    elif workers > 1:
+        with PoolExecutor(workers) as pool:
+            yield pool, "processes"
+    else:
+        yield SerialExecutor(), "serial"
 
 
 def check_output_folder(out: str) -> None:
@@ -306,7 +345,7 @@ class _progress:  # noqa: N801 - used like a function
         total = 0
         for path in self.files:
             with contextlib.suppress(OSError):
-                total += os.path.getsize(path)
+                total += storage.size(path)
         self.bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, leave=False)
         return self.bar.update  # type: ignore[no-any-return]
 

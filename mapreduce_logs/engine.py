@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from . import windows
+from . import storage, windows
 from .anomalies import BurstCandidate
 from .partial import Partial, Segment, add_counts
 from .scan import MAX_UNKNOWN_LEVELS, map_split
@@ -44,10 +44,12 @@ from .spill import (
     finish,
     forget_windows,
     load_windows,
+    release_process,
     remove_stale,
     removed_on_sigterm,
     save_windows,
     write_run,
+    writer_name,
 )
 from .split import Split, is_compressed, split_files
 from .windows import WINDOW_BUFFER, merge_files
@@ -361,23 +363,40 @@ class Budget:
     """Entries a spilled partition may have to be digested in memory; bigger ones are split."""
 
 
-def plan(settings: Settings, workers: int, in_flight: int) -> Budget:
+def plan(
+    settings: Settings, workers: int, in_flight: int, task_bytes: int | None = None
+) -> Budget:
     """Share ``settings.memory_mb`` out between processes, chunks in flight and the reducer.
 
     After a fixed part per process and HEADROOM, 40% goes to chunks (each split in flight can
     be CHUNK_GROWTH times its size, once in a worker and once in the parent) and, once the
     chunks are done, to the partitions being digested (one per worker at a time); 45% goes to
     the reducer's counters, which are spilled past it.
+
+    ``task_bytes`` is given when the workers are not this machine's processes (a cluster): the
+    memory one task may use there. The budget then counts no local worker, ``in_flight`` chunks
+    held here, and sizes chunks and partitions to TASK_SHARE of ``task_bytes`` as well.
     """
-    free = settings.memory_mb * MB * (1 - HEADROOM) - PROCESS_BYTES - workers * WORKER_BYTES
+    local = 0 if task_bytes is not None else workers
+    free = settings.memory_mb * MB * (1 - HEADROOM) - PROCESS_BYTES - local * WORKER_BYTES
     free = max(free, 8 * MB)
     chunks = 0.40 * free
-    chunk_size = int(chunks / (CHUNK_GROWTH * (workers + in_flight)))
+    chunk_size = int(chunks / (CHUNK_GROWTH * (local + in_flight)))
+    partition_entries = int(chunks / (max(1, local) * DIGEST_ENTRY_BYTES))
+    if task_bytes is not None:
+        chunk_size = min(chunk_size, int(TASK_SHARE * task_bytes / CHUNK_GROWTH))
+        partition_entries = min(partition_entries,
+                                int(TASK_SHARE * task_bytes / DIGEST_ENTRY_BYTES))
     return Budget(
         chunk_size=max(1, min(settings.chunk_size, chunk_size)),
         spill_entries=max(1, int(0.45 * free / ENTRY_BYTES)),
-        partition_entries=max(1, int(chunks / (workers * DIGEST_ENTRY_BYTES))),
+        partition_entries=max(1, partition_entries),
     )
+
+
+TASK_SHARE = 0.5
+"""Of the memory a cluster worker gives a task: the rest is for the results it holds until they
+are fetched, and for the worker's own bookkeeping."""
 
 
 def workers_within(settings: Settings) -> int:
@@ -617,7 +636,7 @@ def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, list[int] 
         part.users, part.services = Counter(), Counter()
         if target is not None:
             folder, fanout = target
-            counts = write_run(folder, fanout, _take_tables(part), f"w{os.getpid()}")
+            counts = write_run(folder, fanout, _take_tables(part), writer_name())
             written = counts if written is None else [a + b for a, b in zip(written, counts, strict=True)]
 
     if target is not None and flush_bytes > 0:
@@ -650,10 +669,8 @@ def uncompressed_size(path: str) -> int:
     """At least the bytes a ``.gz`` file holds, as far as can be told without reading it: the
     size its trailer gives (modulo 4 GiB), or GZIP_GROWTH times its own, whichever is larger."""
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            f.seek(max(0, size - 4))
-            trailer = int.from_bytes(f.read(4), "little")
+        size = storage.size(path)
+        trailer = storage.gzip_trailer(path)
     except OSError:
         return 0
     return max(trailer, size * GZIP_GROWTH)
@@ -663,7 +680,7 @@ def _input_bytes(files: list[str]) -> int:
     total = 0
     for path in files:
         with contextlib.suppress(OSError):
-            total += uncompressed_size(path) if is_compressed(path) else os.path.getsize(path)
+            total += uncompressed_size(path) if is_compressed(path) else storage.size(path)
     return total
 
 
@@ -681,7 +698,8 @@ def run_files(
     before it kills the process."""
     stats = stats if stats is not None else RunStats()
     workers = getattr(executor, "workers", 1)
-    budget = plan(settings, workers, getattr(executor, "in_flight", workers))
+    budget = plan(settings, workers, getattr(executor, "in_flight", workers),
+                  getattr(executor, "task_bytes", None))
     started = time.perf_counter()
     failed: dict[str, str] = {}
     on_disk: dict[int, int] = {}
@@ -737,5 +755,8 @@ def run_files(
             return result
     finally:
         reducer.close()
+        on_every_worker = getattr(executor, "on_every_worker", None)
+        if on_every_worker is not None:  # long-lived workers: they keep files open, windows
+            on_every_worker(release_process)
         if collecting:
             gc.enable()

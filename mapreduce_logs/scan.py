@@ -7,14 +7,13 @@ its first bytes are kept, so a 2 GB line costs no more memory than a short one.
 from __future__ import annotations
 
 import gc
-import gzip
 import io
 import itertools
 import zlib
 from collections import Counter
 from collections.abc import Callable, Collection
 
-from . import fast
+from . import fast, storage
 from .parse import (
     ERROR_LEVELS,
     EXAMPLE_BYTES,
@@ -88,10 +87,8 @@ def map_split(
 
 def _open(split: Split) -> io.BufferedIOBase:
     if split.compressed:
-        return gzip.open(split.path, "rb")
-    f = open(split.path, "rb")  # noqa: SIM115 - closed by the caller's with
-    f.seek(split.start)
-    return f
+        return storage.open_gzip(split.path)
+    return storage.open_at(split.path, split.start)
 
 
 def _describe(err: BaseException) -> str:

@@ -30,6 +30,7 @@ import os
 import pickle
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import zlib
@@ -389,9 +390,9 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # --- runs on disk -------------------------------------------------------------------------------
 #
-# A partition file is named WRITER.INDEX (WRITER: "m" for the reducer, "wPID" for a worker) and
-# holds records (table index, [(key, count), ...]) pickled one after another. Splits of a
-# partition go to split/, burst candidates to cand/.
+# A partition file is named WRITER.INDEX (WRITER: "m" for the reducer, ``writer_name()`` for a
+# worker) and holds records (table index, [(key, count), ...]) pickled one after another.
+# Splits of a partition go to split/, burst candidates to cand/.
 
 
 def _dump(f: IO[bytes], record: Any) -> None:
@@ -418,8 +419,24 @@ def _append(path: str, record: Any) -> None:
 
 def close_writers(keep: str | None = None) -> None:
     """Close this process's open partition files, but those in folder ``keep``."""
-    for path in [p for p in _WRITERS if keep is None or os.path.dirname(p) != keep]:
-        os.close(_WRITERS.pop(path))
+    for path in [p for p in list(_WRITERS) if keep is None or os.path.dirname(p) != keep]:
+        with contextlib.suppress(KeyError, OSError):
+            os.close(_WRITERS.pop(path))
+
+
+def writer_name() -> str:
+    """This process's (and thread's) name for its partition files: unique among the writers of
+    one spill folder, which, on a cluster, may be processes of many machines and threads."""
+    host = "".join(c for c in socket.gethostname() if c.isalnum())[:32]
+    thread = threading.get_ident() if threading.current_thread() is not threading.main_thread() else 0
+    return f"w{os.getpid()}-{host}-{thread}"
+
+
+def release_process() -> None:
+    """Let go of what a long-lived worker process keeps of a run: its open partition files (a
+    removed folder's disk space is freed only once they close) and the lines per window."""
+    close_writers()
+    forget_windows()
 
 
 def _records(path: str) -> Iterator[Any]:

@@ -840,6 +840,7 @@ def watch_main(args: argparse.Namespace, settings: Settings) -> int:
         metrics = run_metrics(
             clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=watcher.chunks,
             nbytes=watcher.bytes_read, lines=watcher.lines_read, stages={},
+            executor="processes" if settings.workers > 1 else "serial",
         )
         write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
         if not args.quiet:
