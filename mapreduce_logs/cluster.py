@@ -49,11 +49,11 @@ class DaskExecutor:
     client connects on entry (ClusterError when it cannot) and closes on exit."""
 
     def __init__(
-        self, address: str, connect_timeout: float = CONNECT_SECONDS, retries: int = RETRIES
+        self, address: str, connect_timeout: float | None = None, retries: int | None = None
     ) -> None:
         self.address = address
-        self.connect_timeout = connect_timeout
-        self.retries = retries
+        self.connect_timeout = CONNECT_SECONDS if connect_timeout is None else connect_timeout
+        self.retries = RETRIES if retries is None else retries
         self.workers = 1
         """Worker threads in the cluster when the run started: tasks run at once."""
         self.in_flight = 1
