@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gzip
 import json
 import os
@@ -352,3 +353,31 @@ def test_real_scheduler_and_worker_commands(tmp_path: Path) -> None:
         assert (tmp_path / "dask" / name).read_bytes() == local[name], name
     metrics = json.loads((tmp_path / "dask" / "metrics.json").read_bytes())
     assert (metrics["executor"], metrics["workers"]) == ("dask", 2)
+
+
+def _wait_for_release(n: int, folder: str) -> int:
+    limit = time.monotonic() + DEADLINE
+    while n and not os.path.exists(os.path.join(folder, "release")):
+        if time.monotonic() > limit:
+            raise TimeoutError("never released")
+        time.sleep(0.02)
+    return n
+
+
+def _tasks_on_scheduler(dask_scheduler: Any) -> int:
+    return len(dask_scheduler.tasks)
+
+
+def test_stopping_early_cancels_the_cluster_tasks(tmp_path: Path, dask: DaskExecutor) -> None:
+    """Leaving the results (an error, Ctrl-C) cancels every task still on the cluster."""
+    results = dask.imap(functools.partial(_wait_for_release, folder=str(tmp_path)), range(20))
+    assert next(results) == 0  # the others wait on the release file
+    assert dask.client.run_on_scheduler(_tasks_on_scheduler) > 0
+    results.close()
+    limit = time.monotonic() + DEADLINE
+    while dask.client.run_on_scheduler(_tasks_on_scheduler):
+        assert time.monotonic() < limit, "tasks left on the cluster"
+        time.sleep(0.05)
+    (tmp_path / "release").touch()
+    wait = functools.partial(_wait_for_release, folder=str(tmp_path))
+    assert sorted(dask.imap(wait, range(3))) == [0, 1, 2]  # and the executor still serves
