@@ -698,8 +698,12 @@ def run_files(
     before it kills the process."""
     stats = stats if stats is not None else RunStats()
     workers = getattr(executor, "workers", 1)
-    budget = plan(settings, workers, getattr(executor, "in_flight", workers),
-                  getattr(executor, "task_bytes", None))
+    in_flight = getattr(executor, "in_flight", workers)
+    task_bytes = getattr(executor, "task_bytes", None)
+    if task_bytes is None:  # local processes
+        budget = plan(settings, workers, in_flight)
+    else:
+        budget = plan(settings, workers, in_flight, task_bytes)
     started = time.perf_counter()
     failed: dict[str, str] = {}
     on_disk: dict[int, int] = {}
