@@ -28,8 +28,8 @@ from typing import Any
 
 from benchmarks.memsample import TreeSampler, run_measured
 from mapreduce_logs import PoolExecutor, Settings, split_file
-from mapreduce_logs.cluster import DaskExecutor
-from mapreduce_logs.engine import map_chunk
+from mapreduce_logs.execute.cluster import DaskExecutor
+from mapreduce_logs.reduce.tasks import map_chunk
 
 RESULTS = Path(__file__).parent / "results"
 

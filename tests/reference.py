@@ -1,9 +1,9 @@
-"""The oracle: a deliberately plain second reading of SPEC.md, one line at a time.
+"""The oracle: a deliberately plain second reading of the documented rules (docs/), one line at a time.
 
 Nothing here comes from ``mapreduce_logs`` except ``to_json``-compatible output (we serialise
 with ``json.dumps`` and check elsewhere that it agrees). Every file is read whole, split on
-``b"\\n"``, and each line is classified by walking the rules of SPEC.md section 1 in order.
-It is slow and simple on purpose: when it disagrees with the engine, SPEC.md decides.
+``b"\\n"``, and each line is classified by walking the rules of docs/input.md in order.
+It is slow and simple on purpose: when it disagrees with the engine, the docs decide.
 
 Choices the spec leaves open follow the engine, and are listed here so they are visible:
 - an example's text is the raw line (a trailing ``\\r`` included), decoded with replacement;
@@ -57,7 +57,7 @@ BILLION = 1_000_000_000
 
 @dataclass(frozen=True)
 class Options:
-    """The knobs that change what a run computes (names as in SPEC.md and the CLI)."""
+    """The knobs that change what a run computes (names as in docs/cli.md)."""
 
     top: int = 10
     peak_hours: int = 3
@@ -198,7 +198,7 @@ def _utf8(raw: bytes) -> bool:
 
 
 def classify(line: bytes) -> Line:
-    """SPEC.md section 1, rule after rule, for one line without its ``\\n``."""
+    """docs/input.md, rule after rule, for one line without its ``\\n``."""
     if all(c in WHITESPACE for c in line):
         return Line("blank")
     if len(line) > LONGEST:

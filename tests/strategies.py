@@ -1,7 +1,7 @@
 """Hypothesis strategies for hostile log input: lines, files and whole runs.
 
 Everything is built with ``.map`` from small parts, never filtered, so shrinking stays fast and
-every hostile case of SPEC.md section 1 and 2 has a fair chance in every run.
+every hostile case of docs/input.md and docs/cli.md has a fair chance in every run.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ timestamps = st.one_of(
     st.tuples(year_edge, st.just("T"), st.just(""), offset).map(_timestamp),
     garbage_timestamp,
 )
-"""Timestamp tokens, valid and not, with every form SPEC.md section 1 names."""
+"""Timestamp tokens, valid and not, with every form docs/input.md names."""
 
 # --- other fields -----------------------------------------------------------------------------
 

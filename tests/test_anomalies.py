@@ -1,4 +1,4 @@
-"""Each detector fires on the case SPEC.md section 4 names and stays quiet on steady traffic."""
+"""Each detector fires on the case docs/anomalies.md names and stays quiet on steady traffic."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ START = 1_753_142_400  # 2025-07-22T00:00:00Z
 
 
 def stamp(seconds: int) -> str:
-    from mapreduce_logs.parse import NS, format_utc
+    from mapreduce_logs.ingest.parse import NS, format_utc
 
     return format_utc(seconds * NS)
 
@@ -203,7 +203,7 @@ def test_quiet_on_office_hours(tmp_path: Path, exponent: float) -> None:
 
 def test_weighted_median_ratio() -> None:
     """The smallest ratio at or below which windows hold half of the other lines."""
-    from mapreduce_logs.anomalies import weighted_median_ratio
+    from mapreduce_logs.detect.rules import weighted_median_ratio
 
     assert weighted_median_ratio([(1, 100), (2, 100), (50, 100)]) == 2 / 100
     assert weighted_median_ratio([(1, 100), (3, 100)]) == 1 / 100  # exactly half: the lower
@@ -325,7 +325,7 @@ def test_burst_candidates_are_bounded_by_long_runs() -> None:
     """With a share of 0 every window is at least 5x its expectation; the candidates a partition
     keeps are still only the windows of runs with --burst-min-lines lines or more: none of a
     crowd of users with a few lines here and there, nor of runs of 19 lines."""
-    from mapreduce_logs.anomalies import burst_candidates
+    from mapreduce_logs.detect.rules import burst_candidates
 
     rng = random.Random(3)
     user_lines: dict[tuple[bytes, int], int] = {}
@@ -358,13 +358,15 @@ def assert_same_when_spilled_and_chunked(
     """anomalies.json of ``path`` comes out byte for byte the same with small chunks, ``workers``
     workers, and every chunk spilled to partitions of at most 50 entries digested one by one;
     returns it."""
-    from mapreduce_logs import PoolExecutor, build_summary, engine, to_json
+    import mapreduce_logs.pipeline as pipeline
+    import mapreduce_logs.reduce.budget as budget_mod
+    from mapreduce_logs import PoolExecutor, build_summary, to_json
 
     expected = to_json(anomalies_of([path]))
-    monkeypatch.setattr(engine, "SPILL_DIR", str(spill_dir))
+    monkeypatch.setattr(pipeline, "SPILL_DIR", str(spill_dir))
     monkeypatch.setattr(
-        engine, "plan",
-        lambda knobs, workers, in_flight: engine.Budget(knobs.chunk_size, spill_entries=0,
+        pipeline, "plan",
+        lambda knobs, workers, in_flight: budget_mod.Budget(knobs.chunk_size, spill_entries=0,
                                                         partition_entries=50),
     )
     for chunk in (997, 8192):
@@ -507,7 +509,7 @@ def test_a_job_every_few_windows_is_quiet(tmp_path: Path, on: int, period: int) 
 
 def test_weighted_median_share_and_local_median() -> None:
     """The user's share at the median of everyone else's lines; its local mean over 5 windows."""
-    from mapreduce_logs.anomalies import WindowTable, local_median, weighted_median_share
+    from mapreduce_logs.detect.rules import WindowTable, local_median, weighted_median_share
 
     table = WindowTable.of({0: 100, 1: 100, 2: 100, 3: 400})
     # shares 0.1, 0.2, 0.5 and (window 3) 0.75, with 90 + 80 + 50 + 100 lines of the others

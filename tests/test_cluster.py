@@ -36,12 +36,14 @@ from mapreduce_logs import (
     Settings,
     build_anomalies,
     build_summary,
-    engine,
+    pipeline,
     run_files,
     to_json,
 )
 from mapreduce_logs.cli import main
-from mapreduce_logs.cluster import DaskExecutor
+from mapreduce_logs.execute.cluster import DaskExecutor
+from mapreduce_logs.reduce import budget, tasks
+from mapreduce_logs.reduce.reducer import Reducer
 
 DATA = str(Path(__file__).parent.parent / "data" / "input.txt")
 DEADLINE = 60.0
@@ -81,8 +83,8 @@ def test_executor_sizes_tasks_from_the_workers(dask: DaskExecutor) -> None:
     """Two single-thread workers of 1 GB: two task slots, each given less than 1 GB."""
     assert dask.workers == 2
     assert dask.task_bytes is not None and 0 < dask.task_bytes < 1_000_000_000
-    budget = engine.plan(Settings(), dask.workers, dask.in_flight, dask.task_bytes)
-    assert budget.chunk_size * engine.CHUNK_GROWTH <= dask.task_bytes
+    planned = budget.plan(Settings(), dask.workers, dask.in_flight, dask.task_bytes)
+    assert planned.chunk_size * budget.CHUNK_GROWTH <= dask.task_bytes
 
 
 @pytest.mark.parametrize("chunk", ["1000", "20000", "33554432"])
@@ -118,9 +120,9 @@ def test_hostile_inputs_equal_oracle(dask: DaskExecutor, files: list[strategies.
 
 
 def _budget_that_spills(real: Any) -> Any:
-    def tiny(*args: Any, **kwargs: Any) -> engine.Budget:
-        budget: engine.Budget = real(*args, **kwargs)
-        return dataclasses.replace(budget, spill_entries=50, partition_entries=30)
+    def tiny(*args: Any, **kwargs: Any) -> budget.Budget:
+        planned: budget.Budget = real(*args, **kwargs)
+        return dataclasses.replace(planned, spill_entries=50, partition_entries=30)
     return tiny
 
 
@@ -133,14 +135,14 @@ def test_forced_spill_equals_oracle(tmp_path: Path, dask: DaskExecutor) -> None:
     files = sorted([DATA, str(gz)])
     knobs = Settings(chunk_size=20_000)
     written = []
-    real_add = engine.Reducer.add
+    real_add = Reducer.add
 
-    def add(self: engine.Reducer, seq: int, part: Any, done: list[int] | None = None) -> None:
+    def add(self: Reducer, seq: int, part: Any, done: list[int] | None = None) -> None:
         written.append(done is not None)
         real_add(self, seq, part, done)
 
-    with mock.patch.object(engine, "plan", _budget_that_spills(engine.plan)), \
-            mock.patch.object(engine.Reducer, "add", add):
+    with mock.patch.object(pipeline, "plan", _budget_that_spills(pipeline.plan)), \
+            mock.patch.object(Reducer, "add", add):
         partial = run_files(files, knobs, dask, spill_dir=str(tmp_path))
     assert any(written), "no worker wrote to the spill folder"
     assert documents(partial, knobs) == local_documents(files, knobs)
@@ -154,7 +156,7 @@ def _install_barrier(folder: str, offset: int) -> None:
     notes its pid in ``folder``/started and waits for ``folder``/release. The mapper is
     patched where ``map_chunk`` looks it up on each call (a worker keeps the functions it was
     sent)."""
-    real = engine.map_split
+    real = tasks.map_split
     if getattr(real, "real", None) is not None:
         return
 
@@ -175,7 +177,7 @@ def _install_barrier(folder: str, offset: int) -> None:
         return real(split, *args, **kwargs)
 
     blocking.real = real  # type: ignore[attr-defined]
-    engine.map_split = blocking
+    tasks.map_split = blocking
 
 
 def _holds(split: Any, offset: int) -> bool:
@@ -183,9 +185,9 @@ def _holds(split: Any, offset: int) -> bool:
 
 
 def _uninstall() -> None:
-    real = getattr(engine.map_split, "real", None)
+    real = getattr(tasks.map_split, "real", None)
     if real is not None:
-        engine.map_split = real
+        tasks.map_split = real
 
 
 def _wait_for(path: Path) -> str:
@@ -228,7 +230,7 @@ def test_worker_killed_mid_task_costs_a_retry(tmp_path: Path, cluster: LocalClus
 
 
 def _install_failure(offset: int) -> None:
-    real = engine.map_split
+    real = tasks.map_split
 
     def failing(split: Any, *args: Any, **kwargs: Any) -> Any:
         if _holds(split, offset):
@@ -236,7 +238,7 @@ def _install_failure(offset: int) -> None:
         return real(split, *args, **kwargs)
 
     failing.real = real  # type: ignore[attr-defined]
-    engine.map_split = failing
+    tasks.map_split = failing
 
 
 def test_task_failing_every_time_names_file_and_range(
@@ -285,7 +287,7 @@ def free_port() -> int:
 def test_unreachable_scheduler_is_a_usage_error(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
-    with mock.patch("mapreduce_logs.cluster.CONNECT_SECONDS", 1.0):
+    with mock.patch("mapreduce_logs.execute.cluster.CONNECT_SECONDS", 1.0):
         code, _ = run_cli(tmp_path, "x", DATA, "--scheduler", address)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2

@@ -10,7 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapreduce_logs import anomalies, heavy, spill, windows
+from mapreduce_logs.detect import arrays as heavy
+from mapreduce_logs.detect import rules as anomalies
+from mapreduce_logs.model import windows
+from mapreduce_logs.reduce import spill
 from mapreduce_logs.settings import Settings
 
 KNOBS = Settings(window=10, spike_factor=2.0, spike_min_errors=2, burst_factor=2.0,

@@ -1,4 +1,4 @@
-"""SPEC.md section 1, one line at a time: a table of raw lines and what each must be, checked
+"""docs/input.md, one line at a time: a table of raw lines and what each must be, checked
 against the product's ``parse_line`` and against the oracle; then both compared on generated
 hostile lines and timestamp tokens."""
 
@@ -54,7 +54,7 @@ def expected_instant(row: dict[str, Any]) -> int:
 
 
 def test_table_covers_every_rule() -> None:
-    """At least 60 rows, and every outcome of SPEC.md section 1 appears."""
+    """At least 60 rows, and every outcome of docs/input.md appears."""
     assert len(ROWS) >= 60
     outcomes = {"blank" if r.get("blank") else r.get("reason", "valid") for r in ROWS}
     assert outcomes == {"blank", "valid", *reference.REASONS}

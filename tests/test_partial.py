@@ -1,4 +1,4 @@
-"""The laws of ``merge`` (STYLE.md: associative, commutative, ``Partial()`` the identity), on real
+"""The laws of ``merge`` (associative, commutative, ``Partial()`` the identity), on real
 partials: random files cut at random line boundaries, each piece mapped by ``map_split``, so the
 segments, line numbers, examples and counters are the ones a run really merges."""
 

@@ -17,8 +17,9 @@ import pytest
 from distributed import LocalCluster
 from moto.server import ThreadedMotoServer
 
-from mapreduce_logs import discover, storage
+from mapreduce_logs import discover
 from mapreduce_logs.cli import main
+from mapreduce_logs.ingest import storage
 
 DATA = Path(__file__).parent.parent / "data" / "input.txt"
 BUCKET = "logs-bucket"

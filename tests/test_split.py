@@ -1,4 +1,4 @@
-"""Discovery and the splitter (SPEC.md section 2; STYLE.md "data flows one way"): every byte in
+"""Discovery and the splitter (docs/cli.md; data flows one way): every byte in
 exactly one newline-aligned split, any chunk size from 1 up, gzip never cut, folders listed in
 sorted order without hidden, backup and temporary files."""
 
@@ -26,7 +26,7 @@ from mapreduce_logs import (
     run_files,
     split_file,
 )
-from mapreduce_logs.split import InputError
+from mapreduce_logs.errors import InputError
 
 contents = st.lists(
     st.one_of(
