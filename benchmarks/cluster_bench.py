@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--memory-limit", default="2GB", help="each dask worker's --memory-limit")
     ap.add_argument("--tasks", type=int, default=2000, help="no-op tasks timed per executor")
+    ap.add_argument("--memory-mb", type=int, default=500, help="the command's --memory-mb")
     ap.add_argument("--name", default="cluster")
     args = ap.parse_args(argv)
     dask = os.path.join(os.path.dirname(sys.executable), "dask")
@@ -99,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     address = f"tcp://127.0.0.1:{port}"
     work = tempfile.mkdtemp(prefix="cluster-bench-")
     rows: dict[str, list[dict[str, Any]]] = {"processes": [], "dask": []}
-    base = [sys.executable, "-m", "mapreduce_logs", "run", args.file, "--quiet"]
+    base = [sys.executable, "-m", "mapreduce_logs", "run", args.file, "--quiet",
+            "--memory-mb", str(args.memory_mb)]
     figures: dict[str, Any] = {"file": args.file, "bytes": os.path.getsize(args.file),
-                               "workers": args.workers, "memory_limit": args.memory_limit}
+                               "workers": args.workers, "memory_limit": args.memory_limit,
+                               "memory_mb": args.memory_mb, "load": os.getloadavg()[0]}
     try:
         with _started([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                        "--no-dashboard"], os.path.join(work, "scheduler.log")), \
@@ -146,7 +149,8 @@ def _write(name: str, f: dict[str, Any]) -> None:
     pickled, chunk = f["result"]
     lines = [
         f"# Dask executor vs local processes: {os.path.basename(f['file'])} "
-        f"({f['bytes'] / 2**30:.2f} GiB), {f['workers']} workers of 1 thread",
+        f"({f['bytes'] / 2**30:.2f} GiB), {f['workers']} workers of 1 thread, "
+        f"--memory-mb {f.get('memory_mb', 500)}, load {f.get('load', float('nan')):.1f} at the start",
         "",
         "| executor | best wall s | median wall s | MB/s | chunks | client peak MB | "
         "dask workers' peak MB |",
@@ -159,6 +163,10 @@ def _write(name: str, f: dict[str, Any]) -> None:
             f"| {kind} | {row['wall']:.2f} | {median[kind]:.2f} | "
             f"{f['bytes'] / 1e6 / row['wall']:.1f} | {row['metrics']['chunks']} | "
             f"{row['client_peak_mb']:.0f} | {workers} |")
+    for kind in ("processes", "dask"):
+        m = best[kind]["metrics"]
+        lines.append(f"- {kind}, best run: stages {m['stages']}, CPU s of the command's process "
+                     f"tree {m['cpu_seconds']}")
     lines += [
         "",
         f"- no-op tasks per second: dask {f['dask_tasks_per_s']:.0f}, local processes "
