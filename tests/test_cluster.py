@@ -333,7 +333,7 @@ def _dask_command() -> str:
 
 def test_real_scheduler_and_worker_commands(tmp_path: Path) -> None:
     """``dask scheduler`` and ``dask worker`` started as a user would, on loopback; the command
-    run as a subprocess with --scheduler writes the bytes of a local run."""
+    run as a subprocess with --scheduler writes the bytes of a local run, within --memory-mb."""
     dask = _dask_command()
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -345,7 +345,7 @@ def test_real_scheduler_and_worker_commands(tmp_path: Path) -> None:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
         done = subprocess.run(
             [sys.executable, "-m", "mapreduce_logs", "run", DATA, "--out", str(tmp_path / "dask"),
-             "--scheduler", address, "--chunk-size", "50000", "--quiet"],
+             "--scheduler", address, "--chunk-size", "50000", "--memory-mb", "150", "--quiet"],
             env=env, capture_output=True, timeout=DEADLINE, check=False)
         assert done.returncode == 0, (done.stderr.decode(),
                                       (tmp_path / "worker.log").read_text())
@@ -355,6 +355,7 @@ def test_real_scheduler_and_worker_commands(tmp_path: Path) -> None:
         assert (tmp_path / "dask" / name).read_bytes() == local[name], name
     metrics = json.loads((tmp_path / "dask" / "metrics.json").read_bytes())
     assert (metrics["executor"], metrics["workers"]) == ("dask", 2)
+    assert 0 < metrics["peak_memory_mb"] < 150  # the client's tree only: the workers are not in it
 
 
 def _wait_for_release(n: int, folder: str) -> int:
@@ -383,3 +384,57 @@ def test_stopping_early_cancels_the_cluster_tasks(tmp_path: Path, dask: DaskExec
     (tmp_path / "release").touch()
     wait = functools.partial(_wait_for_release, folder=str(tmp_path))
     assert sorted(dask.imap(wait, range(3))) == [0, 1, 2]  # and the executor still serves
+
+
+def _blind(*args: Any) -> bool:
+    return False
+
+
+def _install_blindness() -> None:
+    from mapreduce_logs.execute import cluster
+
+    if cluster._reads is not _blind:
+        cluster._seeing = cluster._reads  # type: ignore[attr-defined]
+        cluster._reads = _blind
+
+
+def _cure_blindness() -> None:
+    from mapreduce_logs.execute import cluster
+
+    cluster._reads = getattr(cluster, "_seeing", cluster._reads)
+
+
+def test_spill_folder_the_workers_cannot_see_is_a_usage_error(
+    tmp_path: Path, cluster: LocalCluster, dask: DaskExecutor,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Workers write and digest each other's spill files: a spill folder one of them does not
+    see (checked with a probe file before any work) stops the run, naming the folder."""
+    dask.client.run(_install_blindness)
+    try:
+        code, _ = run_cli(tmp_path, "x", DATA, "--scheduler", cluster.scheduler_address,
+                          "--spill-dir", str(tmp_path))
+    finally:
+        dask.client.run(_cure_blindness)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and f"the spill folder {tmp_path} is not visible to the worker" in err[0]
+
+
+def test_relative_paths_need_the_workers_folder(
+    tmp_path: Path, cluster: LocalCluster, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative path is opened from the worker's own folder: fine when it is the client's,
+    a usage error when it is not."""
+    code, remote = run_cli(tmp_path, "same", os.path.relpath(DATA), "--scheduler",
+                           cluster.scheduler_address)
+    assert code == 0
+    assert json.loads(remote["summary.json"])["totals"]["lines"] > 0
+    shutil.copy(DATA, tmp_path / "input.log")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code, _ = run_cli(tmp_path, "other", "input.log", "--scheduler", cluster.scheduler_address)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "input.log is a relative path" in err[0], err

@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
@@ -150,3 +151,12 @@ def test_missing_object_is_a_usage_error(tmp_path: Path, stored: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and missing in err[0], err
+
+
+def test_without_the_extra_is_a_usage_error(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with mock.patch.dict(sys.modules, {"s3fs": None}):
+        code, _ = run_cli(tmp_path, "s3://some-bucket/logs/")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "[s3] extra" in err[0], err

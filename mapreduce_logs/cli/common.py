@@ -51,9 +51,10 @@ def executor_for(workers: int) -> Iterator[Executor]:
 
 
 @contextlib.contextmanager
-def cluster_executor(scheduler: str, spill_dir: str) -> Iterator[Executor]:
-    """The Dask cluster of ``scheduler``, checked to see ``spill_dir`` as this machine does; a
-    UsageError when it cannot be used (the extra missing, unreachable, no worker, blind)."""
+def cluster_executor(scheduler: str, spill_dir: str, files: list[str]) -> Iterator[Executor]:
+    """The Dask cluster of ``scheduler``, checked to see ``spill_dir`` as this machine does and
+    to open relative ``files`` from the same folder; a UsageError when it cannot be used (the
+    extra missing, unreachable, no worker, blind)."""
     from ..execute.cluster import DaskExecutor
 
     cluster = DaskExecutor(scheduler)
@@ -64,6 +65,8 @@ def cluster_executor(scheduler: str, spill_dir: str) -> Iterator[Executor]:
     try:
         try:
             cluster.check_folder(spill_dir)
+            cluster.check_relative(
+                [p for p in files if not storage.is_url(p) and not os.path.isabs(p)])
         except ClusterError as err:
             raise UsageError(str(err)) from None
         yield cluster

@@ -50,11 +50,13 @@ def run_main(args: argparse.Namespace) -> int:
     if args.spill_dir is not None and not os.path.isdir(args.spill_dir):
         raise UsageError(f"--spill-dir is not a folder: {args.spill_dir}")
     spill_dir = args.spill_dir or args.out
+    if scheduler is not None:  # the workers are told where it is, from their own folders
+        spill_dir = os.path.abspath(spill_dir)
     show_progress = not args.quiet and sys.stderr.isatty()
     clock = Clock()
     stats = RunStats()
     executors = (executor_for(settings.workers) if scheduler is None
-                 else cluster_executor(scheduler, spill_dir))
+                 else cluster_executor(scheduler, spill_dir, files))
     with executors as executor, MemorySampler() as sampler:
         with progress(files, show_progress) as advance:
             partial = run_files(files, settings, executor, progress=advance, stats=stats,

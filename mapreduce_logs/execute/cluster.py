@@ -121,6 +121,19 @@ class DaskExecutor:
                 f"{blind[0]}: give --spill-dir a folder that every worker shares with this "
                 "machine, at the same path")
 
+    def check_relative(self, paths: list[str]) -> None:
+        """ClusterError if ``paths`` holds a relative path and some worker runs in another
+        folder than this process (it would open another file, or none)."""
+        if not paths:
+            return
+        here = os.getcwd()
+        folders: dict[str, str] = self.client.run(os.getcwd)
+        elsewhere = sorted(address for address, cwd in folders.items() if cwd != here)
+        if elsewhere:
+            raise ClusterError(
+                f"{paths[0]} is a relative path, and the worker at {elsewhere[0]} runs in "
+                f"another folder ({folders[elsewhere[0]]}): give absolute paths")
+
     def on_every_worker(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` in every worker process (best effort: a worker that fails is skipped)."""
         if self.client is not None:
