@@ -109,8 +109,8 @@ def _find_url(url: str, recursive: bool, found: set[str], unlisted: dict[str, st
             unlisted[url] = "cannot list the folder: no such bucket"
     except StorageError as err:
         raise InputError(str(err)) from None
-    except OSError as err:
-        unlisted[url] = f"cannot list the folder: {err.strerror or err}"
+    except OSError as err:  # access denied, the store unreachable: an input not read
+        unlisted[url] = f"cannot read: {err.strerror or err}"
 
 
 def _list_dir(folder: str, recursive: bool, unlisted: dict[str, str]) -> list[str]:

@@ -9,6 +9,7 @@ when a URL is first met. Credentials and the endpoint come from the standard AWS
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gzip
 import io
@@ -134,31 +135,21 @@ class Listing(NamedTuple):
 
 
 def kind(url: str) -> str:
-    """"file", "folder", "missing" (no object and no prefix) or "no bucket"."""
+    """"file", "folder", "missing" (no object and no prefix) or "no bucket"; OSError when
+    the store will not say (access denied, unreachable)."""
     fs, key = _fs(url)
     bucket = key.split("/", 1)[0]
     if not bucket:
         raise StorageError(f"no bucket in {url}")
-    try:
-        if key.rstrip("/") == bucket:
-            return "folder" if fs.exists(bucket) else "no bucket"
-        if not url.endswith("/"):
-            with _missing_is_none():
-                if fs.info(key).get("type") == "file":
-                    return "file"
-        if fs.isdir(key):
-            return "folder"
-        return "missing" if fs.exists(bucket) else "no bucket"
-    except PermissionError as err:
-        raise StorageError(f"access denied to {url}: {err}") from None
-
-
-class _missing_is_none:  # noqa: N801 - used like contextlib.suppress
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, err: object, tb: object) -> bool:
-        return isinstance(err, FileNotFoundError)
+    if key.rstrip("/") == bucket:
+        return "folder" if fs.exists(bucket) else "no bucket"
+    if not url.endswith("/"):
+        with contextlib.suppress(FileNotFoundError):
+            if fs.info(key).get("type") == "file":
+                return "file"
+    if fs.isdir(key):
+        return "folder"
+    return "missing" if fs.exists(bucket) else "no bucket"
 
 
 def list_folder(url: str, recursive: bool, is_skipped: Any) -> Listing:
