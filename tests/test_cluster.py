@@ -438,3 +438,20 @@ def test_relative_paths_need_the_workers_folder(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and "input.log is a relative path" in err[0], err
+
+
+@pytest.mark.parametrize("what", ["not an address", "not a scheduler"])
+def test_what_is_no_scheduler_is_a_usage_error(tmp_path: Path, what: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed address, or a port where something else listens: exit 2, one line."""
+    with socket.socket() as listener, \
+            mock.patch("mapreduce_logs.execute.cluster.CONNECT_SECONDS", 1.0):
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = ("tcp://127.0.0.1" if what == "not an address"
+                   else f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+        code, _ = run_cli(tmp_path, "x", DATA, "--scheduler", address)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    expected = "not a Dask scheduler address" if what == "not an address" else "no Dask scheduler"
+    assert len(err) == 1 and expected in err[0], err

@@ -11,9 +11,11 @@ task that raises is retried RETRIES times, then the run stops naming its item. T
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
+import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -24,7 +26,7 @@ from .base import CANCEL_POLL, name_of
 T = TypeVar("T")
 R = TypeVar("R")
 
-CONNECT_SECONDS = 10.0
+CONNECT_SECONDS = 5.0
 """How long to try reaching the scheduler, and then to wait for a first worker."""
 RETRIES = 2
 """Runs of a task that raises, after the first, before the run fails."""
@@ -67,11 +69,12 @@ class DaskExecutor:
             raise ClusterError(
                 "--scheduler needs the [dask] extra: pip install 'mapreduce_logs[dask]'"
             ) from None
+        self._check_reachable()
         try:
             with _quiet_dask():
-                self.client = distributed.Client(  # type: ignore[no-untyped-call]
+                self.client = distributed.Client(
                     self.address, timeout=self.connect_timeout, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as err:
+        except (OSError, TimeoutError, ValueError, TypeError) as err:
             raise ClusterError(f"cannot reach the Dask scheduler at {self.address}: "
                                f"{_first_line(err)}") from None
         try:
@@ -82,6 +85,39 @@ class DaskExecutor:
                                f"{_first_line(err)}") from None
         self._size_tasks()
         return self
+
+    def _check_reachable(self) -> None:
+        """ClusterError for an address that is not one, a TLS address without Dask's TLS
+        settings, or a port nobody listens on: found before a Client is made (one that fails
+        half-made takes seconds more to go away)."""
+        from distributed.comm.addressing import parse_address, parse_host_port
+        from distributed.security import Security
+
+        try:
+            scheme, location = parse_address(self.address)
+            host, port = parse_host_port(location)
+        except ValueError as err:
+            raise ClusterError(f"not a Dask scheduler address: {self.address!r} ({err}); "
+                               "expected tcp://host:port") from None
+        if scheme not in ("tcp", "tls"):
+            raise ClusterError(f"not a Dask scheduler address: {self.address!r}; "
+                               "expected tcp://host:port or tls://host:port")
+        if scheme == "tls" and Security().get_connection_args("client")["ssl_context"] is None:
+            raise ClusterError(f"{self.address} needs Dask's TLS settings (distributed.comm.tls "
+                               "in Dask's configuration)")
+        try:
+            socket.create_connection((host, int(port)), timeout=self.connect_timeout).close()
+        except OSError as err:
+            raise ClusterError(f"cannot reach the Dask scheduler at {self.address}: "
+                               f"{err.strerror or err}") from None
+        try:
+            with _quiet_dask():
+                identity = asyncio.run(_identify(self.address, self.connect_timeout))
+        except Exception as err:  # noqa: BLE001 - whatever answers there, it is no scheduler
+            raise ClusterError(f"no Dask scheduler answers at {self.address}: "
+                               f"{_first_line(err)}") from None
+        if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
+            raise ClusterError(f"no Dask scheduler answers at {self.address}")
 
     def _size_tasks(self) -> None:
         info = self.client.scheduler_info(n_workers=-1)["workers"]
@@ -180,7 +216,7 @@ class DaskExecutor:
                     raise CancelledError
                 try:
                     with self.client.as_current():
-                        done, _ = distributed.wait(  # type: ignore[no-untyped-call]
+                        done, _ = distributed.wait(
                             list(pending), timeout=None if cancel is None else CANCEL_POLL,
                             return_when="FIRST_COMPLETED")
                 except TimeoutError:
@@ -206,6 +242,19 @@ class DaskExecutor:
                 with contextlib.suppress(Exception):
                     self.client.cancel(list(pending), force=True)
                 pending.clear()
+
+
+async def _identify(address: str, timeout: float) -> Any:
+    """What the server at ``address`` says it is (a scheduler: {"type": "Scheduler", ...})."""
+    from distributed.core import rpc
+    from distributed.security import Security
+
+    remote = rpc(address, timeout=timeout,
+                 connection_args=Security().get_connection_args("client"))
+    try:
+        return await asyncio.wait_for(remote.identity(), timeout)
+    finally:
+        await remote.close_rpc()
 
 
 def _on_worker(fn: Callable[[T], R], item: T) -> tuple[str, R]:
