@@ -455,3 +455,86 @@ def test_what_is_no_scheduler_is_a_usage_error(tmp_path: Path, what: str,
     assert code == 2
     expected = "not a Dask scheduler address" if what == "not an address" else "no Dask scheduler"
     assert len(err) == 1 and expected in err[0], err
+
+
+# --- a worker lost while the run spills ----------------------------------------------------------
+
+def _block_once(folder: str) -> None:
+    """The first caller (of any worker) notes its pid in ``folder``/started and waits for
+    ``folder``/release; later callers go on."""
+    try:
+        fd = os.open(os.path.join(folder, "started"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    limit = time.monotonic() + DEADLINE
+    while not os.path.exists(os.path.join(folder, "release")):
+        if time.monotonic() > limit:
+            raise TimeoutError("never released")
+        time.sleep(0.02)
+
+
+def _install_after(folder: str, module: str, name: str) -> None:
+    """In a worker: ``module.name`` does its work, then the first call blocks (see above)."""
+    import importlib
+
+    owner = importlib.import_module(module)
+    real = getattr(owner, name)
+    if getattr(real, "real", None) is not None:
+        return
+
+    def then_block(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        _block_once(folder)
+        return result
+
+    then_block.real = real  # type: ignore[attr-defined]
+    setattr(owner, name, then_block)
+
+
+def _uninstall_after(module: str, name: str) -> None:
+    import importlib
+
+    owner = importlib.import_module(module)
+    real = getattr(getattr(owner, name), "real", None)
+    if real is not None:
+        setattr(owner, name, real)
+
+
+@pytest.mark.parametrize(("module", "name"), [
+    ("mapreduce_logs.reduce.tasks", "write_run"),  # a chunk's counters written, not yet fetched
+    ("mapreduce_logs.reduce.spill", "combine"),  # a partition read and digested, not returned
+])
+def test_worker_killed_after_writing_to_the_spill_folder(
+    tmp_path: Path, cluster: LocalCluster, dask: DaskExecutor, module: str, name: str
+) -> None:
+    """A task run again after its worker died must not count twice what the first run wrote
+    to the spill folder, nor miss what the first run had read: the outputs are still those of
+    a local run."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    knobs = Settings(chunk_size=20_000)
+    dask.client.run(_install_after, str(barrier), module, name)
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["partial"] = run_files([DATA], knobs, dask, spill_dir=str(tmp_path))
+        except BaseException as err:  # noqa: BLE001 - handed to the test thread
+            result["error"] = err
+
+    with mock.patch.object(pipeline, "plan", _budget_that_spills(pipeline.plan)):
+        thread = threading.Thread(target=work)
+        thread.start()
+        try:
+            pid = int(_wait_for(barrier / "started"))
+            os.kill(pid, signal.SIGKILL)
+        finally:
+            (barrier / "release").touch()
+            thread.join(DEADLINE)
+            dask.client.run(_uninstall_after, module, name)
+    assert not thread.is_alive()
+    assert "error" not in result, result.get("error")
+    assert documents(result["partial"], knobs) == local_documents([DATA], knobs)
+    cluster.wait_for_workers(2, timeout=DEADLINE)

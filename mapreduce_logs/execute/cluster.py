@@ -46,6 +46,10 @@ class DaskExecutor:
     """Maps on the workers of a Dask distributed cluster. Use it as a context manager: the
     client connects on entry (ClusterError when it cannot) and closes on exit."""
 
+    reruns_tasks = True
+    """A task may run more than once (a retry, a worker lost before its result was fetched):
+    what it writes must not count twice (see ``reduce.spill.new_tag``)."""
+
     def __init__(
         self, address: str, connect_timeout: float | None = None, retries: int | None = None
     ) -> None:
