@@ -119,10 +119,20 @@ def test_hostile_inputs_equal_oracle(dask: DaskExecutor, files: list[strategies.
     check_run(files, Settings(), dask, [7, 4096])
 
 
-def _budget_that_spills(real: Any) -> Any:
+@settings(max_examples=strategies.examples(4))
+@given(files=strategies.runs(max_files=3, max_lines=20))
+def test_hostile_inputs_spilled_equal_oracle(dask: DaskExecutor,
+                                             files: list[strategies.LogFile]) -> None:
+    """The same when the counters spill from the first entry on, in partitions digested in
+    pieces of 2 entries: written and digested by the workers."""
+    with mock.patch.object(pipeline, "plan", _budget_that_spills(pipeline.plan, 0, 2)):
+        check_run(files, Settings(), dask, [64])
+
+
+def _budget_that_spills(real: Any, entries: int = 50, pieces: int = 30) -> Any:
     def tiny(*args: Any, **kwargs: Any) -> budget.Budget:
         planned: budget.Budget = real(*args, **kwargs)
-        return dataclasses.replace(planned, spill_entries=50, partition_entries=30)
+        return dataclasses.replace(planned, spill_entries=entries, partition_entries=pieces)
     return tiny
 
 
