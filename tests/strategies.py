@@ -17,6 +17,11 @@ from hypothesis import strategies as st
 SCALE = float(os.environ.get("MAPREDUCE_LOGS_TEST_SCALE", "1"))
 """Multiplies every property test's example count: 10 for a deep hunt, 0.2 for a smoke run."""
 
+DEADLINE = dt.timedelta(seconds=5)
+"""Hypothesis deadline of the pure property tests (one example takes milliseconds): a loop
+gone quadratic fails on its example, by name, instead of eating the per-test timeout. Not for
+tests that fork or watch (their time says nothing about correctness)."""
+
 
 def examples(n: int) -> int:
     """``n`` examples, scaled by MAPREDUCE_LOGS_TEST_SCALE."""

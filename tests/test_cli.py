@@ -528,3 +528,10 @@ def test_subprocess_run(tmp_path: Path) -> None:
     assert (out / "anomalies.json").read_bytes() == anomalies
     assert set(read_json(out / "metrics.json")) >= METRIC_KEYS
     assert sorted(os.listdir(out)) == ["anomalies.json", "metrics.json", "summary.json"]
+
+
+@pytest.mark.parametrize(("nbytes", "text"), [
+    (0, "0 bytes"), (999, "999 bytes"), (1000, "1.0 kB"), (999_949, "999.9 kB"),
+    (1_000_000, "1.0 MB"), (12_345_678_901, "12,345.7 MB")])
+def test_sizes_in_the_report_line_are_powers_of_1000(nbytes: int, text: str) -> None:
+    assert common.size_text(nbytes) == text

@@ -183,3 +183,12 @@ def test_empty_partial_is_the_identity_with_another_clock_skew() -> None:
         b = map_split(Split(path, 30, 60, mtime), knobs)
         assert documents(merge(a, b), knobs)[1].count(b'"time_went_backwards": 1') == 1
         assert documents(merge(merge(Partial(), a), b), knobs) == documents(merge(a, b), knobs)
+
+
+def test_a_file_failing_twice_keeps_one_reason_whatever_the_order() -> None:
+    """Two splits of one file failing for different reasons: the merge keeps the smaller
+    reason, so the outputs do not depend on which worker finished first."""
+    for first, second in (("No such file", "Permission denied"),
+                          ("Permission denied", "No such file")):
+        merged = Partial(failures={"a.log": first}).update(Partial(failures={"a.log": second}))
+        assert merged.failures == {"a.log": "No such file"}

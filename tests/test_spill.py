@@ -685,3 +685,15 @@ def test_millions_of_windows_are_folded_into_sorted_runs_with_the_same_documents
                 assert documents(paths, knobs, executor) == expected
         assert folded and max(folded) > 1  # runs merged (one, when a single chunk folds once)
     assert os.listdir(spills) == []
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_top_of_a_large_mapping_keeps_ties_by_name(k: int) -> None:
+    """More than 4 k entries (the path that ranks only those reaching the k-th count): ties at
+    the k-th count are ranked by name like the rest, arriving in reverse."""
+    from mapreduce_logs.detect.digest import top_k, top_of
+
+    totals = {b"d": 3, b"c": 3, b"b": 3, b"z": 7, **{b"q%02d" % i: 1 for i in range(20)}}
+    expected = [(b"z", 7), (b"b", 3), (b"c", 3), (b"d", 3)][:k]
+    assert top_of(totals, k) == expected
+    assert top_k(totals.items(), k) == expected
