@@ -16,6 +16,7 @@ import contextlib
 import os
 import secrets
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -28,6 +29,8 @@ R = TypeVar("R")
 
 CONNECT_SECONDS = 5.0
 """How long to try reaching the scheduler, and then to wait for a first worker."""
+CONNECT_RETRY = 0.1
+"""Seconds between tries to reach the scheduler."""
 RETRIES = 2
 """Runs of a task that raises, after the first, before the run fails."""
 AHEAD = 2
@@ -109,11 +112,16 @@ class DaskExecutor:
         if scheme == "tls" and Security().get_connection_args("client")["ssl_context"] is None:
             raise ClusterError(f"{self.address} needs Dask's TLS settings (distributed.comm.tls "
                                "in Dask's configuration)")
-        try:
-            socket.create_connection((host, int(port)), timeout=self.connect_timeout).close()
-        except OSError as err:
-            raise ClusterError(f"cannot reach the Dask scheduler at {self.address}: "
-                               f"{err.strerror or err}") from None
+        deadline = time.monotonic() + self.connect_timeout
+        while True:  # a scheduler just started may not listen yet
+            try:
+                socket.create_connection((host, int(port)), timeout=self.connect_timeout).close()
+                break
+            except OSError as err:
+                if time.monotonic() >= deadline:
+                    raise ClusterError(f"cannot reach the Dask scheduler at {self.address}: "
+                                       f"{err.strerror or err}") from None
+                time.sleep(CONNECT_RETRY)
         try:
             with _quiet_dask():
                 identity = asyncio.run(_identify(self.address, self.connect_timeout))
