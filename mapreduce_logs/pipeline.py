@@ -74,7 +74,7 @@ def run_files(
     workers = executor.workers
     # A cluster's executor says how much memory a task has where it runs (local processes are
     # sized by the plan itself).
-    task_bytes: int | None = getattr(executor, "task_bytes", None)
+    task_bytes = executor.task_bytes
     if task_bytes is None:
         budget = plan(settings, workers, executor.in_flight)
     else:
@@ -138,8 +138,6 @@ def run_files(
             return result
     finally:
         reducer.close()
-        on_every_worker = getattr(executor, "on_every_worker", None)
-        if on_every_worker is not None:  # long-lived workers: they keep files open, windows
-            on_every_worker(release_process)
+        executor.on_every_worker(release_process)  # long-lived workers keep files, windows
         if collecting:
             gc.enable()

@@ -74,13 +74,13 @@ def run_main(args: argparse.Namespace) -> int:
         _summary, anomalies = _write_outputs(partial, settings, args.out, stats.stages)
     for path, reason in unlisted.items():
         partial.failures.setdefault(path, reason)
-    seen = getattr(executor, "workers_seen", None)
+    seen = executor.workers_seen
     metrics = run_metrics(
         clock=clock, peak_bytes=sampler.peak, workers=executor.workers, chunks=stats.chunks,
         nbytes=partial.bytes_read, lines=partial.lines, stages=stats.stages,
         failures={shown(path): reason for path, reason in partial.failures.items()},
         executor=executor_kind(executor),
-        workers_seen=executor.workers if seen is None else len(seen),
+        workers_seen=len(seen) if seen else executor.workers,
     )
     write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
     for path, reason in sorted(partial.failures.items()):

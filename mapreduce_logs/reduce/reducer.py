@@ -225,7 +225,7 @@ class Reducer:
             path = save_windows(self.store.folder, window_lines)
             task = functools.partial(digest_partition, settings=self.settings, window_lines=path)
             # A cluster may run a task twice (a lost worker): its partition files must stay.
-            jobs = self.store.jobs(keep_runs=getattr(executor, "reruns_tasks", False))
+            jobs = self.store.jobs(keep_runs=executor.reruns_tasks)
             part = combine(executor.imap(task, jobs), self.settings.top)
             acc.digest = finish(part, self.store.candidates(), window_lines, self.settings)
         self.tables = Tables.empty()
