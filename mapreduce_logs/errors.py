@@ -15,6 +15,16 @@ class InputError(MapReduceLogsError):
     """A path given by the user that does not exist or is not a file or a folder."""
 
 
+class StorageError(MapReduceLogsError):
+    """An object-store URL that cannot be used at all (the [s3] extra missing, no bucket named,
+    access denied)."""
+
+
+class ClusterError(MapReduceLogsError):
+    """The cluster cannot be used: the [dask] extra missing, the scheduler unreachable, no
+    worker, or the spill folder not visible to the workers."""
+
+
 class MapError(MapReduceLogsError):
     """A worker failed on a split; names the file and byte range."""
 

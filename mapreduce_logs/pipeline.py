@@ -8,17 +8,18 @@ import contextlib
 import functools
 import gc
 import itertools
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .execute.base import Executor
+from .ingest import storage
 from .ingest.split import Readable, Split, is_compressed, split_files, stream_splits
 from .model.partial import Partial
 from .reduce.budget import GZIP_GROWTH, plan
 from .reduce.cleanup import remove_stale, removed_on_sigterm
 from .reduce.reducer import Reducer
+from .reduce.spill import release_process
 from .reduce.tasks import Chunk, map_chunk
 from .settings import Settings
 
@@ -39,10 +40,8 @@ def uncompressed_size(path: str) -> int:
     """At least the bytes a ``.gz`` file holds, as far as can be told without reading it: the
     size its trailer gives (modulo 4 GiB), or GZIP_GROWTH times its own, whichever is larger."""
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            f.seek(max(0, size - 4))
-            trailer = int.from_bytes(f.read(4), "little")
+        size = storage.size(path)
+        trailer = storage.gzip_trailer(path)
     except OSError:
         return 0
     return max(trailer, size * GZIP_GROWTH)
@@ -52,7 +51,7 @@ def _input_bytes(files: list[str]) -> int:
     total = 0
     for path in files:
         with contextlib.suppress(OSError):
-            total += uncompressed_size(path) if is_compressed(path) else os.path.getsize(path)
+            total += uncompressed_size(path) if is_compressed(path) else storage.size(path)
     return total
 
 
@@ -73,7 +72,13 @@ def run_files(
     before it kills the process."""
     stats = stats if stats is not None else RunStats()
     workers = executor.workers
-    budget = plan(settings, workers, executor.in_flight)
+    # A cluster's executor says how much memory a task has where it runs (local processes are
+    # sized by the plan itself).
+    task_bytes = executor.task_bytes
+    if task_bytes is None:
+        budget = plan(settings, workers, executor.in_flight)
+    else:
+        budget = plan(settings, workers, executor.in_flight, task_bytes)
     started = time.perf_counter()
     failed: dict[str, str] = {}
     on_disk: dict[int, int] = {}
@@ -133,5 +138,6 @@ def run_files(
             return result
     finally:
         reducer.close()
+        executor.on_every_worker(release_process)  # long-lived workers keep files, windows
         if collecting:
             gc.enable()

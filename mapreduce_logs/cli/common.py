@@ -11,9 +11,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import ClusterError, UsageError
 from ..execute.base import Executor, SerialExecutor
 from ..execute.pool import PoolExecutor
+from ..ingest import storage
 from ..reduce.budget import workers_within
 from ..settings import Settings
 
@@ -47,6 +48,37 @@ def executor_for(workers: int) -> Iterator[Executor]:
             yield pool
     else:
         yield SerialExecutor()
+
+
+@contextlib.contextmanager
+def cluster_executor(scheduler: str, spill_dir: str, files: list[str]) -> Iterator[Executor]:
+    """The Dask cluster of ``scheduler``, checked to see ``spill_dir`` as this machine does and
+    to open relative ``files`` from the same folder; a UsageError when it cannot be used (the
+    extra missing, unreachable, no worker, blind)."""
+    from ..execute.cluster import DaskExecutor
+
+    cluster = DaskExecutor(scheduler)
+    try:
+        cluster.__enter__()
+    except ClusterError as err:
+        raise UsageError(str(err)) from None
+    try:
+        try:
+            cluster.check_folder(spill_dir)
+            cluster.check_relative(
+                [p for p in files if not storage.is_url(p) and not os.path.isabs(p)])
+        except ClusterError as err:
+            raise UsageError(str(err)) from None
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def executor_kind(executor: Executor) -> str:
+    """Where a run's work ran, for metrics.json: "dask", "processes" or "serial"."""
+    if isinstance(executor, SerialExecutor):
+        return "serial"
+    return "processes" if isinstance(executor, PoolExecutor) else "dask"
 
 
 def check_output_folder(out: str) -> None:
@@ -105,7 +137,7 @@ class progress:  # noqa: N801 - used like a function
         total = 0
         for path in self.files:
             with contextlib.suppress(OSError):
-                total += os.path.getsize(path)
+                total += storage.size(path)
         self.bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, leave=False)
         return self.bar.update  # type: ignore[no-any-return]
 

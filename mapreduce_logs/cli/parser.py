@@ -113,12 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="summarise files once",
                               description="Summarise PATHs into summary.json and anomalies.json.")
     run.add_argument("paths", nargs="+", metavar="PATH",
-                     help="log files or folders; - is standard input, read once after the "
-                     "files (not decompressed: pipe a .gz through zcat)")
+                     help="log files or folders, or s3://bucket/prefix/ URLs; - is standard "
+                     "input, read once after the files (not decompressed: pipe a .gz through "
+                     "zcat)")
     _common(run)
     run.add_argument("--spill-dir", metavar="DIR", default=None,
                      help="where counts past the memory budget are spilled, in a hidden folder "
-                     "removed at the end (default: the --out folder)")
+                     "removed at the end (default: the --out folder); with --scheduler, a "
+                     "folder every worker shares with this machine")
+    run.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                     help="run the work on the Dask distributed cluster of this scheduler "
+                     "(tcp://host:8786; default: $DASK_SCHEDULER_ADDRESS, else local processes)")
     watch = commands.add_parser("watch", help="keep the outputs current as files arrive",
                                 description="Process DIR, then keep the outputs current.")
     watch.add_argument("dir", metavar="DIR", help="folder to watch")

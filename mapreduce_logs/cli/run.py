@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import InputError, UsageError
 from ..ingest.split import STREAM, discover
+from ..ingest.storage import is_url
 from ..model.partial import Partial
 from ..pipeline import RunStats, run_files
 from ..report.documents import build_anomalies, build_summary
@@ -22,7 +23,9 @@ from .common import (
     EXIT_UNREADABLE,
     OUTPUTS,
     check_output_folder,
+    cluster_executor,
     executor_for,
+    executor_kind,
     fit_workers,
     progress,
     report_line,
@@ -48,26 +51,37 @@ def run_main(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     # The outputs of an earlier run (--out inside an input folder) are not input.
     own = {os.path.realpath(os.path.join(args.out, name)) for name in OUTPUTS}
-    files = [path for path in files if os.path.realpath(path) not in own]
-    settings = fit_workers(settings_from(args), args.quiet)
+    files = [path for path in files if is_url(path) or os.path.realpath(path) not in own]
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    settings = settings_from(args)
+    if scheduler is None:  # the workers are this machine's processes
+        settings = fit_workers(settings, args.quiet)
     check_output_folder(args.out)
     if args.spill_dir is not None and not os.path.isdir(args.spill_dir):
         raise UsageError(f"--spill-dir is not a folder: {args.spill_dir}")
+    spill_dir = args.spill_dir or args.out
+    if scheduler is not None:  # the workers are told where it is, from their own folders
+        spill_dir = os.path.abspath(spill_dir)
     show_progress = not args.quiet and sys.stderr.isatty()
     clock = Clock()
     stats = RunStats()
-    with executor_for(settings.workers) as executor, MemorySampler() as sampler:
+    executors = (executor_for(settings.workers) if scheduler is None
+                 else cluster_executor(scheduler, spill_dir, files))
+    with executors as executor, MemorySampler() as sampler:
         with progress(files, show_progress) as advance:
             partial = run_files(files, settings, executor, progress=advance, stats=stats,
-                                spill_dir=args.spill_dir or args.out, stream=stream,
+                                spill_dir=spill_dir, stream=stream,
                                 stream_mtime_ns=started_ns)
         summary, anomalies = _write_outputs(partial, settings, args.out, stats.stages)
     for path, reason in unlisted.items():
         partial.failures.setdefault(path, reason)
+    seen = executor.workers_seen
     metrics = run_metrics(
-        clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=stats.chunks,
+        clock=clock, peak_bytes=sampler.peak, workers=executor.workers, chunks=stats.chunks,
         nbytes=partial.bytes_read, lines=partial.lines, stages=stats.stages,
         failures={shown(path): reason for path, reason in partial.failures.items()},
+        executor=executor_kind(executor),
+        workers_seen=len(seen) if seen else executor.workers,
     )
     write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
     page = build_page(page_data(partial, summary, anomalies, settings.window, metrics))

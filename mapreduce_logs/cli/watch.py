@@ -12,7 +12,7 @@ from ..report.metrics import Clock, MemorySampler, run_metrics
 from ..report.output import to_json, write_atomic
 from ..settings import Settings
 from ..watch.loop import Watcher
-from .common import EXIT_OK, executor_for, fit_workers, report_line, say
+from .common import EXIT_OK, executor_for, executor_kind, fit_workers, report_line, say
 
 
 def watch_main(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,6 +53,7 @@ def watch_main(args: argparse.Namespace, settings: Settings) -> int:
         metrics = run_metrics(
             clock=clock, peak_bytes=sampler.peak, workers=settings.workers, chunks=watcher.chunks,
             nbytes=watcher.bytes_read, lines=watcher.lines_read, stages={},
+            executor=executor_kind(executor),
         )
         write_atomic(os.path.join(args.out, "metrics.json"), to_json(metrics))
         if not args.quiet:

@@ -25,16 +25,41 @@ class Executor(Protocol):
     """Items that run at once."""
     in_flight: int
     """Items mapped at once: the memory plan counts one Partial for each."""
+    task_bytes: int | None
+    """Memory a task has where it runs, when the executor knows it (a cluster's workers); None
+    for local processes, which the memory plan sizes itself."""
+    reruns_tasks: bool
+    """Whether a task may run more than once (a retry after a lost worker): what a task wrote
+    must then be read only from the run whose result was taken."""
+    workers_seen: set[str]
+    """The workers that ran tasks, by address (empty when local)."""
 
     def imap(
         self, fn: Callable[[T], R], items: Iterable[T], cancel: Callable[[], bool] | None = None
     ) -> Iterator[R]: ...
 
+    def on_every_worker(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` once in every long-lived worker (to let go of what a run left there)."""
+
 
 CANCEL_POLL = 0.2
 
 
-class SerialExecutor:
+class LocalExecutor:
+    """What local executors share: no memory limit per task but the plan's, no reruns, and
+    workers that end with the executor (nothing to release in them)."""
+
+    task_bytes: int | None = None
+    reruns_tasks = False
+
+    def __init__(self) -> None:
+        self.workers_seen: set[str] = set()
+
+    def on_every_worker(self, fn: Callable[[], object]) -> None:
+        return None
+
+
+class SerialExecutor(LocalExecutor):
     """Maps in the calling process, one item after another (``cancel`` is asked between items;
     ``fn`` may raise CancelledError itself, which passes through)."""
 

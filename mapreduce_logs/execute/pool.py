@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..errors import CancelledError, MapError
-from .base import CANCEL_POLL, R, T, name_of
+from .base import CANCEL_POLL, LocalExecutor, R, T, name_of
 
 
-class PoolExecutor:
+class PoolExecutor(LocalExecutor):
     """Maps on worker processes, each fed through a pipe of its own, one item at a time.
 
     Use it as a context manager: the workers start on entry (before any helper thread, since
@@ -30,6 +30,7 @@ class PoolExecutor:
     """
 
     def __init__(self, workers: int) -> None:
+        super().__init__()
         self.workers = workers
         self.in_flight = workers
         """Items mapped at once: the memory plan counts one Partial in each worker."""

@@ -7,7 +7,6 @@ its first bytes are kept, so a 2 GB line costs no more memory than a short one.
 from __future__ import annotations
 
 import gc
-import gzip
 import io
 import itertools
 import zlib
@@ -16,7 +15,7 @@ from collections.abc import Callable, Collection
 
 from ..model.partial import MAX_EXAMPLES, Partial, Segment, Timeline
 from ..settings import Settings, limits
-from . import fast, zones
+from . import fast, storage, zones
 from .parse import (
     ERROR_LEVELS,
     EXAMPLE_BYTES,
@@ -82,10 +81,8 @@ def _open(split: Split) -> io.BufferedIOBase:
     if split.data is not None:
         return io.BytesIO(split.data)
     if split.compressed:
-        return gzip.open(split.path, "rb")
-    f = open(split.path, "rb")  # noqa: SIM115 - closed by the caller's with
-    f.seek(split.start)
-    return f
+        return storage.open_gzip(split.path)
+    return storage.open_at(split.path, split.start)
 
 
 def _describe(err: BaseException) -> str:

@@ -8,11 +8,13 @@ into Splits that carry their bytes (``stream_splits``).
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple, Protocol
 
-from ..errors import InputError
+from ..errors import InputError, StorageError
+from . import storage
 from .parse import MAX_LINE
 
 SKIPPED_SUFFIXES = ("~", ".tmp", ".part", ".swp")
@@ -40,7 +42,7 @@ class Split(NamedTuple):
         if self.end is not None:
             return self.end - self.start
         try:
-            return os.path.getsize(self.path)
+            return storage.size(self.path)
         except OSError:
             return 0
 
@@ -64,7 +66,9 @@ def discover(
     found: set[str] = set()
     unlisted: dict[str, str] = {} if failures is None else failures
     for path in paths:
-        if os.path.isdir(path):
+        if storage.is_url(path):
+            _find_url(path, recursive, found, unlisted)
+        elif os.path.isdir(path):
             found.update(_list_dir(path, recursive, unlisted))
         elif os.path.exists(path):
             if os.path.isfile(path):
@@ -79,6 +83,9 @@ def discover(
     unique: list[str] = []
     seen: set[tuple[int, int]] = set()
     for path in sorted(found):
+        if storage.is_url(path):
+            unique.append(path)  # one URL, one object
+            continue
         try:
             st = os.stat(path)
         except OSError:
@@ -88,6 +95,28 @@ def discover(
             seen.add((st.st_dev, st.st_ino))
             unique.append(path)
     return unique
+
+
+def _find_url(url: str, recursive: bool, found: set[str], unlisted: dict[str, str]) -> None:
+    """An object, or the objects under a prefix (a folder), into ``found``. A missing object or
+    prefix is an InputError, like a missing path; a missing bucket is a folder that cannot be
+    listed."""
+    try:
+        kind = storage.kind(url)
+        if kind == "file":
+            found.add(url)
+        elif kind == "folder":
+            listing = storage.list_folder(url, recursive, is_skipped)
+            found.update(name for name, _ in listing.files)
+            unlisted.update(listing.unlisted)
+        elif kind == "missing":
+            raise InputError(f"no such object or prefix: {url}")
+        else:
+            unlisted[url] = "cannot list the folder: no such bucket"
+    except StorageError as err:
+        raise InputError(str(err)) from None
+    except OSError as err:  # access denied, the store unreachable: an input not read
+        unlisted[url] = f"cannot read: {err.strerror or err}"
 
 
 def _list_dir(folder: str, recursive: bool, unlisted: dict[str, str]) -> list[str]:
@@ -119,25 +148,25 @@ def split_file(
     ends at ``end`` even without a newline there (the file's unterminated last line).
     Raises OSError when the file cannot be read.
     """
-    stat = os.stat(path)
+    size, mtime_ns = storage.stat(path)
     if is_compressed(path):
-        yield Split(path, 0, None, stat.st_mtime_ns, generation)
+        yield Split(path, 0, None, mtime_ns, generation)
         return
-    end = stat.st_size if end is None else end
+    end = size if end is None else end
     if start >= end:
         if start == 0:
-            yield Split(path, 0, 0, stat.st_mtime_ns, generation)
+            yield Split(path, 0, 0, mtime_ns, generation)
         return
-    with open(path, "rb") as f:
+    with storage.open_at(path, start, read_ahead=storage.PROBE_READ) as f:
         pos = start
         while pos < end:
             cut = _next_line_end(f, pos + chunk_size - 1, end) if pos + chunk_size < end else end
             assert pos < cut <= end, f"split_file: cut at {cut} from {pos} (end {end}) of {path}"
-            yield Split(path, pos, cut, stat.st_mtime_ns, generation)
+            yield Split(path, pos, cut, mtime_ns, generation)
             pos = cut
 
 
-def _next_line_end(f: BinaryIO, offset: int, end: int) -> int:
+def _next_line_end(f: BinaryIO | io.BufferedIOBase, offset: int, end: int) -> int:
     """Position just after the first ``\\n`` at or after ``offset``, or ``end`` if none before it."""
     f.seek(offset)
     pos = offset

@@ -23,7 +23,14 @@ from ..model.partial import Partial, add_counts
 from ..model.windows import merge_files
 from ..settings import Settings, limits
 from .budget import Budget
-from .spill import SpillStore, digest_partition, forget_windows, load_windows, save_windows
+from .spill import (
+    SpillStore,
+    Written,
+    digest_partition,
+    forget_windows,
+    load_windows,
+    save_windows,
+)
 from .tasks import count_tokens
 
 
@@ -120,7 +127,7 @@ class Reducer:
             self._kept = frozenset(self.tokens.admitted)
         return self._kept
 
-    def add(self, seq: int, part: Partial, written: list[int] | None = None) -> None:
+    def add(self, seq: int, part: Partial, written: Written | None = None) -> None:
         """Merge chunk number ``seq`` (in input order) into the result; ``written`` tells what
         its worker wrote to the spill folder instead of shipping it."""
         if seq in self.cut:
@@ -135,7 +142,7 @@ class Reducer:
             self.acc.retain_unknown(self.tokens.admitted)
         if written is not None:
             assert self.store is not None
-            self.store.add_written(written)
+            self.store.add_written(written.counts, written.tag)
         for table, mine in zip(part.take_tables(), self.tables, strict=True):
             add_counts(mine, table)
         # users and services are sums of the tables over windows: the digest counts them there.
@@ -217,7 +224,9 @@ class Reducer:
                 self.spill()
             path = save_windows(self.store.folder, window_lines)
             task = functools.partial(digest_partition, settings=self.settings, window_lines=path)
-            part = combine(executor.imap(task, self.store.jobs()), self.settings.top)
+            # A cluster may run a task twice (a lost worker): its partition files must stay.
+            jobs = self.store.jobs(keep_runs=executor.reruns_tasks)
+            part = combine(executor.imap(task, jobs), self.settings.top)
             acc.digest = finish(part, self.store.candidates(), window_lines, self.settings)
         self.tables = Tables.empty()
         return acc

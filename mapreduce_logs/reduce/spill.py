@@ -25,6 +25,9 @@ import itertools
 import math
 import os
 import pickle
+import socket
+import threading
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
@@ -50,9 +53,9 @@ MAX_FANOUT = 256
 
 # --- runs on disk -------------------------------------------------------------------------------
 #
-# A partition file is named WRITER.INDEX (WRITER: "m" for the reducer, "wPID" for a worker) and
-# holds records (table index, [(key, count), ...]) pickled one after another. Splits of a
-# partition go to split/, burst candidates to cand/.
+# A partition file is named WRITER.INDEX (WRITER: "m" for the reducer, ``writer_name()`` for a
+# worker) and holds records (table index, [(key, count), ...]) pickled one after another.
+# Splits of a partition go to split/, burst candidates to cand/.
 
 
 def _dump(f: IO[bytes], record: Any) -> None:
@@ -79,8 +82,55 @@ def _append(path: str, record: Any) -> None:
 
 def close_writers(keep: str | None = None) -> None:
     """Close this process's open partition files, but those in folder ``keep``."""
-    for path in [p for p in _WRITERS if keep is None or os.path.dirname(p) != keep]:
-        os.close(_WRITERS.pop(path))
+    for path in [p for p in list(_WRITERS) if keep is None or os.path.dirname(p) != keep]:
+        with contextlib.suppress(KeyError, OSError):
+            os.close(_WRITERS.pop(path))
+
+
+def writer_name() -> str:
+    """This process's (and thread's) name for its partition files: unique among the writers of
+    one spill folder, which, on a cluster, may be processes of many machines and threads."""
+    host = "".join(c for c in socket.gethostname() if c.isalnum())[:32]
+    main = threading.current_thread() is threading.main_thread()
+    return f"w{os.getpid()}-{host}-{0 if main else threading.get_ident()}"
+
+
+def release_process() -> None:
+    """Let go of what a long-lived worker process keeps of a run: its open partition files (a
+    removed folder's disk space is freed only once they close) and the lines per window."""
+    close_writers()
+    forget_windows()
+
+
+class Written(NamedTuple):
+    """What a task wrote to the spill folder: entries per partition, under its ``tag``."""
+
+    tag: str
+    counts: list[int]
+
+
+def new_tag() -> str:
+    """A tag for the records of one run of one task: a task run again (a retry, a worker lost
+    before its result was fetched) writes under another, and only the tags of the results
+    taken are read back, so nothing is counted twice."""
+    return uuid.uuid4().hex[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def _accepted(path: str) -> frozenset[str]:
+    with open(path, "rb") as f:
+        tags: frozenset[str] = pickle.load(f)
+    return tags
+
+
+def _runs(path: str, accepted: str | None) -> Iterator[tuple[int, list[tuple[Key, int]]]]:
+    """The (table, entries) records of a partition file; a record tagged by a task whose result
+    was not taken (``accepted``: the path of the taken tags, None for all) is skipped."""
+    taken = None if accepted is None else _accepted(accepted)
+    for record in _records(path):
+        if len(record) == 3 and taken is not None and record[2] not in taken:
+            continue
+        yield record[0], record[1]
 
 
 def _records(path: str) -> Iterator[Any]:
@@ -140,14 +190,16 @@ def _route(
                 write(i, table, bucket)
 
 
-def write_run(folder: str, fanout: int, tables: Tables, writer: str) -> list[int]:
+def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = "") -> list[int]:
     """Append ``tables`` as one run to ``writer``'s partition files, empty them, and return how
-    many entries went to each partition. The files stay open for the next run."""
+    many entries went to each partition. The files stay open for the next run. With ``tag``
+    (a task's, see ``new_tag``), each record carries it."""
     close_writers(keep=folder)
     counts = [0] * fanout
 
     def write(i: int, table: int, items: list[tuple[Key, int]]) -> None:
-        _append(os.path.join(folder, f"{writer}.{i}"), (table, items))
+        record = (table, items, tag) if tag else (table, items)
+        _append(os.path.join(folder, f"{writer}.{i}"), record)
         counts[i] += len(items)
 
     for index, table in enumerate(tables):
@@ -157,12 +209,13 @@ def write_run(folder: str, fanout: int, tables: Tables, writer: str) -> list[int
     return counts
 
 
-def _sum_runs(paths: list[str]) -> Tables:
+def _sum_runs(paths: list[str], accepted: str | None, owned: bool) -> Tables:
     tables = Tables.empty()
     for path in paths:
-        for table, items in _records(path):
+        for table, items in _runs(path, accepted):
             add_counts(tables[table], dict(items))
-        os.unlink(path)
+        if owned:
+            os.unlink(path)
     return tables
 
 
@@ -176,13 +229,14 @@ def _one_subject(path: str) -> Subject:
 
 
 def _partition(
-    paths: list[str], written: int, divisor: int, capacity: int, scratch: str
+    paths: list[str], written: int, divisor: int, capacity: int, scratch: str,
+    accepted: str | None = None, owned: bool = True,
 ) -> Iterator[Tables | Subject]:
     """The partition in ``paths`` summed, or, when more than ``capacity`` entries were written
     to it, split on the next digit of the hash into files named ``scratch``.N and each of
-    those in turn. The files are deleted as they are read."""
+    those in turn. The files are deleted as they are read if ``owned`` (scratch files always)."""
     if written <= capacity or divisor >= 1 << 32:
-        yield _sum_runs(paths)
+        yield _sum_runs(paths, accepted, owned)
         return
     parts = min(MAX_FANOUT, math.ceil(2 * written / capacity))
     names = [f"{scratch}.{j}" for j in range(parts)]
@@ -190,11 +244,12 @@ def _partition(
     subjects: set[bytes] = set()
     with _Appender(names, counts) as out:
         for path in paths:
-            for table, items in _records(path):
+            for table, items in _runs(path, accepted):
                 if len(subjects) < 2:
                     subjects.update(key[0] for key, _ in items)
                 _route(items, table, out.write, parts, divisor)
-            os.unlink(path)
+            if owned:
+                os.unlink(path)
     for name, count in zip(names, counts, strict=True):
         if not count:
             continue
@@ -214,6 +269,10 @@ class PartitionJob(NamedTuple):
     written: int
     divisor: int
     capacity: int
+    accepted: str | None = None
+    """The file of the tags whose records count (None: every record)."""
+    keep_runs: bool = False
+    """Leave the partition files in place: the task may run again and read them again."""
 
 
 def save_windows(folder: str, window_lines: Mapping[int, int]) -> str:
@@ -235,6 +294,7 @@ def forget_windows() -> None:
     """Let go of the lines per window a process kept for the partitions of a run (and their
     window table): called once the run is digested."""
     load_windows.cache_clear()
+    _accepted.cache_clear()
     forget_tables()
 
 
@@ -259,30 +319,38 @@ def digest_partition(
     if isinstance(window_lines, str):
         window_lines = load_windows(window_lines)
     close_writers()  # every run is written: let go of the files
+    # Candidates are written under this run's own name and published whole at the end: a run
+    # of the task that dies leaves only a .part file, which nothing reads.
+    attempt = new_tag()
     cand = os.path.join(job.folder, "cand", str(job.number))
+    partial_cand = f"{cand}.{attempt}.part"
 
     def put(group: list[BurstCandidate]) -> None:
         if group:
-            with open(cand, "ab") as f:
+            with open(partial_cand, "ab") as f:
                 _dump(f, group)
 
     parts = []
-    for piece in summed(job):
+    for piece in summed(job, attempt):
         if isinstance(piece, Tables):
             parts.append(digest_tables(piece, window_lines, settings, put))
         else:
             parts.append(digest_subject(piece, window_lines, settings, put))
         del piece  # before the next piece is summed
         windows.release(window_lines)  # the pages of the windows it looked up
+    if os.path.exists(partial_cand):
+        os.replace(partial_cand, cand)
     return combine(parts, settings.top)
 
 
-def summed(job: PartitionJob) -> Iterator[Tables | Subject]:
+def summed(job: PartitionJob, attempt: str = "") -> Iterator[Tables | Subject]:
     """The partition's runs summed, in pieces of at most ``job.capacity`` entries (split on
     further hash digits) as Tables, except that one subject's windows are never divided: a
-    subject with more comes alone, as a ``arrays.Subject`` of arrays."""
-    scratch = os.path.join(job.folder, "split", str(job.number))
-    return _partition(job.paths, job.written, job.divisor, job.capacity, scratch)
+    subject with more comes alone, as a ``arrays.Subject`` of arrays. Scratch files are named
+    after ``attempt`` (one run of the task), so that two runs never share one."""
+    scratch = os.path.join(job.folder, "split", f"{job.number}{'.' + attempt if attempt else ''}")
+    return _partition(job.paths, job.written, job.divisor, job.capacity, scratch, job.accepted,
+                      owned=not job.keep_runs)
 
 
 class SpillStore:
@@ -297,6 +365,8 @@ class SpillStore:
         os.mkdir(os.path.join(self.folder, "split"))
         os.mkdir(os.path.join(self.folder, "cand"))
         self.written = [0] * self.fanout
+        self.tags: set[str] = set()
+        """The tags of the task results taken: only their records are read back."""
 
     @property
     def target(self) -> tuple[str, int]:
@@ -307,12 +377,20 @@ class SpillStore:
         """Append ``tables`` as one run of the reducer's, then empty them."""
         self.add_written(write_run(self.folder, self.fanout, tables, "m"))
 
-    def add_written(self, counts: list[int]) -> None:
-        """Count the entries a worker wrote (``write_run``'s answer)."""
+    def add_written(self, counts: list[int], tag: str = "") -> None:
+        """Count the entries a worker wrote (``write_run``'s answer) under ``tag``."""
         self.written = [a + b for a, b in zip(self.written, counts, strict=True)]
+        if tag:
+            self.tags.add(tag)
 
-    def jobs(self) -> list[PartitionJob]:
-        """The partitions to digest, once every run is written."""
+    def jobs(self, keep_runs: bool = False) -> list[PartitionJob]:
+        """The partitions to digest, once every run is written; ``keep_runs`` when a task may
+        run more than once."""
+        accepted = None
+        if self.tags or keep_runs:
+            accepted = os.path.join(self.folder, "tags.pickle")
+            with open(accepted, "wb") as f:
+                pickle.dump(frozenset(self.tags), f, protocol=pickle.HIGHEST_PROTOCOL)
         return [
             PartitionJob(
                 self.folder,
@@ -321,16 +399,19 @@ class SpillStore:
                 written,
                 self.fanout,
                 self.capacity,
+                accepted,
+                keep_runs,
             )
             for i, written in enumerate(self.written)
             if written
         ]
 
     def candidates(self) -> Iterator[list[BurstCandidate]]:
-        """Every burst candidate group the digest tasks wrote."""
+        """Every burst candidate group the digest tasks published."""
         folder = os.path.join(self.folder, "cand")
         for name in sorted(os.listdir(folder)):
-            yield from _records(os.path.join(folder, name))
+            if not name.endswith(".part"):
+                yield from _records(os.path.join(folder, name))
 
     def close(self) -> None:
         """Remove the folder and everything in it."""

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 from ..ingest.scan import map_split
 from ..ingest.split import Split
 from ..model.partial import Partial, Segment
 from ..settings import Settings
-from .spill import write_run
+from .spill import Written, new_tag, write_run, writer_name
 
 Chunk = tuple[int, Split, "tuple[str, int] | None", "frozenset[bytes] | None", int]
 """A worker's task: (number in input order, split, spill folder and fanout or None, the unknown
 level tokens to keep or None for all, bytes read between flushes to the spill folder or 0)."""
 
 
-def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, list[int] | None]:
+def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, Written | None]:
     """Chunk -> its Partial, without what the reducer does not need shipped.
 
     ``users`` and ``services`` are the sums over windows of ``user_lines`` and of
@@ -27,6 +26,7 @@ def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, list[int] 
     once the reported unknown level tokens are known, the others are dropped here."""
     seq, split, target, kept, flush_bytes = item
     written: list[int] | None = None
+    tag = new_tag()  # this run of the task's: another run of it writes under another
 
     def ship(part: Partial) -> None:
         nonlocal written
@@ -39,7 +39,7 @@ def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, list[int] 
         part.users, part.services = Counter(), Counter()
         if target is not None:
             folder, fanout = target
-            counts = write_run(folder, fanout, part.take_tables(), f"w{os.getpid()}")
+            counts = write_run(folder, fanout, part.take_tables(), writer_name(), tag)
             written = counts if written is None else [a + b for a, b in zip(written, counts, strict=True)]
 
     if target is not None and flush_bytes > 0:
@@ -47,7 +47,7 @@ def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, list[int] 
     else:
         part = map_split(split, settings)
     ship(part)
-    return seq, part, written
+    return seq, part, None if written is None else Written(tag, written)
 
 
 def count_tokens(job: tuple[Split, frozenset[bytes]], settings: Settings, flush_bytes: int) -> Partial:

@@ -117,14 +117,19 @@ class Clock:
 def run_metrics(
     *, clock: Clock, peak_bytes: int, workers: int, chunks: int, nbytes: int, lines: int,
     stages: dict[str, float], failures: Mapping[str, str] | None = None,
+    executor: str = "processes", workers_seen: int | None = None,
 ) -> dict[str, Any]:
-    """The metrics.json document; ``failures``: the inputs that could not be read, and why."""
+    """The metrics.json document; ``failures``: the inputs that could not be read, and why;
+    ``executor``: where the work ran ("processes", "serial" or "dask"), ``workers_seen``: how
+    many workers returned results (default ``workers``)."""
     wall = clock.wall()
     return {
         "wall_seconds": round(wall, 3),
         "cpu_seconds": round(clock.cpu(), 3),
         "peak_memory_mb": round(peak_bytes / 1e6, 1),
+        "executor": executor,
         "workers": workers,
+        "workers_seen": workers if workers_seen is None else workers_seen,
         "chunks": chunks,
         "bytes": nbytes,
         "lines": lines,
