@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import itertools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .execute.base import Executor
-from .ingest.split import Split, is_compressed, split_files
+from .ingest.split import Readable, Split, is_compressed, split_files, stream_splits
 from .model.partial import Partial
 from .reduce.budget import GZIP_GROWTH, plan
 from .reduce.cleanup import remove_stale, removed_on_sigterm
@@ -62,9 +63,12 @@ def run_files(
     progress: Callable[[int], None] | None = None,
     stats: RunStats | None = None,
     spill_dir: str | None = None,
+    stream: Readable | None = None,
+    stream_mtime_ns: int = 0,
 ) -> Partial:
-    """Split, map and reduce ``files`` into one digested Partial. Unreadable files land in
-    ``failures``. Memory follows ``plan``; what does not fit is spilled to a hidden folder made
+    """Split, map and reduce ``files``, then ``stream`` (standard input, read once, as it comes,
+    named ``-``, its modification time ``stream_mtime_ns``) into one digested Partial.
+    Unreadable files land in ``failures``. Memory follows ``plan``; what does not fit is spilled to a hidden folder made
     in ``spill_dir`` (default SPILL_DIR), removed before this returns or raises, and by SIGTERM
     before it kills the process."""
     stats = stats if stats is not None else RunStats()
@@ -81,7 +85,11 @@ def run_files(
     reducer = Reducer(settings, budget, _input_bytes(files), spill_parent)
 
     def splits() -> Iterator[Chunk]:
-        for item in split_files(files, budget.chunk_size):
+        items: Iterable[Split | tuple[str, str]] = split_files(files, budget.chunk_size)
+        if stream is not None:
+            items = itertools.chain(
+                items, stream_splits(stream, budget.chunk_size, stream_mtime_ns))
+        for item in items:
             if isinstance(item, Split):
                 flush = 0
                 if item.compressed and uncompressed_size(item.path) > budget.chunk_size:

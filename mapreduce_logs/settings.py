@@ -21,6 +21,12 @@ class Settings:
     spike_min_errors: int = 20
     burst_factor: float = 5.0
     burst_min_lines: int = 20
+    tz: str = "UTC"
+    """--tz as given: the zone of hourly_counts and peak_hours (see ``zones``)."""
+    since_ns: int | None = None
+    """--since as an instant (ns): valid lines before it are left out."""
+    until_ns: int | None = None
+    """--until as an instant (ns): valid lines at or after it are left out."""
 
     @property
     def clock_skew_ns(self) -> int:

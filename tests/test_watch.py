@@ -51,6 +51,7 @@ from mapreduce_logs import (
     to_json,
 )
 from mapreduce_logs.cli import main as cli_main
+from mapreduce_logs.ingest import zones
 from mapreduce_logs.watch import checkpoint as watch_checkpoint
 from mapreduce_logs.watch import judgments as watch_judgments
 from mapreduce_logs.watch import pieces as watch_pieces
@@ -164,16 +165,27 @@ def expected_outputs(
     return to_json(build_summary(total, settings)), to_json(build_anomalies(total, settings))
 
 
+def _time(text: str | None, tz: str) -> int | None:
+    return None if text is None else zones.parse_time(text, tz)
+
+
 MACHINE_SETTINGS = st.builds(
-    lambda top, burst, spike, factor: Settings(
+    lambda top, burst, spike, factor, tz, bounds: Settings(
         workers=1, top=top, burst_min_lines=burst, spike_min_errors=spike,
-        burst_factor=factor, spike_factor=factor),
+        burst_factor=factor, spike_factor=factor, tz=tz, since_ns=_time(bounds[0], tz),
+        until_ns=_time(bounds[1], tz)),
     st.sampled_from([1, 2, 10]), st.sampled_from([1, 2, 3, 20]), st.sampled_from([1, 20]),
-    st.sampled_from([1.0, 5.0]),
+    st.sampled_from([1.0, 5.0]), st.sampled_from(["UTC", "UTC", "America/New_York", "+05:30"]),
+    st.sampled_from([(None, None), (None, None), ("2024-01-01T00:02:00Z", None),
+                     ("2024-06-01", "2500-01-01T00:00:00"),
+                     (None, "2024-01-01T00:03:30.000000001Z"),
+                     ("2023-12-31T19:01:00", "2024-01-01T00:03:30.000000001Z")]),
 )
 """With ``top`` 1 or 2 the store's top lists are that short (see ``_new_watcher``), so they run
 short, are rebuilt and leave the busiest share to a full pass; small minimums and a factor of 1
-make bursts and spikes of a few lines, often runs of windows of one line each."""
+make bursts and spikes of a few lines, often runs of windows of one line each. Some count in
+another zone, or only the lines in a time range (half the lines fall in 2024-01-01T00:00-00:05,
+UTC; in New York that wall time is 05:00Z)."""
 
 
 class SimulatedCrashError(Exception):
@@ -431,9 +443,20 @@ class WatchMachine(RuleBasedStateMachine):
                          "--top", str(s.top), "--burst-min-lines", str(s.burst_min_lines),
                          "--spike-min-errors", str(s.spike_min_errors),
                          "--burst-factor", str(s.burst_factor),
-                         "--spike-factor", str(s.spike_factor)]) == 0
+                         "--spike-factor", str(s.spike_factor), *range_options(s)]) == 0
         for name in OUTPUTS:
             assert _read(os.path.join(self.out, name)) == _read(os.path.join(reference, name))
+
+
+def range_options(s: Settings) -> list[str]:
+    """--tz, --since and --until of ``s`` on a command line (the bounds as UTC instants)."""
+    out = [f"--tz={s.tz}"]
+    for name, ns in (("--since", s.since_ns), ("--until", s.until_ns)):
+        if ns is not None:
+            second, nanos = divmod(ns, 1_000_000_000)
+            out.append(f"{name}={time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(second))}"
+                       f".{nanos:09d}Z")
+    return out
 
 
 def _read(path: str) -> bytes:
@@ -876,6 +899,34 @@ def test_a_checkpoint_for_other_settings_is_not_trusted(tmp_path: Any) -> None:
     assert cli_main(["run", logs, "--out", str(tmp_path / "ref"), "--workers", "1", "--quiet",
                      "--window", "30"]) == 0
     assert outputs(out) == tuple(_read(str(tmp_path / "ref" / n)) for n in OUTPUTS)
+
+
+@pytest.mark.parametrize("first, second", [
+    (Settings(workers=1), Settings(workers=1, tz="Asia/Kolkata")),
+    (Settings(workers=1, tz="America/New_York"), Settings(workers=1, tz="-0500")),
+    (Settings(workers=1, since_ns=1_721_606_400 * 10**9 + 300 * 10**9),
+     Settings(workers=1, since_ns=1_721_606_400 * 10**9 + 301 * 10**9)),
+    (Settings(workers=1, until_ns=1_721_606_400 * 10**9 + 600 * 10**9), Settings(workers=1)),
+])
+def test_a_restart_with_other_tz_since_or_until_counts_again(
+    tmp_path: Any, first: Settings, second: Settings
+) -> None:
+    """--tz, --since and --until decide what the counts are: a checkpoint made with other values
+    is not used (the watcher says so and counts again from the files), so no count mixes the
+    two; each time the outputs equal run's with the same values once quiet."""
+    logs, out = folder_with_a_log(tmp_path, 3000)
+    for settings, says in ((first, False), (second, True)):
+        said: list[str] = []
+        w = Watcher(logs, out, settings, SerialExecutor(), settle=0.0, say=said.append)
+        w.open()
+        w.drain()
+        w.close()
+        assert any("checkpoint not used" in m for m in said) == says, said
+        ref = str(tmp_path / f"ref-{says}")
+        assert cli_main(["run", logs, "--out", ref, "--workers", "1", "--quiet",
+                         *range_options(settings)]) == 0
+        assert outputs(out) == tuple(_read(os.path.join(ref, n)) for n in OUTPUTS)
+    assert json.loads(outputs(out)[0])["time_zone"] == second.tz
 
 
 def test_a_restart_with_other_top_and_detector_settings_reuses_the_counts(tmp_path: Any) -> None:

@@ -6,10 +6,13 @@ import argparse
 import decimal
 import math
 import os
+import re
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from ..errors import UsageError
+from ..ingest.zones import TimeError, ZoneError, parse_time, zone
 from ..settings import Settings
 from .common import PROG
 
@@ -53,6 +56,14 @@ def _seconds(text: str) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def _zone(text: str) -> str:
+    try:
+        zone(text)
+    except ZoneError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     d = Settings()
     p.add_argument("--out", default="output", metavar="DIR", help="output folder (default: output/)")
@@ -79,6 +90,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--burst-min-lines", type=_positive(int), default=d.burst_min_lines,
                    metavar="N",
                    help=f"user_burst: fewest lines in a run of flagged windows (default: {d.burst_min_lines})")
+    p.add_argument("--tz", type=_zone, default=d.tz, metavar="ZONE",
+                   help="zone of hourly_counts and peak_hours: an IANA name (Europe/Paris, "
+                   "America/New_York; daylight saving included) or a fixed offset (+05:30, "
+                   "-0800); everything else stays UTC (default: UTC)")
+    p.add_argument("--since", metavar="TIME", default=None,
+                   help="count only valid lines at or after TIME: a timestamp "
+                   "(2025-07-22T09:00:00, fractions and Z or +HH:MM allowed) or a date "
+                   "(2025-07-22, its midnight); without an offset, local time in --tz. Lines "
+                   "left out count in totals.lines and totals.outside only")
+    p.add_argument("--until", metavar="TIME", default=None,
+                   help="count only valid lines before TIME (same forms as --since)")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no report line")
 
@@ -90,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      parser_class=_Parser)
     run = commands.add_parser("run", help="summarise files once",
                               description="Summarise PATHs into summary.json and anomalies.json.")
-    run.add_argument("paths", nargs="+", metavar="PATH", help="log files or folders")
+    run.add_argument("paths", nargs="+", metavar="PATH",
+                     help="log files or folders; - is standard input, read once after the "
+                     "files (not decompressed: pipe a .gz through zcat)")
     _common(run)
     run.add_argument("--spill-dir", metavar="DIR", default=None,
                      help="where counts past the memory budget are spilled, in a hidden folder "
@@ -117,8 +141,24 @@ def _version() -> str:
         return "unknown"
 
 
+_NEGATIVE_OFFSET = re.compile(r"-[0-9]{2}:?[0-9]{2}")
+
+
+def _joined_offsets(argv: Sequence[str]) -> list[str]:
+    """``--tz -08:00`` as ``--tz=-08:00``: argparse would take a value that starts with ``-``
+    (and is not a plain negative number) for an option."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--tz" and _NEGATIVE_OFFSET.fullmatch(arg):
+            out[-1] = f"--tz={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def parse_command_line(argv: Sequence[str] | None) -> argparse.Namespace:
     """The parsed arguments; PATHs may come after options too (``run a.log --quiet b.log``)."""
+    argv = _joined_offsets(sys.argv[1:] if argv is None else argv)
     args, extra = build_parser().parse_known_args(argv)
     if extra and args.command == "run" and not any(x.startswith("-") and x != "-" for x in extra):
         args.paths += extra
@@ -127,10 +167,26 @@ def parse_command_line(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _time_option(args: argparse.Namespace, name: str) -> int | None:
+    text = getattr(args, name)
+    if text is None:
+        return None
+    try:
+        return parse_time(text, args.tz)
+    except TimeError as err:
+        raise UsageError(f"argument --{name}: {err}") from None
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
+    """The Settings of the parsed arguments; a --since / --until that is not a TIME, or a
+    --since not before --until, is a UsageError."""
+    since, until = _time_option(args, "since"), _time_option(args, "until")
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since {args.since} is not before --until {args.until}")
     return Settings(
         top=args.top, peak_hours=args.peak_hours, window=args.window, clock_skew=args.clock_skew,
         chunk_size=args.chunk_size, workers=args.workers, memory_mb=args.memory_mb,
         spike_factor=args.spike_factor, spike_min_errors=args.spike_min_errors,
         burst_factor=args.burst_factor, burst_min_lines=args.burst_min_lines,
+        tz=args.tz, since_ns=since, until_ns=until,
     )

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from ..errors import InputError, UsageError
-from ..ingest.split import discover
+from ..ingest.split import STREAM, discover
 from ..model.partial import Partial
 from ..pipeline import RunStats, run_files
 from ..report.documents import build_anomalies, build_summary
@@ -31,9 +31,18 @@ from .parser import settings_from
 
 
 def run_main(args: argparse.Namespace) -> int:
+    started_ns = time.time_ns()
     unlisted: dict[str, str] = {}
+    paths = [path for path in args.paths if path != STREAM]
+    stream = None
+    if len(paths) < len(args.paths):
+        if len(args.paths) - len(paths) > 1:
+            raise UsageError("- (standard input) given more than once")
+        if sys.stdin is None:
+            raise UsageError("- given, but there is no standard input")
+        stream = sys.stdin.buffer
     try:
-        files = discover(args.paths, recursive=args.recursive, failures=unlisted)
+        files = discover(paths, recursive=args.recursive, failures=unlisted)
     except InputError as err:
         raise UsageError(str(err)) from None
     # The outputs of an earlier run (--out inside an input folder) are not input.
@@ -49,7 +58,8 @@ def run_main(args: argparse.Namespace) -> int:
     with executor_for(settings.workers) as executor, MemorySampler() as sampler:
         with progress(files, show_progress) as advance:
             partial = run_files(files, settings, executor, progress=advance, stats=stats,
-                                spill_dir=args.spill_dir or args.out)
+                                spill_dir=args.spill_dir or args.out, stream=stream,
+                                stream_mtime_ns=started_ns)
         _summary, anomalies = _write_outputs(partial, settings, args.out, stats.stages)
     for path, reason in unlisted.items():
         partial.failures.setdefault(path, reason)

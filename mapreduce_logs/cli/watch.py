@@ -17,6 +17,8 @@ from .common import EXIT_OK, executor_for, fit_workers, report_line, say
 
 def watch_main(args: argparse.Namespace, settings: Settings) -> int:
     """Run the watcher until SIGINT or SIGTERM; returns the exit status."""
+    if args.dir == "-":
+        raise UsageError("watch reads a folder, not standard input (-); a folder named - is ./-")
     if not os.path.isdir(args.dir):
         raise UsageError(f"not a folder: {args.dir}")
     try:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 
 from ..model.partial import MAX_EXAMPLES, Partial, Segment
 from ..settings import Settings, limits
-from . import fast
+from . import fast, zones
 from .parse import (
     ERROR_LEVELS,
     EXAMPLE_BYTES,
@@ -79,6 +79,8 @@ def map_split(
 
 
 def _open(split: Split) -> io.BufferedIOBase:
+    if split.data is not None:
+        return io.BytesIO(split.data)
     if split.compressed:
         return gzip.open(split.path, "rb")
     f = open(split.path, "rb")  # noqa: SIM115 - closed by the caller's with
@@ -106,6 +108,12 @@ class Scanner:
         self.window_ns = settings.window * NS
         self.skew_ns = settings.clock_skew_ns
         self.hour_start: dict[bytes, int] = {}
+        self.local_hour = zones.local_hour(settings.tz)
+        """--tz: the local hour of a UTC second; None for UTC (the hour of the second)."""
+        self.since = settings.since_ns
+        self.until = settings.until_ns
+        self.ranged = self.since is not None or self.until is not None
+        """--since / --until: valid lines outside [since, until) only count in lines and outside."""
         self.read = 0
         self.carry = b""
         self.long_prefix: bytes | None = None
@@ -161,6 +169,10 @@ class Scanner:
             self.line(self.carry)
             self.carry = b""
         p = self.partial
+        if self.split.data is not None and self.split.end is not None:
+            # A split of standard input holds a stand-in for any long line: it counts what it
+            # stands for.
+            self.read = self.split.end - self.split.start
         p.bytes_read = self.read
         self.segment.end = self.split.start + self.read
         p.segments[(self.split.path, self.split.generation)] = [self.segment]
@@ -234,6 +246,12 @@ class Scanner:
                     return True
                 parsed.append((i, result))
             heads = list(filter(None, heads))
+        inside: bool | None = True
+        if self.ranged and heads:
+            inside = self.heads_inside(heads)
+            if inside is None:
+                self.slow_lines(lines if lines is not None else block.split(b"\n"))
+                return True
         base = self.segment.newlines
         p = self.partial
         for i, result in parsed:
@@ -246,11 +264,26 @@ class Scanner:
                 self.malformed(result, lines[i])
         count = len(heads)
         self.segment.newlines = base
-        if count:
+        if count and inside:
             self.canonical(heads, odd, block, lines)
+        elif count:
+            p.outside += count
         p.lines += count
         self.segment.newlines = base + count + len(odd)
         return True
+
+    def heads_inside(self, heads: list[bytes]) -> bool | None:
+        """Whether every canonical line (True) or none (False) is inside [since, until); None
+        when some are and some are not (the block then takes the exact path). A head starts
+        with its fixed-width UTC stamp, so the least head has the earliest stamp."""
+        low = fast.stamp_seconds(min(heads)[:20]) * NS
+        high = fast.stamp_seconds(max(heads)[:20]) * NS
+        since, until = self.since, self.until
+        if (since is None or low >= since) and (until is None or high < until):
+            return True
+        if (since is not None and high < since) or (until is not None and low >= until):
+            return False
+        return None
 
     def canonical(
         self, heads: list[bytes], odd: list[int], block: bytes, lines: list[bytes] | None
@@ -265,6 +298,7 @@ class Scanner:
         windows: dict[bytes, int] = {}
         width = settings.window
         hours = p.hours
+        local = self.local_hour
         hour_start = self.hour_start
         if len(hour_start) > 100_000:
             hour_start.clear()
@@ -276,7 +310,7 @@ class Scanner:
             sec = base + int(stamp[14:16]) * 60 + int(stamp[17:19])
             seconds[stamp] = sec
             windows[stamp] = sec // width
-            hours[sec // 3600 % 24] += n
+            hours[sec // 3600 % 24 if local is None else local(sec)] += n
         window_of = list(map(windows.__getitem__, stamps))
         p.user_lines.update(zip(users, window_of, strict=True))
         for level, n in Counter(levels).items():
@@ -350,11 +384,17 @@ class Scanner:
         else:
             ts, level, service, user = parsed
             p.lines += 1
+            if self.ranged and not (
+                (self.since is None or ts >= self.since) and (self.until is None or ts < self.until)
+            ):
+                p.outside += 1  # as if absent: no order check, no example, no window
+                return
             p.valid += 1
             p.levels[level] += 1
             p.services[service] += 1
             p.users[user] += 1
-            p.hours[ts // (3600 * NS) % 24] += 1
+            local = self.local_hour
+            p.hours[ts // (3600 * NS) % 24 if local is None else local(ts // NS)] += 1
             if p.min_ts is None or ts < p.min_ts:
                 p.min_ts = ts
             if p.max_ts is None or ts > p.max_ts:

@@ -2,28 +2,34 @@
 
 Every byte of a file lands in exactly one Split, and every Split starts right after a ``\\n`` (or
 at 0) and ends right after one (or at the end of the file). A ``.gz`` file is one Split, never cut.
+Standard input (PATH ``-``) cannot be read twice or at an offset: it is read once, here, and cut
+into Splits that carry their bytes (``stream_splits``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, Protocol
 
 from ..errors import InputError
+from .parse import MAX_LINE
 
 SKIPPED_SUFFIXES = ("~", ".tmp", ".part", ".swp")
 _SCAN = 64 * 1024
 
 
 class Split(NamedTuple):
-    """Bytes [start, end) of ``path``; ``end`` is None for a compressed file read whole."""
+    """Bytes [start, end) of ``path``; ``end`` is None for a compressed file read whole.
+
+    ``data`` holds the bytes of a split of standard input (see ``stream_splits``)."""
 
     path: str
     start: int
     end: int | None
     mtime_ns: int
     generation: int = 0
+    data: bytes | None = None
 
     @property
     def compressed(self) -> bool:
@@ -153,3 +159,118 @@ def split_files(paths: Iterable[str], chunk_size: int) -> Iterator[Split | tuple
             yield from split_file(path, chunk_size)
         except OSError as err:
             yield (path, err.strerror or str(err))
+
+
+STREAM = "-"
+"""The PATH, and the file name in examples, of standard input."""
+STREAM_BLOCK = 1 << 20
+"""Bytes read from the stream at a time."""
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def stream_splits(
+    stream: Readable, chunk_size: int, mtime_ns: int
+) -> Iterator[Split | tuple[str, str]]:
+    """Splits of about ``chunk_size`` bytes of complete lines read from ``stream`` as it comes,
+    each carrying its bytes; at least one (an empty stream is one empty Split). A read error
+    ends the stream with (STREAM, reason) after the lines read before it.
+
+    Memory stays bounded whatever the lines: of a line longer than MAX_LINE only its first
+    MAX_LINE + 1 bytes are kept, a stand-in that the mapper classifies as it would the whole
+    line (too_long, or blank when every byte is whitespace; if only the dropped bytes hold
+    text, the stand-in's last byte, past any example text, becomes one). A Split's ``start``
+    and ``end`` are offsets in the stream, so its bytes count every byte read."""
+    cutter = _LineCutter(chunk_size, mtime_ns)
+    read = getattr(stream, "read1", stream.read)
+    block = STREAM_BLOCK
+    try:
+        while data := read(block):
+            yield from cutter.feed(data)
+    except OSError as err:
+        yield from cutter.end()
+        yield (STREAM, err.strerror or str(err))
+        return
+    yield from cutter.end()
+
+
+class _LineCutter:
+    """Gathers a stream's complete lines into Splits (see ``stream_splits``)."""
+
+    def __init__(self, chunk_size: int, mtime_ns: int) -> None:
+        self.chunk_size = chunk_size
+        self.mtime_ns = mtime_ns
+        self.start = 0
+        """Stream offset of the chunk being gathered."""
+        self.parts: list[bytes] = []
+        self.size = 0
+        """Stream bytes of the chunk being gathered (more than its data past a long line)."""
+        self.tail = b""
+        """The kept bytes of the line not yet ended (at most MAX_LINE + 1)."""
+        self.tail_size = 0
+        self.tail_text = False
+        """Whether the dropped bytes of the line not yet ended hold any non-whitespace."""
+        self.made = 0
+
+    def feed(self, data: bytes) -> Iterator[Split]:
+        last = data.rfind(b"\n")
+        if last < 0:
+            self._extend(data)
+            return
+        pos = 0
+        if self.tail_size:
+            first = data.find(b"\n")
+            self._extend(data[:first])
+            yield from self._add(self._stand_in() + b"\n", self.tail_size + 1)
+            self.tail, self.tail_size, self.tail_text = b"", 0, False
+            pos = first + 1
+        while pos <= last:
+            room = self.chunk_size - self.size
+            if last + 1 - pos < room:
+                yield from self._add(data[pos : last + 1], last + 1 - pos)
+                break
+            cut = data.find(b"\n", pos + max(room, 1) - 1) + 1
+            yield from self._add(data[pos:cut], cut - pos)
+            pos = cut
+        self._extend(data[last + 1 :])
+
+    def end(self) -> Iterator[Split]:
+        """The unterminated last line, the last chunk, or the one empty Split of an empty stream."""
+        if self.tail_size:
+            self.parts.append(self._stand_in())
+            self.size += self.tail_size
+            self.tail, self.tail_size, self.tail_text = b"", 0, False
+        if self.size or not self.made:
+            yield self._split()
+
+    def _extend(self, data: bytes) -> None:
+        if not data:
+            return
+        room = MAX_LINE + 1 - len(self.tail)
+        dropped = data[room:] if room > 0 else data
+        if room > 0:
+            self.tail += data[:room]
+        if dropped and not self.tail_text and not dropped.isspace():
+            self.tail_text = True
+        self.tail_size += len(data)
+
+    def _stand_in(self) -> bytes:
+        if self.tail_text and self.tail.isspace():
+            return self.tail[:-1] + b"x"
+        return self.tail
+
+    def _add(self, data: bytes, size: int) -> Iterator[Split]:
+        self.parts.append(data)
+        self.size += size
+        if self.size >= self.chunk_size:
+            yield self._split()
+
+    def _split(self) -> Split:
+        data = b"".join(self.parts)
+        split = Split(STREAM, self.start, self.start + self.size, self.mtime_ns, 0, data)
+        self.start += self.size
+        self.parts, self.size = [], 0
+        self.made += 1
+        return split

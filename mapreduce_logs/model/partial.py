@@ -169,10 +169,13 @@ class Partial:
     lines: int = 0
     valid: int = 0
     blank: int = 0
+    outside: int = 0
+    """Valid lines left out by --since / --until (counted in ``lines`` only)."""
     levels: Counter[bytes] = field(default_factory=Counter)
     services: Counter[bytes] = field(default_factory=Counter)
     users: Counter[bytes] = field(default_factory=Counter)
     hours: list[int] = field(default_factory=lambda: [0] * 24)
+    """Valid lines per local hour of day in --tz."""
     min_ts: int | None = None
     max_ts: int | None = None
     malformed: Counter[str] = field(default_factory=Counter)
@@ -202,6 +205,7 @@ class Partial:
         self.lines += other.lines
         self.valid += other.valid
         self.blank += other.blank
+        self.outside += other.outside
         add_counts(self.levels, other.levels)
         add_counts(self.services, other.services)
         add_counts(self.users, other.users)

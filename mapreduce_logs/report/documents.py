@@ -11,6 +11,7 @@ from typing import Any
 from ..detect.digest import top_k
 from ..detect.rules import ANOMALY_TYPES, detect_bursts, detect_spikes, severity_for_count
 from ..ingest.parse import REASONS, format_utc
+from ..ingest.split import STREAM
 from ..model.digest import Found
 from ..model.partial import MAX_EXAMPLES, Example, Partial, Segment, Source
 from ..settings import Settings
@@ -47,6 +48,7 @@ def build_summary(p: Partial, settings: Settings) -> dict[str, Any]:
         "service_counts": {_text(k): v for k, v in services},
         "user_counts": {_text(k): v for k, v in users},
         "hourly_counts": dict(zip(HOURS, p.hours, strict=True)),
+        "time_zone": settings.tz,
         "distinct_services": distinct_services,
         "distinct_users": distinct_users,
         "time_range": None
@@ -59,15 +61,18 @@ def build_summary(p: Partial, settings: Settings) -> dict[str, Any]:
             "valid": p.valid,
             "blank": p.blank,
             "malformed": malformed_total,
+            "outside": p.outside,
         },
         "malformed": {reason: p.malformed.get(reason, 0) for reason in REASONS},
     }
 
 
 def _placed(p: Partial) -> dict[Source, list[tuple[int, Segment]]]:
-    """Every source's segments in order, each with the number of lines before it in its file."""
+    """Every source's segments in input order, each with the number of lines before it in its
+    file."""
     placed: dict[Source, list[tuple[int, Segment]]] = {}
-    for source in sorted(p.segments):
+    # Files in sorted path order, then standard input, which is read after them.
+    for source in sorted(p.segments, key=lambda source: (source[0] == STREAM, source)):
         before = 0
         mine = placed[source] = []
         for segment in p.segments[source]:

@@ -17,9 +17,10 @@ the users, windows and files it touched), never the whole state. The outputs are
 the committed state after each commit and when the watcher starts.
 
 Loading trusts nothing it has not checked: SQLite's ``quick_check`` of every page, the format
-and what the state depends on (folder, window, clock skew), a SHA-256 of every pickled piece,
-and that every counter table adds up to the valid lines counted. Any failure means the
-checkpoint is not trusted: the caller is told why and starts again from the files.
+and what the state depends on (folder, window, clock skew, --tz, --since, --until), a SHA-256
+of every pickled piece, and that every counter table adds up to the valid lines counted. Any
+failure means the checkpoint is not trusted: the caller is told why and starts again from the
+files.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from .pieces import PIECE_PREFIX, remove_pieces
 from .state import FileRecord, State
 from .store import CountStore
 
-FORMAT = 5
+FORMAT = 6
 DATABASE = "state.sqlite"
 WAL_KEPT = 64 << 20
 """Bytes of write-ahead log left on disk after it is copied into the database."""
@@ -151,7 +152,13 @@ class Checkpoint:
             raise CheckpointError("never committed")
         saved_meta = _opened(meta["meta"], "description")
         if saved_meta != self.meta:
-            raise CheckpointError(f"made for {saved_meta}, not {self.meta}")
+            if not isinstance(saved_meta, dict):
+                raise CheckpointError(f"made for {saved_meta!r}")
+            changed = ", ".join(
+                f"{key} {saved_meta.get(key)!r} (now {self.meta.get(key)!r})"
+                for key in sorted(saved_meta.keys() | self.meta.keys(), key=str)
+                if saved_meta.get(key) != self.meta.get(key))
+            raise CheckpointError(f"made with other settings: {changed}")
         small = _opened(meta["small"], "totals")
         records = [_opened(blob, f"file record {rid}")
                    for rid, blob in db.execute("SELECT rid, record FROM files")]

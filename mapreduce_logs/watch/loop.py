@@ -115,7 +115,8 @@ class Watcher:
         self.stop = threading.Event()
         self.out_prefix = os.path.join(os.path.abspath(out), "")
         meta = {"folder": os.path.abspath(folder), "spelled": folder,
-                "window": settings.window, "clock_skew": settings.clock_skew}
+                "window": settings.window, "clock_skew": settings.clock_skew,
+                "tz": settings.tz, "since": settings.since_ns, "until": settings.until_ns}
         self.checkpoint = Checkpoint(os.path.join(out, CHECKPOINT_FOLDER), meta, settings,
                                      top_size)
         """``top_size``: entries of the store's top lists (tests make it tiny)."""

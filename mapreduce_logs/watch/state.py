@@ -132,8 +132,8 @@ class Pending:
     """Anything else changed (totals, generations, counters of files)."""
 
 
-SMALL_FIELDS = ("files", "bytes_read", "lines", "valid", "blank", "levels", "hours", "min_ts",
-                "max_ts", "malformed", "unknown_levels", "failures")
+SMALL_FIELDS = ("files", "bytes_read", "lines", "valid", "blank", "outside", "levels", "hours",
+                "min_ts", "max_ts", "malformed", "unknown_levels", "failures")
 """The fields of the committed Partial saved as one piece (``window_lines`` and ``segments``
 are saved by window and by source, the high-cardinality counters by the store)."""
 
