@@ -125,7 +125,8 @@ def test_empty_file(tmp_path: Path) -> None:
     assert [(s.start, s.end) for s in split_file(path, 7)] == [(0, 0)]
     knobs = Settings(chunk_size=7)
     totals = build_summary(run_files([path], knobs, SerialExecutor()), knobs)["totals"]
-    assert totals == {"files": 1, "bytes": 0, "lines": 0, "valid": 0, "blank": 0, "malformed": 0}
+    assert totals == {"files": 1, "bytes": 0, "lines": 0, "valid": 0, "blank": 0, "malformed": 0,
+                      "outside": 0}
 
 
 def test_newline_only_file_is_one_blank_line(tmp_path: Path) -> None:
