@@ -669,3 +669,16 @@ def test_the_busiest_share_is_capped_below_one() -> None:
     expected, threshold = _burst_limits(1.0, 0.0, 0, 1000, Settings(burst_factor=2.0))
     assert (expected, threshold) == (0.99 * 1000, 2.0 * 0.99 * 1000)
     assert _burst_limits(0.5, 0.0, 0, 1000, Settings(burst_factor=2.0))[0] == 500.0
+
+
+def test_a_service_without_other_lines_is_judged_by_its_median() -> None:
+    """With no other lines the ratio gives 0 expected errors; the median of its errors per
+    window is the floor: median 5, so the threshold is max(20, 5 x 5) = 25 (22 is not a spike,
+    40 is)."""
+    from mapreduce_logs.detect.rules import spikes
+
+    counts = dict.fromkeys(range(20), 5)
+    counts.update({7: 22, 20: 40})
+    found = spikes({(b"s", w): n for w, n in counts.items()}, {}, Settings(window=60))
+    assert [(f.body["window_start"], f.body["errors"], f.body["baseline"]) for f in found] == [
+        ("1970-01-01T00:20:00Z", 40, 5.0)]

@@ -145,6 +145,8 @@ def test_workers_and_chunk_size_do_not_change_the_outputs(
     ["run", "IN", "--peak-hours", "x"],
     ["run", "IN", "--window", "0"],
     ["run", "IN", "--clock-skew", "-1"],
+    ["run", "IN", "--clock-skew", "1000000000001"],
+    ["run", "IN", "--clock-skew", "1e13"],
     ["run", "IN", "--burst-factor", "inf"],
     ["run", "IN", "--spike-factor", "nan"],
     ["run", "IN", "--quiet", "--bogus", "IN"],

@@ -146,7 +146,7 @@ def test_oracle_calendar(day: dt.date) -> None:
 
 LIMIT = 65_536
 REASON_ORDER = ("too_long", "too_few_fields", "bad_timestamp", "unknown_level", "bad_encoding")
-"""The order SPEC.md section 1 checks the reasons in, restated here rather than imported."""
+"""The order docs/input.md checks the reasons in, restated here rather than imported."""
 
 
 @pytest.mark.parametrize("length", [LIMIT - 1, LIMIT, LIMIT + 1])

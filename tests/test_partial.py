@@ -28,6 +28,7 @@ from mapreduce_logs import (
     map_split,
     merge,
     run_files,
+    split_file,
     to_json,
 )
 
@@ -192,3 +193,16 @@ def test_a_file_failing_twice_keeps_one_reason_whatever_the_order() -> None:
                           ("Permission denied", "No such file")):
         merged = Partial(failures={"a.log": first}).update(Partial(failures={"a.log": second}))
         assert merged.failures == {"a.log": "No such file"}
+
+
+def test_a_segment_keeps_at_most_five_examples_of_each_kind(tmp_path: Any) -> None:
+    """Joined a line at a time, a file of eight malformed lines keeps the first five examples
+    of its reason (the report shows five: more would only cost memory in every segment)."""
+    path = os.path.join(str(tmp_path), "a.log")
+    with open(path, "wb") as f:
+        f.write(b"".join(b"bad %d\n" % i for i in range(8)))
+    total = Partial()
+    for split in split_file(path, 1):
+        total.update(map_split(split, Settings()))
+    (segment,) = total.segments[(path, 0)]
+    assert segment.malformed_examples["too_few_fields"] == [(i, f"bad {i}") for i in range(5)]

@@ -135,3 +135,14 @@ def test_examples_are_the_first_five_with_1_based_line_numbers(tmp_path: Path) -
     assert malformed["count"] == 8
     assert [(e["line"], e["text"]) for e in malformed["examples"]] == [
         (i + 2, f"bad {i}") for i in range(5)]
+
+
+def test_at_most_five_examples_over_several_files(tmp_path: Path) -> None:
+    """The first five in input order, across files: four of a.log, then one of b.log."""
+    first = [f"bad a{i}" for i in range(4)]
+    second = [f"bad b{i}" for i in range(4)]
+    _, doc = summarise(tmp_path, first, second)
+    (malformed,) = doc["anomalies"]
+    assert malformed["count"] == 8
+    assert [(e["file"][-5:], e["line"], e["text"]) for e in malformed["examples"]] == [
+        *[("a.log", i + 1, f"bad a{i}") for i in range(4)], ("b.log", 1, "bad b0")]
