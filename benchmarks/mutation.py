@@ -259,7 +259,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 1, 3", "usage errors exit 1"),
     M("cli", "        if value < minimum:", "        if value < minimum - 1:",
       "--workers 0 accepted"),
-    M("cli", "files = [path for path in files if os.path.realpath(path) not in own]",
+    M("cli", "files = [path for path in files if is_url(path) or os.path.realpath(path) not in own]",
       "files = list(files)", "own outputs read back as input"),
     M("cli", "if not value.is_finite() or not 0 <= value <= MAX_SECONDS:",
       "if not value.is_finite() or not 0 <= value:", "absurd --clock-skew accepted"),
