@@ -9,14 +9,14 @@ file (in process, ``mapreduce_logs.cli.main``, one worker) and its anomalies are
 
 - error_spike / user_burst: a detection matches an incident when the subject (service or user) is
   the same and the windows overlap. A detection matching none is a false positive; an incident
-  matched by none is missed. "SPEC-required" incidents are those SPEC.md section 4 says must be
+  matched by none is missed. "contract-required" incidents are those docs/anomalies.md says must be
   caught: an error burst of at least 10x the usual rate with at least 20 errors in each window, a
   user at 10x or more the busiest ordinary user.
 - time_went_backwards / future_timestamp: per file, the count must equal the exact count of the
   rule (which the generator computes); malformed_lines per reason and unknown_level per token too.
 
 Writes ``benchmarks/results/anomaly_quality.md`` (the tables plus every false positive and every
-missed SPEC-required incident, with its parameters) and the raw matches in ``.json`` beside it.
+missed contract-required incident, with its parameters) and the raw matches in ``.json`` beside it.
 
     python -m benchmarks.evaluate_anomalies             # 6 seeds, about a minute or two
     python -m benchmarks.evaluate_anomalies --quick     # 2 seeds
@@ -300,7 +300,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
         f"{', '.join(sorted({r['family'] for r in results}))}; "
         f"tool options: `{' '.join(args.tool_args) or '(defaults)'}`; {seconds:.0f} s.",
         "",
-        "| kind | incidents | caught | recall | SPEC-required | caught | recall (required) | "
+        "| kind | incidents | caught | recall | contract-required | caught | recall (required) | "
         "detections | false positives | on steady traffic | precision | split in 2+ |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -311,7 +311,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
             f"{k.required_caught} | {_f(k.required_recall())} | {k.detections} | {k.fp} | "
             f"{k.steady_fp} | {_f(k.precision())} | {k.fragmented if kind in WINDOW_KINDS else '-'} |")
     out += ["", "Counted kinds (clock, future, malformed, unknown level) match only when the count "
-            "is exact; for them every incident is SPEC-required.", ""]
+            "is exact; for them every incident is contract-required.", ""]
     out += _by_run_lines(results, _run_floor(args.tool_args))
     out += _by_multiplier(results)
     out += _by_family(results)
@@ -333,13 +333,13 @@ def _run_floor(tool_args: list[str]) -> int:
 
 
 def _by_run_lines(results: list[dict[str, Any]], floor: int) -> list[str]:
-    """SPEC-required user bursts, split by their lines in all against the run floor."""
+    """contract-required user bursts, split by their lines in all against the run floor."""
     incs = [i for r in results for i in r["matches"]["user_burst"]["incidents"]
             if i["spec_requires_catch"]]
-    out = ["## SPEC-required user bursts by lines in all", "",
+    out = ["## contract-required user bursts by lines in all", "",
            f"A run of flagged windows is reported when its lines add up to `--burst-min-lines` "
            f"({floor}).", "",
-           "| injected lines in all | windows | SPEC-required | caught | recall |",
+           "| injected lines in all | windows | contract-required | caught | recall |",
            "|---|---|---:|---:|---:|"]
     groups: tuple[tuple[str, str, Callable[[dict[str, Any]], bool]], ...] = (
         (f"< {floor}", "any", lambda i: i["injected_lines"] < floor),
@@ -423,13 +423,13 @@ def _details(t: dict[str, Tally]) -> list[str]:
                    f"reported {d['reported']}")
     if not groups and not counted:
         out.append("None.")
-    out += ["", "## Missed incidents that SPEC.md requires to be caught", ""]
+    out += ["", "## Missed incidents that the docs require to be caught", ""]
     required = [(kind, d) for kind in KINDS for d in t[kind].misses
                 if d.get("spec_requires_catch", True)]
     out += [f"- {kind} in `{d['scenario']}`: "
             + json.dumps({k: v for k, v in d.items() if k != "scenario"}, ensure_ascii=False)
             for kind, d in required] or ["None."]
-    out += ["", "## Other misses (below what SPEC.md requires)", ""]
+    out += ["", "## Other misses (below what the docs require)", ""]
     others = [(kind, d) for kind in WINDOW_KINDS for d in t[kind].misses
               if not d.get("spec_requires_catch", True)]
     out += [f"- {kind} in `{d['scenario']}`: x{d['multiplier']}, "
@@ -457,7 +457,7 @@ def share_sweep(trials: int, seed: int = 1, windows: int = 120) -> str:
     import numpy as np
 
     from mapreduce_logs import Settings
-    from mapreduce_logs.anomalies import spikes
+    from mapreduce_logs.detect.rules import spikes
 
     settings = Settings()
     rng = np.random.default_rng(seed)
@@ -506,8 +506,8 @@ def burst_sweep(trials: int, seed: int = 1, windows: int = 120) -> str:
     import numpy as np
 
     from mapreduce_logs import Settings
-    from mapreduce_logs.anomalies import detect_bursts
-    from mapreduce_logs.partial import Partial
+    from mapreduce_logs.detect.rules import detect_bursts
+    from mapreduce_logs.model.partial import Partial
 
     settings = Settings()
     rng = np.random.default_rng(seed)

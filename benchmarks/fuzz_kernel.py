@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from mapreduce_logs import Partial, Settings, Split, map_split, scan
+from mapreduce_logs import Partial, Settings, Split, map_split
 from mapreduce_logs.ingest import kernel as native
-from mapreduce_logs.split import split_files
+from mapreduce_logs.ingest import scan
+from mapreduce_logs.ingest.split import split_files
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -1,8 +1,8 @@
-"""A fast, deterministic generator of log files in the SPEC.md format, with ground truth.
+"""A fast, deterministic generator of log files in the documented log format, with ground truth.
 
 Most lines are canonical, ``YYYY-MM-DDTHH:MM:SSZ LEVEL Service user message``; on request a share
 of lines takes other valid forms (fractions, offsets, lowercase levels, tabs, CRLF, ...), a share
-is malformed with every reason of SPEC.md section 1 (too_long lines and invalid UTF-8 included),
+is malformed with every reason of docs/input.md (too_long lines and invalid UTF-8 included),
 and incidents are injected: a service's error burst, a user's burst, clocks jumping back, future
 timestamps. What went in is written as JSON beside the file (``.NAME.truth.json``: hidden, so a
 run over the folder skips it), exact for the lines written.
@@ -774,7 +774,7 @@ _TOO_FEW = (
 
 def malformed_line(reason: int, second: int, level: int, service: bytes, user: bytes,
                    message: bytes, r: int, first_too_long: bool) -> tuple[bytes, bytes]:
-    """A line whose first failing check (SPEC.md order) is ``REASONS[reason]``; and the
+    """A line whose first failing check (the documented order) is ``REASONS[reason]``; and the
     upper-cased level token for unknown_level."""
     stamp = _iso_bytes(second) + b"Z"
     token = LEVELS[level]
@@ -1180,7 +1180,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = Params()
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks.generate",
-        description="Write a deterministic log file in the SPEC.md format, with injected "
+        description="Write a deterministic log file in the documented log format, with injected "
         "incidents and their ground truth in .NAME.truth.json beside it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -1199,7 +1199,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--new-user-every-line", action="store_true",
                     help="every line has a user never seen before (cardinality test)")
     ap.add_argument("--malformed", type=float, default=d.malformed,
-                    help="share of malformed lines, spread over every reason of SPEC.md")
+                    help="share of malformed lines, spread over every malformed reason")
     ap.add_argument("--blank", type=float, default=d.blank, help="share of blank lines")
     ap.add_argument("--variants", type=float, default=d.variants,
                     help="share of valid lines in other forms: fractions, offsets, lowercase "

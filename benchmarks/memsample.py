@@ -1,5 +1,5 @@
 """Peak memory of a process tree: the sum of PSS (RSS where PSS is not given) over a process and
-all its descendants, sampled every 50 ms in a thread. The same measure as SPEC.md section 5, taken
+all its descendants, sampled every 50 ms in a thread. The same measure as docs/outputs.md (run figures), taken
 from outside, so every tool in the benchmark is measured the same way."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from mapreduce_logs.metrics import MemorySampler, tree_memory
+from mapreduce_logs.report.metrics import MemorySampler, tree_memory
 
 INTERVAL = 0.05
 

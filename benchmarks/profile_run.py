@@ -14,7 +14,7 @@ import pstats
 import time
 
 from mapreduce_logs import SerialExecutor, Settings, run_files
-from mapreduce_logs.engine import RunStats
+from mapreduce_logs.pipeline import RunStats
 
 
 def main() -> None:

@@ -48,8 +48,8 @@ if __package__ in (None, ""):
 
 import psutil
 
-from mapreduce_logs.metrics import MemorySampler
-from mapreduce_logs.watch_checkpoint import DATABASE
+from mapreduce_logs.report.metrics import MemorySampler
+from mapreduce_logs.watch.checkpoint import DATABASE
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

@@ -1,12 +1,17 @@
 """mapreduce_logs: summarise log files and report anomalies, exactly, in bounded memory."""
 
-from .engine import Executor, MapError, PoolExecutor, SerialExecutor, reduce_partials, run_files
-from .parse import Malformed, Record, parse_line, parse_timestamp
-from .partial import Partial, Segment, merge
-from .report import build_anomalies, build_summary, to_json, write_atomic
-from .scan import map_split
+from .errors import MapError
+from .execute.base import Executor, SerialExecutor
+from .execute.pool import PoolExecutor
+from .ingest.parse import Malformed, Record, parse_line, parse_timestamp
+from .ingest.scan import map_split
+from .ingest.split import Split, discover, split_file, split_files
+from .model.partial import Partial, Segment, merge
+from .pipeline import run_files
+from .reduce.reducer import reduce_partials
+from .report.documents import build_anomalies, build_summary
+from .report.output import to_json, write_atomic
 from .settings import Settings
-from .split import Split, discover, split_file, split_files
 
 __all__ = [
     "Executor",

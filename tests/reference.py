@@ -1,9 +1,9 @@
-"""The oracle: a deliberately plain second reading of SPEC.md, one line at a time.
+"""The oracle: a deliberately plain second reading of the documented rules (docs/), one line at a time.
 
 Nothing here comes from ``mapreduce_logs`` except ``to_json``-compatible output (we serialise
 with ``json.dumps`` and check elsewhere that it agrees). Every file is read whole, split on
-``b"\\n"``, and each line is classified by walking the rules of SPEC.md section 1 in order.
-It is slow and simple on purpose: when it disagrees with the engine, SPEC.md decides.
+``b"\\n"``, and each line is classified by walking the rules of docs/input.md in order.
+It is slow and simple on purpose: when it disagrees with the engine, the docs decide.
 
 Choices the spec leaves open follow the engine, and are listed here so they are visible:
 - an example's text is the raw line (a trailing ``\\r`` included), decoded with replacement;
@@ -14,15 +14,21 @@ Choices the spec leaves open follow the engine, and are listed here so they are 
   critical); window kinds by the peak of observed / threshold (< 1.5 info, < 5 warning, else
   critical), for user_burst the smaller of that and the run's lines / the minimum lines;
 - error_spike and user_burst follow the rules written in the docstring of
-  ``mapreduce_logs/anomalies.py`` (coded again here from the prose).
+  ``mapreduce_logs/anomalies.py`` (coded again here from the prose);
+- ``--tz``: an instant in year 1 or 9999 is looked up 400 years nearer (same calendar, same
+  rule); a --since / --until wall time that occurs twice is its first occurrence, one that does
+  not occur is read with the offset in force before the change (Python's ``fold=0``);
+- standard input (PATH ``-``) is given to ``documents`` as bytes, with its "modification time".
 """
 
 from __future__ import annotations
 
 import bisect
+import datetime
 import gzip
 import json
 import os
+import zoneinfo
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -57,7 +63,7 @@ BILLION = 1_000_000_000
 
 @dataclass(frozen=True)
 class Options:
-    """The knobs that change what a run computes (names as in SPEC.md and the CLI)."""
+    """The knobs that change what a run computes (names as in docs/cli.md)."""
 
     top: int = 10
     peak_hours: int = 3
@@ -67,6 +73,9 @@ class Options:
     spike_min_errors: int = 20
     burst_factor: float = 5.0
     burst_min_lines: int = 20
+    tz: str = "UTC"
+    since: str | None = None
+    until: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +198,71 @@ def read_timestamp(token: bytes) -> tuple[int, int] | None:
     return utc, nanos
 
 
+# --- section 2: --tz, --since, --until -------------------------------------------------------
+
+FOUR_CENTURIES = 146_097 * 86_400
+"""Seconds in 400 Gregorian years: after them the calendar repeats, weekdays included."""
+
+
+def fixed_offset(tz: str) -> int | None:
+    """Seconds east of UTC of a ``+HH:MM`` / ``-HHMM`` zone, else None."""
+    if len(tz) not in (5, 6) or tz[0] not in "+-":
+        return None
+    body = tz[1:]
+    if len(body) == 5:
+        if body[2] != ":":
+            return None
+        body = body[:2] + body[3:]
+    if not body.isdigit() or not body.isascii():
+        return None
+    seconds = int(body[:2]) * 3600 + int(body[2:]) * 60
+    return -seconds if tz[0] == "-" else seconds
+
+
+def near_the_ends(seconds: int) -> int:
+    """``seconds`` moved 400 years when it lies in year 1 or year 9999 (datetime ends there)."""
+    if seconds < FIRST_SECOND + 366 * 86_400:
+        return seconds + FOUR_CENTURIES
+    if seconds >= AFTER_LAST_SECOND - 366 * 86_400:
+        return seconds - FOUR_CENTURIES
+    return seconds
+
+
+def local_hour(seconds: int, tz: str) -> int:
+    """Hour of day on a wall clock in ``tz`` at the UTC second ``seconds``."""
+    if tz == "UTC":
+        return seconds % 86_400 // 3600
+    offset = fixed_offset(tz)
+    if offset is not None:
+        return (seconds + offset) % 86_400 // 3600
+    utc = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    moment = utc + datetime.timedelta(seconds=near_the_ends(seconds))
+    return moment.astimezone(zoneinfo.ZoneInfo(tz)).hour
+
+
+def instant_of(text: str, tz: str) -> int:
+    """UTC nanoseconds of a --since / --until TIME; ValueError when it is not one."""
+    raw = text.encode()
+    if len(raw) == 10:
+        raw += b"T00:00:00"  # a date: its midnight
+    when = read_timestamp(raw)
+    if when is None:
+        raise ValueError(text)
+    seconds, nanos = when
+    if raw[19:].lstrip(b".0123456789"):  # it has its own offset
+        return seconds * BILLION + nanos
+    offset = fixed_offset(tz)
+    if tz == "UTC":
+        offset = 0
+    if offset is None:
+        moved = near_the_ends(seconds)
+        wall = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=moved)
+        delta = wall.replace(tzinfo=zoneinfo.ZoneInfo(tz), fold=0).utcoffset()
+        assert delta is not None
+        offset = int(delta.total_seconds())
+    return (seconds - offset) * BILLION + nanos
+
+
 def _utf8(raw: bytes) -> bool:
     try:
         raw.decode("utf-8")
@@ -198,7 +272,7 @@ def _utf8(raw: bytes) -> bool:
 
 
 def classify(line: bytes) -> Line:
-    """SPEC.md section 1, rule after rule, for one line without its ``\\n``."""
+    """docs/input.md, rule after rule, for one line without its ``\\n``."""
     if all(c in WHITESPACE for c in line):
         return Line("blank")
     if len(line) > LONGEST:
@@ -233,9 +307,12 @@ def list_folder(folder: str) -> list[str]:
     return sorted(p for p in paths if os.path.isfile(p))
 
 
-def read_lines(path: str) -> tuple[int, list[bytes]]:
-    """(uncompressed size, lines without their newline) of a file, read whole."""
-    if path.endswith(".gz"):
+def read_lines(path: str, stdin: bytes = b"") -> tuple[int, list[bytes]]:
+    """(uncompressed size, lines without their newline) of a file, read whole; ``-`` is
+    standard input, given as ``stdin`` (never decompressed)."""
+    if path == "-":
+        data = stdin
+    elif path.endswith(".gz"):
         with gzip.open(path, "rb") as f:
             data = f.read()
     else:
@@ -320,6 +397,7 @@ class Tally:
     lines: int = 0
     valid: int = 0
     blank: int = 0
+    outside: int = 0
     levels: Counter[str] = field(default_factory=Counter)
     services: Counter[bytes] = field(default_factory=Counter)
     users: Counter[bytes] = field(default_factory=Counter)
@@ -348,12 +426,15 @@ def _example(store: dict[Any, list[dict[str, Any]]], key: Any, path: str, number
         examples.append({"file": shown(path), "line": number, "text": text(raw)[:200]})
 
 
-def tally(paths: list[str], options: Options) -> Tally:
+def tally(paths: list[str], options: Options, stdin: bytes = b"", stdin_mtime_ns: int = 0
+          ) -> Tally:
     t = Tally()
     skew = options.clock_skew * BILLION
+    since = None if options.since is None else instant_of(options.since, options.tz)
+    until = None if options.until is None else instant_of(options.until, options.tz)
     for path in paths:
-        size, lines = read_lines(path)
-        mtime = os.stat(path).st_mtime_ns
+        size, lines = read_lines(path, stdin)
+        mtime = stdin_mtime_ns if path == "-" else os.stat(path).st_mtime_ns
         t.files += 1
         t.nbytes += size
         previous: int | None = None
@@ -370,11 +451,16 @@ def tally(paths: list[str], options: Options) -> Tally:
                     t.unknown[line.token] += 1
                     _example(t.unknown_examples, line.token, path, number, raw)
                 continue
+            if (since is not None and line.instant < since) or (
+                until is not None and line.instant >= until
+            ):
+                t.outside += 1
+                continue
             t.valid += 1
             t.levels[line.level] += 1
             t.services[line.service] += 1
             t.users[line.user] += 1
-            t.hours[line.seconds % 86_400 // 3600] += 1
+            t.hours[local_hour(line.seconds, options.tz)] += 1
             if t.first is None or line.instant < t.first:
                 t.first = line.instant
             if t.last is None or line.instant > t.last:
@@ -412,6 +498,7 @@ def summary(t: Tally, options: Options) -> dict[str, Any]:
         "service_counts": {text(s): t.services[s] for s in services},
         "user_counts": {text(u): t.users[u] for u in users},
         "hourly_counts": {hour_label(h): t.hours[h] for h in range(24)},
+        "time_zone": options.tz,
         "distinct_services": len(t.services),
         "distinct_users": len(t.users),
         "time_range": time_range,
@@ -422,6 +509,7 @@ def summary(t: Tally, options: Options) -> dict[str, Any]:
             "valid": t.valid,
             "blank": t.blank,
             "malformed": sum(t.malformed.values()),
+            "outside": t.outside,
         },
         "malformed": {reason: t.malformed[reason] for reason in REASONS},
     }
@@ -626,8 +714,10 @@ def dump(document: dict[str, Any]) -> bytes:
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def documents(paths: list[str], options: Options | None = None) -> tuple[bytes, bytes]:
-    """summary.json and anomalies.json, as bytes, for ``paths`` read in the given order."""
+def documents(paths: list[str], options: Options | None = None, stdin: bytes = b"",
+              stdin_mtime_ns: int = 0) -> tuple[bytes, bytes]:
+    """summary.json and anomalies.json, as bytes, for ``paths`` read in the given order (``-``
+    is ``stdin``, modified at ``stdin_mtime_ns``)."""
     options = options or Options()
-    t = tally(paths, options)
+    t = tally(paths, options, stdin, stdin_mtime_ns)
     return dump(summary(t, options)), dump(anomalies(t, options))

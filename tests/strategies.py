@@ -1,7 +1,7 @@
 """Hypothesis strategies for hostile log input: lines, files and whole runs.
 
 Everything is built with ``.map`` from small parts, never filtered, so shrinking stays fast and
-every hostile case of SPEC.md section 1 and 2 has a fair chance in every run.
+every hostile case of docs/input.md and docs/cli.md has a fair chance in every run.
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from hypothesis import strategies as st
 
 SCALE = float(os.environ.get("MAPREDUCE_LOGS_TEST_SCALE", "1"))
 """Multiplies every property test's example count: 10 for a deep hunt, 0.2 for a smoke run."""
+
+DEADLINE = dt.timedelta(seconds=5)
+"""Hypothesis deadline of the pure property tests (one example takes milliseconds): a loop
+gone quadratic fails on its example, by name, instead of eating the per-test timeout. Not for
+tests that fork or watch (their time says nothing about correctness)."""
 
 
 def examples(n: int) -> int:
@@ -116,7 +121,7 @@ timestamps = st.one_of(
     st.tuples(year_edge, st.just("T"), st.just(""), offset).map(_timestamp),
     garbage_timestamp,
 )
-"""Timestamp tokens, valid and not, with every form SPEC.md section 1 names."""
+"""Timestamp tokens, valid and not, with every form docs/input.md names."""
 
 # --- other fields -----------------------------------------------------------------------------
 

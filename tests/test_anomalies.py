@@ -1,7 +1,8 @@
-"""Each detector fires on the case SPEC.md section 4 names and stays quiet on steady traffic."""
+"""Each detector fires on the case docs/anomalies.md names and stays quiet on steady traffic."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections import Counter
@@ -17,7 +18,7 @@ START = 1_753_142_400  # 2025-07-22T00:00:00Z
 
 
 def stamp(seconds: int) -> str:
-    from mapreduce_logs.parse import NS, format_utc
+    from mapreduce_logs.ingest.parse import NS, format_utc
 
     return format_utc(seconds * NS)
 
@@ -203,7 +204,7 @@ def test_quiet_on_office_hours(tmp_path: Path, exponent: float) -> None:
 
 def test_weighted_median_ratio() -> None:
     """The smallest ratio at or below which windows hold half of the other lines."""
-    from mapreduce_logs.anomalies import weighted_median_ratio
+    from mapreduce_logs.detect.rules import weighted_median_ratio
 
     assert weighted_median_ratio([(1, 100), (2, 100), (50, 100)]) == 2 / 100
     assert weighted_median_ratio([(1, 100), (3, 100)]) == 1 / 100  # exactly half: the lower
@@ -325,7 +326,7 @@ def test_burst_candidates_are_bounded_by_long_runs() -> None:
     """With a share of 0 every window is at least 5x its expectation; the candidates a partition
     keeps are still only the windows of runs with --burst-min-lines lines or more: none of a
     crowd of users with a few lines here and there, nor of runs of 19 lines."""
-    from mapreduce_logs.anomalies import burst_candidates
+    from mapreduce_logs.detect.rules import burst_candidates
 
     rng = random.Random(3)
     user_lines: dict[tuple[bytes, int], int] = {}
@@ -358,13 +359,15 @@ def assert_same_when_spilled_and_chunked(
     """anomalies.json of ``path`` comes out byte for byte the same with small chunks, ``workers``
     workers, and every chunk spilled to partitions of at most 50 entries digested one by one;
     returns it."""
-    from mapreduce_logs import PoolExecutor, build_summary, engine, to_json
+    import mapreduce_logs.pipeline as pipeline
+    import mapreduce_logs.reduce.budget as budget_mod
+    from mapreduce_logs import PoolExecutor, build_summary, to_json
 
     expected = to_json(anomalies_of([path]))
-    monkeypatch.setattr(engine, "SPILL_DIR", str(spill_dir))
+    monkeypatch.setattr(pipeline, "SPILL_DIR", str(spill_dir))
     monkeypatch.setattr(
-        engine, "plan",
-        lambda knobs, workers, in_flight: engine.Budget(knobs.chunk_size, spill_entries=0,
+        pipeline, "plan",
+        lambda knobs, workers, in_flight: budget_mod.Budget(knobs.chunk_size, spill_entries=0,
                                                         partition_entries=50),
     )
     for chunk in (997, 8192):
@@ -507,7 +510,7 @@ def test_a_job_every_few_windows_is_quiet(tmp_path: Path, on: int, period: int) 
 
 def test_weighted_median_share_and_local_median() -> None:
     """The user's share at the median of everyone else's lines; its local mean over 5 windows."""
-    from mapreduce_logs.anomalies import WindowTable, local_median, weighted_median_share
+    from mapreduce_logs.detect.rules import WindowTable, local_median, weighted_median_share
 
     table = WindowTable.of({0: 100, 1: 100, 2: 100, 3: 400})
     # shares 0.1, 0.2, 0.5 and (window 3) 0.75, with 90 + 80 + 50 + 100 lines of the others
@@ -534,3 +537,148 @@ def test_long_user_bursts_same_when_spilled_and_chunked(
     path = write_log(tmp_path / "a.log", lines)
     expected = assert_same_when_spilled_and_chunked(path, monkeypatch, tmp_path, workers)
     assert expected.count(b'"user": "spammer"') == 2
+
+
+# --- the trimmed tenth, fixed examples ------------------------------------------------------------
+
+TRIM_SIZES = [1, 2, 9, 10, 11, 19, 20, 21]
+
+
+def tenth(windows: int) -> int:
+    """The documented trim: a tenth of the windows, rounded up, never all of them."""
+    return min(math.ceil(windows / 10), max(windows - 1, 0))
+
+
+@pytest.mark.parametrize("n", TRIM_SIZES)
+def test_trim_count_is_a_tenth_rounded_up_never_all(n: int) -> None:
+    from mapreduce_logs.detect.rules import trim_count
+
+    assert trim_count(n) == tenth(n)
+    assert {9: 1, 10: 1, 11: 2, 19: 2}.get(n, tenth(n)) == tenth(n)
+
+
+@pytest.mark.parametrize("n", TRIM_SIZES)
+def test_error_ratio_trims_the_tenth_with_most_errors(n: int) -> None:
+    """Window w has w + 1 errors and 10 other lines: the tenth with most errors is the last."""
+    from mapreduce_logs.detect.rules import usual_ratio
+
+    k = tenth(n)
+    counts = {w: (w + 1, 10) for w in range(n)}
+    assert usual_ratio(counts, set()) == sum(range(1, n - k + 1)) / (10 * (n - k))
+
+
+@pytest.mark.parametrize("n", TRIM_SIZES)
+def test_error_ratio_ties_drop_the_earlier_windows(n: int) -> None:
+    """Every window has 5 errors: the trim drops the earliest, with the fewest other lines."""
+    from mapreduce_logs.detect.rules import usual_ratio
+
+    k = tenth(n)
+    counts = {w: (5, 10 * (w + 1)) for w in range(n)}
+    assert usual_ratio(counts, set()) == 5 * (n - k) / sum(10 * (w + 1) for w in range(k, n))
+
+
+QUIET_KNOBS = Settings(burst_factor=10.0, burst_min_lines=20)
+"""Thresholds no window of the examples below reaches: no suspect, the plain rate alone."""
+
+
+@pytest.mark.parametrize("n", TRIM_SIZES[1:])
+def test_user_rate_trims_its_tenth_of_busiest_windows(n: int) -> None:
+    """A user with w + 1 lines in window w of 100: its busiest tenth (the last) is left out of
+    its share (of all lines there) and its usual rate (per window kept)."""
+    from mapreduce_logs.detect.rules import UserRate, WindowTable, user_rate
+
+    k = tenth(n)
+    kept = sum(range(1, n - k + 1))
+    table = WindowTable.of(dict.fromkeys(range(n), 100))
+    got = user_rate({w: w + 1 for w in range(n)}, table, QUIET_KNOBS)
+    assert got == UserRate(kept / (100 * (n - k)), kept / (n - k))
+
+
+@pytest.mark.parametrize("n", TRIM_SIZES[1:])
+def test_user_rate_ties_drop_the_earlier_windows(n: int) -> None:
+    from mapreduce_logs.detect.rules import UserRate, WindowTable, user_rate
+
+    k = tenth(n)
+    table = WindowTable.of({w: 100 + w for w in range(n)})
+    got = user_rate(dict.fromkeys(range(n), 5), table, QUIET_KNOBS)
+    assert got == UserRate(5 * (n - k) / sum(100 + w for w in range(k, n)), 5 * (n - k) / (n - k))
+
+
+def test_a_user_in_at_most_a_tenth_of_the_windows_has_no_rate() -> None:
+    from mapreduce_logs.detect.rules import WindowTable, user_rate
+
+    table = WindowTable.of(dict.fromkeys(range(11), 100))  # a tenth of 11, rounded up: 2
+    assert user_rate({0: 50, 5: 50}, table, QUIET_KNOBS) is None
+    assert user_rate({0: 50, 5: 50, 7: 1}, table, QUIET_KNOBS) is not None
+
+
+# --- ties and floors, fixed examples -------------------------------------------------------------
+
+
+def test_the_median_of_an_even_count_is_the_mean_of_the_middle_two() -> None:
+    from mapreduce_logs.detect.rules import median_with_zeros
+
+    assert median_with_zeros([1.0, 3.0, 10.0, 20.0], 4) == (3.0 + 10.0) / 2
+    assert median_with_zeros([4.0, 8.0], 4) == (0.0 + 4.0) / 2
+    assert median_with_zeros([4.0, 8.0, 9.0], 3) == 8.0
+    assert median_with_zeros([], 0) == 0.0
+
+
+@pytest.mark.parametrize(("count", "lines", "severity"), [
+    (1, 1001, "info"), (1, 1000, "warning"), (9, 1000, "warning"), (10, 1000, "critical")])
+def test_line_severity_bounds(count: int, lines: int, severity: str) -> None:
+    """info under 0.1% of the lines, warning under 1%, critical from 1%."""
+    from mapreduce_logs.detect.rules import severity_for_count
+
+    assert severity_for_count(count, lines) == severity
+
+
+@pytest.mark.parametrize(("excess", "severity"), [
+    (1.0, "info"), (1.49, "info"), (1.5, "warning"), (4.99, "warning"), (5.0, "critical")])
+def test_window_severity_bounds(excess: float, severity: str) -> None:
+    from mapreduce_logs.detect.rules import severity_for_excess
+
+    assert severity_for_excess(excess) == severity
+
+
+def test_adjacent_windows_form_one_anomaly_and_a_gap_splits_them() -> None:
+    from mapreduce_logs.detect.rules import Flagged, _window_anomalies
+
+    flagged = [Flagged(w, 30, 3.0, 10.0) for w in (1, 2, 4)]
+    found = _window_anomalies(flagged, "user", b"u", "lines", Settings(window=60))
+    assert [(f.body["window_start"], f.body["window_end"], f.body["lines"]) for f in found] == [
+        ("1970-01-01T00:01:00Z", "1970-01-01T00:03:00Z", 60),
+        ("1970-01-01T00:04:00Z", "1970-01-01T00:05:00Z", 30)]
+    # a floor on the run: exactly the floor is enough
+    assert len(_window_anomalies(flagged[:2], "user", b"u", "lines", Settings(), least=60)) == 1
+    assert _window_anomalies(flagged[:2], "user", b"u", "lines", Settings(), least=61) == []
+
+
+def test_runs_of_exactly_the_floor_are_suspect() -> None:
+    from mapreduce_logs.detect.rules import in_long_runs
+
+    counts = {1: 10, 2: 10, 5: 19, 8: 20}
+    assert in_long_runs([1, 2, 5, 8], counts, 20) == [1, 2, 8]
+
+
+def test_the_busiest_share_is_capped_below_one() -> None:
+    """A user's expected lines take at most 0.99 of everyone else's, so one user holding all
+    the traffic still has a finite expectation."""
+    from mapreduce_logs.detect.rules import _burst_limits
+
+    expected, threshold = _burst_limits(1.0, 0.0, 0, 1000, Settings(burst_factor=2.0))
+    assert (expected, threshold) == (0.99 * 1000, 2.0 * 0.99 * 1000)
+    assert _burst_limits(0.5, 0.0, 0, 1000, Settings(burst_factor=2.0))[0] == 500.0
+
+
+def test_a_service_without_other_lines_is_judged_by_its_median() -> None:
+    """With no other lines the ratio gives 0 expected errors; the median of its errors per
+    window is the floor: median 5, so the threshold is max(20, 5 x 5) = 25 (22 is not a spike,
+    40 is)."""
+    from mapreduce_logs.detect.rules import spikes
+
+    counts = dict.fromkeys(range(20), 5)
+    counts.update({7: 22, 20: 40})
+    found = spikes({(b"s", w): n for w, n in counts.items()}, {}, Settings(window=60))
+    assert [(f.body["window_start"], f.body["errors"], f.body["baseline"]) for f in found] == [
+        ("1970-01-01T00:20:00Z", 40, 5.0)]

@@ -25,7 +25,7 @@ from benchmarks.generate import (
     parse_size,
     truth_path,
 )
-from mapreduce_logs.parse import NS, Malformed, Record, parse_line
+from mapreduce_logs.ingest.parse import NS, Malformed, Record, parse_line
 
 SMALL = dict(lines=4000, users=300, services=8, skew=1.2, malformed=0.03, blank=0.01,
              variants=0.05, incidents=1, seed=7)
@@ -39,7 +39,7 @@ def _params(**changes: Any) -> Params:
 
 
 def recount(path: Path, skew: int = 300) -> dict[str, Any]:
-    """What the SPEC.md rules say about a file, one line at a time."""
+    """What the documented rules say about a file, one line at a time."""
     lines = valid = blank = backwards = future = 0
     malformed: Counter[str] = Counter()
     unknown: Counter[str] = Counter()

@@ -1,4 +1,4 @@
-"""The command line (SPEC.md sections 2 and 5), in-process through ``main(argv)``, and once as a
+"""The command line (docs/cli.md and docs/outputs.md), in-process through ``main(argv)``, and once as a
 real ``python -m mapreduce_logs run`` subprocess."""
 
 from __future__ import annotations
@@ -18,12 +18,17 @@ import pytest
 import reference
 import strategies
 
-import mapreduce_logs.cli as cli
-import mapreduce_logs.engine as engine
-import mapreduce_logs.report as report
-import mapreduce_logs.spill as spill
+import mapreduce_logs.cli.common as common
+import mapreduce_logs.cli.run as cli
+import mapreduce_logs.pipeline as pipeline
+import mapreduce_logs.reduce.budget as budget
+import mapreduce_logs.reduce.reducer as reducer
+import mapreduce_logs.reduce.spill as spill
+import mapreduce_logs.reduce.tasks as tasks
+import mapreduce_logs.report.output as output
 from mapreduce_logs import Settings, map_split
-from mapreduce_logs.cli import build_parser, main
+from mapreduce_logs.cli import main
+from mapreduce_logs.cli.parser import build_parser
 
 OPTIONS = ["--out", "--workers", "--chunk-size", "--memory-mb", "--top", "--peak-hours",
            "--window", "--clock-skew", "--recursive", "--quiet"]
@@ -140,6 +145,8 @@ def test_workers_and_chunk_size_do_not_change_the_outputs(
     ["run", "IN", "--peak-hours", "x"],
     ["run", "IN", "--window", "0"],
     ["run", "IN", "--clock-skew", "-1"],
+    ["run", "IN", "--clock-skew", "1000000000001"],
+    ["run", "IN", "--clock-skew", "1e13"],
     ["run", "IN", "--burst-factor", "inf"],
     ["run", "IN", "--spike-factor", "nan"],
     ["run", "IN", "--quiet", "--bogus", "IN"],
@@ -226,7 +233,7 @@ def test_an_output_that_cannot_be_written_is_a_usage_error_before_any_work(
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(cli.tempfile, "TemporaryFile", refuse)
+    monkeypatch.setattr(common.tempfile, "TemporaryFile", refuse)
     status, _, err = run(["run", str(data), "--out", str(out)], capsys)
     assert status == 2 and "cannot write in output folder" in err and "Permission denied" in err
     assert_one_line_error(err)
@@ -255,11 +262,11 @@ def test_spill_goes_to_a_hidden_folder_in_out_or_spill_dir(
             super().__init__(*args)
             folders.append(self.folder)
 
-    def tiny(knobs: Settings, workers: int, in_flight: int) -> engine.Budget:
-        return engine.Budget(knobs.chunk_size, spill_entries=0, partition_entries=2)
+    def tiny(knobs: Settings, workers: int, in_flight: int) -> budget.Budget:
+        return budget.Budget(knobs.chunk_size, spill_entries=0, partition_entries=2)
 
-    monkeypatch.setattr(engine, "plan", tiny)
-    monkeypatch.setattr(engine, "SpillStore", Recorded)
+    monkeypatch.setattr(pipeline, "plan", tiny)
+    monkeypatch.setattr(reducer, "SpillStore", Recorded)
     extra = ["--spill-dir", str(elsewhere)] if where == "spill-dir" else []
     status, _, _ = run(["run", str(data), "--out", str(out), "--workers", "1", "--quiet", *extra],
                        capsys)
@@ -281,7 +288,7 @@ def test_run_writes_the_outputs_and_the_report(tmp_path: Path,
     status, stdout, err = run(["run", str(data), "--out", str(out), "--workers", "1"], capsys)
     assert status == 0
     assert stdout == ""
-    assert sorted(os.listdir(out)) == ["anomalies.json", "metrics.json", "summary.json"]
+    assert sorted(os.listdir(out)) == ["anomalies.json", "metrics.json", "report.html", "summary.json"]
     summary, anomalies = reference.documents(reference.list_folder(str(data)))
     assert (out / "summary.json").read_bytes() == summary
     assert (out / "anomalies.json").read_bytes() == anomalies
@@ -447,7 +454,7 @@ def test_worker_failure_exits_1_naming_the_split(tmp_path: Path, workers: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A mapper that raises stops the run: status 1, one line naming the file and byte range."""
     data = sample(tmp_path / "in")
-    monkeypatch.setattr(engine, "map_split", _explode_on_b)
+    monkeypatch.setattr(tasks, "map_split", _explode_on_b)
     status, _, err = run(["run", str(data), "--out", str(tmp_path / "out"), "--workers", workers,
                           "--quiet"], capsys)
     assert status == 1
@@ -484,7 +491,7 @@ def test_outputs_are_readable_as_the_umask_allows(tmp_path: Path,
     data, out = sample(tmp_path / "in"), tmp_path / "out"
     assert run(["run", str(data), "--out", str(out), "--quiet"], capsys)[0] == 0
     for name in ("summary.json", "anomalies.json", "metrics.json"):
-        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~report.UMASK, name
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~output.umask(), name
     (out / "summary.json").chmod(0o640)
     assert run(["run", str(data), "--out", str(out), "--quiet"], capsys)[0] == 0
     assert stat.S_IMODE((out / "summary.json").stat().st_mode) == 0o640
@@ -511,7 +518,7 @@ def test_subprocess_run(tmp_path: Path) -> None:
     """``python -m mapreduce_logs run DIR`` writes output/ in the working folder."""
     data = sample(tmp_path / "data")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [os.path.dirname(os.path.dirname(cli.__file__)), os.environ.get("PYTHONPATH", "")])}
+        [os.path.dirname(os.path.dirname(os.path.dirname(cli.__file__))), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-m", "mapreduce_logs", "run", str(data)],
                           cwd=tmp_path, capture_output=True, timeout=60, env=env, check=False)
     assert done.returncode == 0, done.stderr
@@ -522,4 +529,11 @@ def test_subprocess_run(tmp_path: Path) -> None:
     assert (out / "summary.json").read_bytes() == summary
     assert (out / "anomalies.json").read_bytes() == anomalies
     assert set(read_json(out / "metrics.json")) >= METRIC_KEYS
-    assert sorted(os.listdir(out)) == ["anomalies.json", "metrics.json", "summary.json"]
+    assert sorted(os.listdir(out)) == ["anomalies.json", "metrics.json", "report.html", "summary.json"]
+
+
+@pytest.mark.parametrize(("nbytes", "text"), [
+    (0, "0 bytes"), (999, "999 bytes"), (1000, "1.0 kB"), (999_949, "999.9 kB"),
+    (1_000_000, "1.0 MB"), (12_345_678_901, "12,345.7 MB")])
+def test_sizes_in_the_report_line_are_powers_of_1000(nbytes: int, text: str) -> None:
+    assert common.size_text(nbytes) == text

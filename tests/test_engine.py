@@ -1,5 +1,5 @@
 """The batch engine against the oracle: same files in, the same summary.json and anomalies.json
-bytes out, for every worker count and chunk size (SPEC.md sections 3 and 4)."""
+bytes out, for every worker count and chunk size (docs/outputs.md)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from mapreduce_logs import (
     discover,
     map_split,
     run_files,
-    scan,
     to_json,
 )
+from mapreduce_logs.ingest import scan
 
 DEFAULT_CHUNK = Settings().chunk_size
 CHUNK_SIZES = [1, 2, 7, 64, 4096, DEFAULT_CHUNK]

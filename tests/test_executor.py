@@ -179,7 +179,8 @@ def nap(seconds: float) -> float:
 def test_cancel_drops_the_work_in_flight_and_the_executor_goes_on(make: Any) -> None:
     """``cancel`` turning True stops the pool's wait on a long item within a poll (the serial
     executor asks between items); the executor then maps as before."""
-    from mapreduce_logs.engine import CANCEL_POLL, CancelledError
+    from mapreduce_logs.errors import CancelledError
+    from mapreduce_logs.execute.base import CANCEL_POLL
 
     with contextlib.ExitStack() as stack:
         executor = make()
@@ -201,7 +202,7 @@ def test_free_memory_is_given_back_on_glibc() -> None:
     """give_back_free_memory finds glibc's malloc_trim where there is one, and is harmless."""
     import platform
 
-    from mapreduce_logs import metrics
+    from mapreduce_logs.report import metrics
 
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert metrics._malloc_trim() is not None

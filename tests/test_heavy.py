@@ -3,14 +3,21 @@ dict digest (anomalies.py), to the last bit, subject by subject."""
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapreduce_logs import anomalies, heavy, spill, windows
+from mapreduce_logs.detect import arrays as heavy
+from mapreduce_logs.detect import rules as anomalies
+from mapreduce_logs.model import windows
+from mapreduce_logs.reduce import spill
 from mapreduce_logs.settings import Settings
 
 KNOBS = Settings(window=10, spike_factor=2.0, spike_min_errors=2, burst_factor=2.0,
@@ -124,3 +131,73 @@ def test_a_heavy_subject_is_flagged_the_same() -> None:
     assert expected.spikes and any(seen)
     assert spill.digest_subject(subject, counted, KNOBS, got.append) == expected
     assert got == seen
+
+
+# --- the trimmed tenth on arrays, fixed examples (the rule restated, not the dict code) ---------
+
+TRIM_SIZES = [2, 9, 10, 11, 19, 20, 21]
+QUIET_KNOBS = Settings(burst_factor=10.0, burst_min_lines=20)
+"""Thresholds no window of the examples below reaches: no suspect, the plain rate alone."""
+
+
+def tenth(windows: int) -> int:
+    """A tenth of the windows, rounded up, never all of them."""
+    return min(math.ceil(windows / 10), max(windows - 1, 0))
+
+
+def ints(values: list[int]) -> Any:
+    return np.array(values, dtype=np.int64)
+
+
+@pytest.mark.parametrize("n", TRIM_SIZES)
+def test_error_ratio_trims_the_tenth_with_most_errors(n: int) -> None:
+    k = tenth(n)
+    windows = ints(list(range(n)))
+    got = heavy._usual_ratio(windows, windows + 1, ints([10] * n), np.zeros(n, dtype=bool))
+    assert got == sum(range(1, n - k + 1)) / (10 * (n - k))
+
+
+@pytest.mark.parametrize("n", TRIM_SIZES)
+def test_error_ratio_ties_drop_the_earlier_windows(n: int) -> None:
+    k = tenth(n)
+    windows = ints(list(range(n)))
+    got = heavy._usual_ratio(windows, ints([5] * n), 10 * (windows + 1), np.zeros(n, dtype=bool))
+    assert got == 5 * (n - k) / sum(10 * (w + 1) for w in range(k, n))
+
+
+@pytest.mark.parametrize("n", TRIM_SIZES)
+def test_user_rate_trims_its_tenth_of_busiest_windows(n: int) -> None:
+    k = tenth(n)
+    kept = sum(range(1, n - k + 1))
+    subject = heavy.user(b"u", array("q", range(n)), array("q", range(1, n + 1)))
+    got = heavy.user_rate(subject, heavy.Table.of(dict.fromkeys(range(n), 100)), QUIET_KNOBS)
+    assert got == anomalies.UserRate(kept / (100 * (n - k)), kept / (n - k))
+
+
+@pytest.mark.parametrize("n", TRIM_SIZES)
+def test_user_rate_ties_drop_the_earlier_windows(n: int) -> None:
+    k = tenth(n)
+    subject = heavy.user(b"u", array("q", range(n)), array("q", [5] * n))
+    table = heavy.Table.of({w: 100 + w for w in range(n)})
+    got = heavy.user_rate(subject, table, QUIET_KNOBS)
+    assert got == anomalies.UserRate(5 * (n - k) / sum(100 + w for w in range(k, n)), 5.0)
+
+
+def test_the_even_median_is_the_mean_of_the_middle_two() -> None:
+    assert heavy._median(ints([1, 3, 10, 20]), 4, 1) == (3 + 10) / 2
+    assert heavy._median(ints([4, 8]), 4, 1) == (0 + 4) / 2
+    assert heavy._median(ints([4, 8, 9]), 3, 1) == 8.0
+
+
+def test_weighted_median_ratio_on_arrays() -> None:
+    """The smallest ratio at or below which the windows hold at least half of the other
+    lines: exactly half is enough; windows without other lines weigh nothing."""
+    def ratio(pairs: list[tuple[int, int]]) -> float:
+        return heavy._weighted_median_ratio(ints([e for e, _ in pairs]), ints([n for _, n in pairs]))
+
+    assert ratio([(1, 100), (2, 100), (50, 100)]) == 2 / 100
+    assert ratio([(1, 100), (3, 100)]) == 1 / 100
+    assert ratio([(3, 100), (1, 100)]) == 1 / 100
+    assert ratio([(0, 10), (0, 10), (0, 10), (1, 1000)]) == 1 / 1000
+    assert ratio([(30, 10), (0, 1000), (5, 0)]) == 0.0
+    assert ratio([(5, 0)]) == 0.0

@@ -21,11 +21,12 @@ import strategies
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mapreduce_logs import Partial, Settings, Split, map_split, scan
+from mapreduce_logs import Partial, Settings, Split, map_split
 from mapreduce_logs.cli import main
 from mapreduce_logs.ingest import kernel as native
-from mapreduce_logs.parse import parse_timestamp
-from mapreduce_logs.split import split_files
+from mapreduce_logs.ingest import scan
+from mapreduce_logs.ingest.parse import parse_timestamp
+from mapreduce_logs.ingest.split import split_files
 
 pytestmark = pytest.mark.skipif(native.compiled is None, reason="the compiled kernel was not built")
 
@@ -206,13 +207,16 @@ def test_env_chooses_the_mapper() -> None:
     """MAPREDUCE_LOGS_KERNEL=python forces the pure path; the kernel is used otherwise."""
     split = Split(os.devnull, 0, None, 0)
     with mock.patch.dict(os.environ, {native.ENV: "python"}):
-        assert scan.Scanner(split, Settings()).kernel is None
+        assert type(scan.scanner_for(split, Settings())) is scan.Scanner
         assert native.name(Settings()) == "python"
     for value in ("compiled", "", "auto"):
         with mock.patch.dict(os.environ, {native.ENV: value}):
-            assert scan.Scanner(split, Settings()).kernel is not None
+            assert type(scan.scanner_for(split, Settings())) is scan.KernelScanner
             assert native.name(Settings()) == "compiled"
     assert not native.applies(Settings(window=native.MAX_WINDOW + 1))
+    assert not native.applies(Settings(tz="Europe/Paris"))
+    assert not native.applies(Settings(since_ns=0))
+    assert not native.applies(Settings(until_ns=0))
 
 
 def test_compiled_missing_is_a_clear_error() -> None:

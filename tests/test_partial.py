@@ -1,4 +1,4 @@
-"""The laws of ``merge`` (STYLE.md: associative, commutative, ``Partial()`` the identity), on real
+"""The laws of ``merge`` (associative, commutative, ``Partial()`` the identity), on real
 partials: random files cut at random line boundaries, each piece mapped by ``map_split``, so the
 segments, line numbers, examples and counters are the ones a run really merges."""
 
@@ -29,6 +29,7 @@ from mapreduce_logs import (
     map_split,
     merge,
     run_files,
+    split_file,
     to_json,
 )
 
@@ -186,3 +187,25 @@ def test_empty_partial_is_the_identity_with_another_clock_skew() -> None:
         b = map_split(Split(path, 30, 60, mtime), knobs)
         assert documents(merge(a, b), knobs)[1].count(b'"time_went_backwards": 1') == 1
         assert documents(merge(merge(Partial(), a), b), knobs) == documents(merge(a, b), knobs)
+
+
+def test_a_file_failing_twice_keeps_one_reason_whatever_the_order() -> None:
+    """Two splits of one file failing for different reasons: the merge keeps the smaller
+    reason, so the outputs do not depend on which worker finished first."""
+    for first, second in (("No such file", "Permission denied"),
+                          ("Permission denied", "No such file")):
+        merged = Partial(failures={"a.log": first}).update(Partial(failures={"a.log": second}))
+        assert merged.failures == {"a.log": "No such file"}
+
+
+def test_a_segment_keeps_at_most_five_examples_of_each_kind(tmp_path: Any) -> None:
+    """Joined a line at a time, a file of eight malformed lines keeps the first five examples
+    of its reason (the report shows five: more would only cost memory in every segment)."""
+    path = os.path.join(str(tmp_path), "a.log")
+    with open(path, "wb") as f:
+        f.write(b"".join(b"bad %d\n" % i for i in range(8)))
+    total = Partial()
+    for split in split_file(path, 1):
+        total.update(map_split(split, Settings()))
+    (segment,) = total.segments[(path, 0)]
+    assert segment.malformed_examples["too_few_fields"] == [(i, f"bad {i}") for i in range(5)]

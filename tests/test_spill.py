@@ -1,4 +1,4 @@
-"""The spilling reducer (``engine.Reducer``, ``spill.py``) and the memory budget (``engine.plan``).
+"""The spilling reducer (``reducer.Reducer``, ``spill.py``) and the memory budget (``pipeline.plan``).
 
 With a budget so small that every chunk is spilled and partitions are split again, both
 documents are the bytes of an in-memory run, for several chunk sizes and worker counts; the spill
@@ -29,6 +29,11 @@ import strategies
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import mapreduce_logs.pipeline as pipeline
+import mapreduce_logs.reduce.budget as budget_mod
+import mapreduce_logs.reduce.reducer as reducer
+import mapreduce_logs.reduce.tasks as tasks
+import mapreduce_logs.settings as knobs_module
 from mapreduce_logs import (
     Executor,
     Partial,
@@ -40,18 +45,21 @@ from mapreduce_logs import (
     build_anomalies,
     build_summary,
     discover,
-    engine,
-    heavy,
     map_split,
     merge,
     reduce_partials,
     run_files,
-    scan,
-    spill,
     split_files,
     to_json,
 )
-from mapreduce_logs.engine import Budget, FirstTokens, MapError
+from mapreduce_logs.detect import arrays as heavy
+from mapreduce_logs.detect import digest
+from mapreduce_logs.errors import MapError
+from mapreduce_logs.ingest import scan
+from mapreduce_logs.reduce import cleanup, spill
+from mapreduce_logs.reduce.budget import Budget
+from mapreduce_logs.reduce.reducer import FirstTokens
+from mapreduce_logs.settings import Limits
 
 KNOBS = Settings(
     top=3, window=10, spike_factor=2.0, spike_min_errors=2, burst_factor=2.0, burst_min_lines=3
@@ -90,9 +98,9 @@ def forced_spill(folder: str, partition_entries: int = 2) -> Iterator[list[spill
         return Budget(knobs.chunk_size, spill_entries=0, partition_entries=partition_entries)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engine, "plan", tiny)
-        patch.setattr(engine, "SpillStore", Recorded)
-        patch.setattr(engine, "SPILL_DIR", folder)
+        patch.setattr(pipeline, "plan", tiny)
+        patch.setattr(reducer, "SpillStore", Recorded)
+        patch.setattr(pipeline, "SPILL_DIR", folder)
         yield stores
 
 
@@ -176,7 +184,7 @@ def test_spilled_run_equals_in_memory_run(files: list[strategies.LogFile], pool:
                 assert got == expected
                 assert os.listdir(spills) == []
                 valid = run_files(paths, knobs, SerialExecutor()).valid
-                flushed = [p for p in paths if p.endswith(".gz") and engine.uncompressed_size(p) > chunk]
+                flushed = [p for p in paths if p.endswith(".gz") and pipeline.uncompressed_size(p) > chunk]
                 assert bool(stores) == (valid > 0 or bool(flushed)), "every valid line is spilled"
 
 
@@ -197,7 +205,7 @@ def test_detectors_group_by_group_equal_detectors_on_all(
     """Users and services judged group by group, as the spilling reducer does with its
     partitions (a group's own busiest share filters its burst candidates), give the anomalies
     found on all of them at once."""
-    from mapreduce_logs import anomalies
+    from mapreduce_logs.detect import rules as anomalies
 
     window_lines: Counter[int] = Counter()
     for (_, window), n in user_lines.items():
@@ -270,7 +278,7 @@ def test_spill_store_splits_partitions_that_do_not_fit(tmp_path: Path) -> None:
     assert got == expected
     assert others == 160
     assert b"only" in alone
-    assert [f for _, _, files in os.walk(store.folder) for f in files] == [spill.LOCK]
+    assert [f for _, _, files in os.walk(store.folder) for f in files] == [cleanup.LOCK]
     store.close()
     assert os.listdir(tmp_path) == []
 
@@ -297,7 +305,7 @@ def test_first_tokens_do_not_depend_on_arrival_order() -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_unknown_levels_past_the_cap_are_dropped_exactly(tmp_path: Path, workers: int) -> None:
-    """Only the first MAX_UNKNOWN_LEVELS distinct tokens in input order are reported, each with
+    """Only the first ``limits().unknown_levels`` distinct tokens in input order are reported, each with
     its exact count and first examples; every unknown_level line still counts as malformed."""
     tokens = [b"T%d" % (i * 7 % 23) for i in range(300)]
     lines = [_line((i % 300, token, b"auth", b"u%d" % i)) for i, token in enumerate(tokens)]
@@ -311,7 +319,7 @@ def test_unknown_levels_past_the_cap_are_dropped_exactly(tmp_path: Path, workers
         executor: Executor = (
             stack.enter_context(PoolExecutor(2)) if workers == 2 else SerialExecutor()
         )
-        stack.enter_context(pytest.MonkeyPatch.context()).setattr(engine, "MAX_UNKNOWN_LEVELS", 3)
+        stack.enter_context(pytest.MonkeyPatch.context()).setattr(knobs_module, "LIMITS", Limits(unknown_levels=3))
         for chunk in [1, 50, 1 << 20]:
             knobs = dataclasses.replace(KNOBS, chunk_size=chunk)
             assert documents(paths, knobs, executor) == (summary, expected)
@@ -371,7 +379,7 @@ def test_spill_folder_removed_after_a_mapper_fails(tmp_path: Path, workers: int)
     paths = _spilling_input(tmp_path)
     spills = tmp_path / "spills"
     spills.mkdir()
-    real = engine.map_split
+    real = tasks.map_split
 
     def failing(split: Split, knobs: Settings) -> Partial:
         if split.start > 20_000:
@@ -381,7 +389,7 @@ def test_spill_folder_removed_after_a_mapper_fails(tmp_path: Path, workers: int)
     knobs = dataclasses.replace(KNOBS, chunk_size=4096)
     with forced_spill(str(spills), partition_entries=300) as stores:
         engine_patch = pytest.MonkeyPatch()
-        engine_patch.setattr(engine, "map_split", failing)
+        engine_patch.setattr(tasks, "map_split", failing)
         try:
             if workers == 1:
                 with pytest.raises(MapError, match="disk on fire"):
@@ -421,9 +429,9 @@ def test_spill_folder_removed_after_keyboard_interrupt(
     with forced_spill(str(spills), partition_entries=300) as stores, pytest.MonkeyPatch.context(
     ) as patch:
         if stage == "digest":
-            patch.setattr(engine, "combine", combine_interrupted)
+            patch.setattr(reducer, "combine", combine_interrupted)
         if stage == "digest in this process":
-            patch.setattr(spill, "user_share", interrupted)
+            patch.setattr(digest, "user_share", interrupted)
         with pytest.raises(KeyboardInterrupt):
             run_files(paths, knobs, executor, progress=progress)
     assert stores
@@ -456,7 +464,7 @@ def test_spill_folder_removed_when_the_command_is_stopped(tmp_path: Path, sig: i
         proc = subprocess.Popen(command, stderr=stderr, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while not any(name.startswith(spill.PREFIX) for name in os.listdir(spills)):
+        while not any(name.startswith(cleanup.PREFIX) for name in os.listdir(spills)):
             assert proc.poll() is None, "finished before spilling"
             assert time.monotonic() < deadline, "never spilled"
             time.sleep(0.005)
@@ -483,21 +491,21 @@ def test_spill_folder_removed_when_the_command_is_stopped(tmp_path: Path, sig: i
 def test_only_spill_folders_left_behind_are_removed(tmp_path: Path) -> None:
     """A folder whose lock is free was left by a dead run; one whose lock is held (a run in
     progress) or that has no lock yet (being made) stays."""
-    made = {name: tmp_path / f"{spill.PREFIX}{name}" for name in ("dead", "alive", "new")}
+    made = {name: tmp_path / f"{cleanup.PREFIX}{name}" for name in ("dead", "alive", "new")}
     for folder in made.values():
         folder.mkdir()
         (folder / "0.run").write_bytes(b"x")
     for name in ("dead", "alive"):
-        (made[name] / spill.LOCK).write_bytes(b"")
+        (made[name] / cleanup.LOCK).write_bytes(b"")
     (tmp_path / "mine.log").write_bytes(b"")
-    with open(made["alive"] / spill.LOCK, "rb") as held:
+    with open(made["alive"] / cleanup.LOCK, "rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        assert spill.remove_stale(str(tmp_path)) == [str(made["dead"])]
+        assert cleanup.remove_stale(str(tmp_path)) == [str(made["dead"])]
     assert sorted(os.listdir(tmp_path)) == sorted(
-        ["mine.log", f"{spill.PREFIX}alive", f"{spill.PREFIX}new"])
+        ["mine.log", f"{cleanup.PREFIX}alive", f"{cleanup.PREFIX}new"])
     store = spill.SpillStore(2, 10, str(tmp_path))
     try:
-        assert spill.remove_stale(str(tmp_path)) == [str(made["alive"])]  # its lock is free now
+        assert cleanup.remove_stale(str(tmp_path)) == [str(made["alive"])]  # its lock is free now
         assert os.path.isdir(store.folder)
     finally:
         store.close()
@@ -517,32 +525,32 @@ def test_plan_shares_the_budget(memory_mb: int, workers: int, chunk: int) -> Non
     """The chunk size never grows past --chunk-size; when the budget can hold the processes,
     chunks in flight plus the reducer's counters fit in what is left."""
     knobs = Settings(memory_mb=memory_mb, chunk_size=chunk)
-    budget = engine.plan(knobs, workers, 2 * workers)
+    budget = pipeline.plan(knobs, workers, 2 * workers)
     assert 1 <= budget.chunk_size <= chunk
     assert budget.partition_entries <= budget.spill_entries
-    fixed = engine.PROCESS_BYTES + workers * engine.WORKER_BYTES
-    room = memory_mb * engine.MB * (1 - engine.HEADROOM) - fixed
-    if room > 8 * engine.MB:
-        chunks = engine.CHUNK_GROWTH * budget.chunk_size * 3 * workers
-        reducer = budget.spill_entries * engine.ENTRY_BYTES
+    fixed = budget_mod.PROCESS_BYTES + workers * budget_mod.WORKER_BYTES
+    room = memory_mb * budget_mod.MB * (1 - budget_mod.HEADROOM) - fixed
+    if room > 8 * budget_mod.MB:
+        chunks = budget_mod.CHUNK_GROWTH * budget.chunk_size * 3 * workers
+        reducer = budget.spill_entries * budget_mod.ENTRY_BYTES
         assert chunks + reducer <= room
-        assert workers * budget.partition_entries * engine.DIGEST_ENTRY_BYTES <= room - reducer
+        assert workers * budget.partition_entries * budget_mod.DIGEST_ENTRY_BYTES <= room - reducer
 
 
 def test_workers_within_the_budget() -> None:
     """The default budget holds a few workers, the smallest one, and more memory never fewer."""
-    counts = [engine.workers_within(Settings(memory_mb=mb)) for mb in range(50, 5000, 50)]
+    counts = [budget_mod.workers_within(Settings(memory_mb=mb)) for mb in range(50, 5000, 50)]
     assert counts == sorted(counts)
     assert counts[0] == 1
-    assert engine.workers_within(Settings()) >= 4
+    assert budget_mod.workers_within(Settings()) >= 4
     for mb in (50, 200, 500, 2000):
-        room = mb * engine.MB * (1 - engine.HEADROOM) - engine.PROCESS_BYTES
-        workers = engine.workers_within(Settings(memory_mb=mb))
-        assert workers == 1 or 2 * workers * engine.WORKER_BYTES <= room
+        room = mb * budget_mod.MB * (1 - budget_mod.HEADROOM) - budget_mod.PROCESS_BYTES
+        workers = budget_mod.workers_within(Settings(memory_mb=mb))
+        assert workers == 1 or 2 * workers * budget_mod.WORKER_BYTES <= room
 
 
 def test_default_budget_leaves_useful_chunks() -> None:
-    budget = engine.plan(Settings(), 2, 4)
+    budget = pipeline.plan(Settings(), 2, 4)
     assert budget.chunk_size >= 1 << 20
     assert budget.spill_entries >= 500_000
 
@@ -570,7 +578,7 @@ def test_big_compressed_file_is_flushed_as_it_is_read(tmp_path: Path, workers: i
         line.split()[1] for line in lines if line.split()[1].startswith(b"Tok")))[:3]}
     expected = (summary, _only_tokens(full, first))
     runs: list[list[int]] = []
-    real_write_run = engine.write_run
+    real_write_run = tasks.write_run
 
     def counted(*args: Any) -> list[int]:
         runs.append(real_write_run(*args))
@@ -586,11 +594,10 @@ def test_big_compressed_file_is_flushed_as_it_is_read(tmp_path: Path, workers: i
             stack.enter_context(PoolExecutor(2)) if workers == 2 else SerialExecutor()
         )
         patch = stack.enter_context(pytest.MonkeyPatch.context())
-        patch.setattr(engine, "plan", small)
-        patch.setattr(engine, "write_run", counted)
-        patch.setattr(engine, "SPILL_DIR", str(spills))
-        patch.setattr(engine, "MAX_UNKNOWN_LEVELS", 3)
-        patch.setattr(scan, "MAX_UNKNOWN_LEVELS", 3)
+        patch.setattr(pipeline, "plan", small)
+        patch.setattr(tasks, "write_run", counted)
+        patch.setattr(pipeline, "SPILL_DIR", str(spills))
+        patch.setattr(knobs_module, "LIMITS", Limits(unknown_levels=3))
         patch.setattr(scan, "BLOCK", 1000)
         assert documents(paths, KNOBS, executor) == expected
     assert os.listdir(spills) == []
@@ -625,10 +632,9 @@ def test_tokens_a_flushed_file_dropped_are_counted_when_an_earlier_file_reports_
 
     with contextlib.ExitStack() as stack:
         patch = stack.enter_context(pytest.MonkeyPatch.context())
-        patch.setattr(engine, "plan", small)
-        patch.setattr(engine, "SPILL_DIR", str(tmp_path))
-        patch.setattr(engine, "MAX_UNKNOWN_LEVELS", 3)
-        patch.setattr(scan, "MAX_UNKNOWN_LEVELS", 3)
+        patch.setattr(pipeline, "plan", small)
+        patch.setattr(pipeline, "SPILL_DIR", str(tmp_path))
+        patch.setattr(knobs_module, "LIMITS", Limits(unknown_levels=3))
         patch.setattr(scan, "BLOCK", 100)
         executor: Executor = (
             stack.enter_context(PoolExecutor(2)) if workers == 2 else SerialExecutor()
@@ -642,7 +648,7 @@ def test_millions_of_windows_are_folded_into_sorted_runs_with_the_same_documents
 ) -> None:
     """Lines per window pass to sorted arrays once there are many windows (here: more than 3),
     mapped from a file by the partition tasks; the documents do not change, spilled or not."""
-    from mapreduce_logs import windows
+    from mapreduce_logs.model import windows
 
     rng = random.Random(5)
     lines = []
@@ -661,12 +667,12 @@ def test_millions_of_windows_are_folded_into_sorted_runs_with_the_same_documents
     spills.mkdir()
     with contextlib.ExitStack() as stack:
         patch = stack.enter_context(pytest.MonkeyPatch.context())
-        patch.setattr(engine, "WINDOW_BUFFER", 3)
+        patch.setattr(knobs_module, "LIMITS", Limits(window_buffer=3))
         executor: Executor = (
             stack.enter_context(PoolExecutor(2)) if workers == 2 else SerialExecutor()
         )
         folded = []
-        real_merge = engine.merge_files
+        real_merge = reducer.merge_files
 
         def counted(paths: list[str], out: str) -> None:
             folded.append(len(paths))
@@ -674,7 +680,7 @@ def test_millions_of_windows_are_folded_into_sorted_runs_with_the_same_documents
             assert all(not os.path.exists(p) for p in paths)
             assert isinstance(windows.load(out), windows.WindowLines)
 
-        patch.setattr(engine, "merge_files", counted)
+        patch.setattr(reducer, "merge_files", counted)
         for chunk in [4096, 1 << 20]:
             knobs = dataclasses.replace(KNOBS, chunk_size=chunk)
             assert documents(paths, knobs, executor) == expected
@@ -682,3 +688,15 @@ def test_millions_of_windows_are_folded_into_sorted_runs_with_the_same_documents
                 assert documents(paths, knobs, executor) == expected
         assert folded and max(folded) > 1  # runs merged (one, when a single chunk folds once)
     assert os.listdir(spills) == []
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_top_of_a_large_mapping_keeps_ties_by_name(k: int) -> None:
+    """More than 4 k entries (the path that ranks only those reaching the k-th count): ties at
+    the k-th count are ranked by name like the rest, arriving in reverse."""
+    from mapreduce_logs.detect.digest import top_k, top_of
+
+    totals = {b"d": 3, b"c": 3, b"b": 3, b"z": 7, **{b"q%02d" % i: 1 for i in range(20)}}
+    expected = [(b"z", 7), (b"b", 3), (b"c", 3), (b"d", 3)][:k]
+    assert top_of(totals, k) == expected
+    assert top_k(totals.items(), k) == expected

@@ -2,7 +2,7 @@
 
 The state machine adds, appends to, renames, truncates, replaces and deletes files, restarts the
 watcher and crashes it in the middle of a commit; a model records which bytes of which file
-generation should be counted (SPEC.md section 6), and after every step the watcher's outputs must
+generation should be counted (docs/watch.md), and after every step the watcher's outputs must
 be byte-identical to the engine run over exactly those bytes. When nothing left or shrank and
 every file is settled, they must equal ``run DIR``. The real command is checked with SIGKILL at
 random moments, SIGTERM, latency and back-pressure.
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,17 +49,43 @@ from mapreduce_logs import (
     build_summary,
     map_split,
     to_json,
-    watch_store,
 )
 from mapreduce_logs.cli import main as cli_main
-from mapreduce_logs.watch import Watcher
-from mapreduce_logs.watch_checkpoint import DATABASE, committed_seq
-from mapreduce_logs.watch_store import PIECE_PREFIX, TopList
+from mapreduce_logs.ingest import zones
+from mapreduce_logs.watch import checkpoint as watch_checkpoint
+from mapreduce_logs.watch import judgments as watch_judgments
+from mapreduce_logs.watch import pieces as watch_pieces
+from mapreduce_logs.watch import store as watch_store
+from mapreduce_logs.watch.checkpoint import DATABASE, Checkpoint, committed_seq
+from mapreduce_logs.watch.loop import Watcher
+from mapreduce_logs.watch.pieces import PIECE_PREFIX
+from mapreduce_logs.watch.toplist import TopList
 
 SETTINGS = Settings(workers=1)
 SETTLE = 5.0
 OUTPUTS = ("summary.json", "anomalies.json")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+@contextlib.contextmanager
+def crashing(point: str, error: BaseException) -> Iterator[None]:
+    """While in the block, a checkpoint commit dies: with its rows being written ("written":
+    nothing of it may count) or right after it ("committed": all of it must count once)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if point == "written":
+            def sealed(value: object) -> bytes:
+                raise error
+
+            patch.setattr(watch_checkpoint, "_sealed", sealed)
+        else:
+            real = Checkpoint.commit
+
+            def commit(self: Checkpoint, state: Any) -> None:
+                real(self, state)
+                raise error
+
+            patch.setattr(Checkpoint, "commit", commit)
+        yield
+
 
 # --- lines ---------------------------------------------------------------------------------------
 
@@ -139,16 +165,27 @@ def expected_outputs(
     return to_json(build_summary(total, settings)), to_json(build_anomalies(total, settings))
 
 
+def _time(text: str | None, tz: str) -> int | None:
+    return None if text is None else zones.parse_time(text, tz)
+
+
 MACHINE_SETTINGS = st.builds(
-    lambda top, burst, spike, factor: Settings(
+    lambda top, burst, spike, factor, tz, bounds: Settings(
         workers=1, top=top, burst_min_lines=burst, spike_min_errors=spike,
-        burst_factor=factor, spike_factor=factor),
+        burst_factor=factor, spike_factor=factor, tz=tz, since_ns=_time(bounds[0], tz),
+        until_ns=_time(bounds[1], tz)),
     st.sampled_from([1, 2, 10]), st.sampled_from([1, 2, 3, 20]), st.sampled_from([1, 20]),
-    st.sampled_from([1.0, 5.0]),
+    st.sampled_from([1.0, 5.0]), st.sampled_from(["UTC", "UTC", "America/New_York", "+05:30"]),
+    st.sampled_from([(None, None), (None, None), ("2024-01-01T00:02:00Z", None),
+                     ("2024-06-01", "2500-01-01T00:00:00"),
+                     (None, "2024-01-01T00:03:30.000000001Z"),
+                     ("2023-12-31T19:01:00", "2024-01-01T00:03:30.000000001Z")]),
 )
 """With ``top`` 1 or 2 the store's top lists are that short (see ``_new_watcher``), so they run
 short, are rebuilt and leave the busiest share to a full pass; small minimums and a factor of 1
-make bursts and spikes of a few lines, often runs of windows of one line each."""
+make bursts and spikes of a few lines, often runs of windows of one line each. Some count in
+another zone, or only the lines in a time range (half the lines fall in 2024-01-01T00:00-00:05,
+UTC; in New York that wall time is 05:00Z)."""
 
 
 class SimulatedCrashError(Exception):
@@ -374,19 +411,13 @@ class WatchMachine(RuleBasedStateMachine):
         """Appended bytes are counted once although the watcher dies in its commit."""
         name = pick.draw(st.sampled_from(sorted(self.files)))
 
-        def fault(where: str) -> None:
-            if where == point:
-                raise SimulatedCrashError(where)
-
         assert self.watcher is not None
-        self.watcher.checkpoint.fault = fault
         self._write(name, data)
         f = self.files[name]
         f.content += data
         f.last_change = self.now
-        with contextlib.suppress(SimulatedCrashError):
+        with crashing(point, SimulatedCrashError(point)), contextlib.suppress(SimulatedCrashError):
             self.watcher.drain()
-        self.watcher.checkpoint.fault = None
         # The old one is dropped as a killed process would be, its database connection open.
         self.watcher = self._new_watcher()
         self._sync()
@@ -412,9 +443,20 @@ class WatchMachine(RuleBasedStateMachine):
                          "--top", str(s.top), "--burst-min-lines", str(s.burst_min_lines),
                          "--spike-min-errors", str(s.spike_min_errors),
                          "--burst-factor", str(s.burst_factor),
-                         "--spike-factor", str(s.spike_factor)]) == 0
+                         "--spike-factor", str(s.spike_factor), *range_options(s)]) == 0
         for name in OUTPUTS:
             assert _read(os.path.join(self.out, name)) == _read(os.path.join(reference, name))
+
+
+def range_options(s: Settings) -> list[str]:
+    """--tz, --since and --until of ``s`` on a command line (the bounds as UTC instants)."""
+    out = [f"--tz={s.tz}"]
+    for name, ns in (("--since", s.since_ns), ("--until", s.until_ns)):
+        if ns is not None:
+            second, nanos = divmod(ns, 1_000_000_000)
+            out.append(f"{name}={time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(second))}"
+                       f".{nanos:09d}Z")
+    return out
 
 
 def _read(path: str) -> bytes:
@@ -435,11 +477,11 @@ class ArraysWatchMachine(WatchMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.arrays_from = watch_store.ARRAYS_FROM
-        watch_store.ARRAYS_FROM = 0
+        self.arrays_from = watch_judgments.ARRAYS_FROM
+        watch_judgments.ARRAYS_FROM = 0
 
     def teardown(self) -> None:
-        watch_store.ARRAYS_FROM = self.arrays_from
+        watch_judgments.ARRAYS_FROM = self.arrays_from
         super().teardown()
 
 
@@ -686,7 +728,7 @@ def test_sigterm_stops_a_watch_in_the_middle_of_a_big_gz(
 
 @pytest.mark.parametrize("poll", [None, "0.2"])
 def test_a_new_10_mb_file_shows_within_2_seconds(tmp_path: Any, poll: str | None) -> None:
-    """SPEC.md section 6: a new 10 MB file is in summary.json within 2 s (deadline, not timing)."""
+    """docs/watch.md: a new 10 MB file is in summary.json within 2 s (deadline, not timing)."""
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
     os.mkdir(logs)
     data = log_lines(215_000)
@@ -859,6 +901,34 @@ def test_a_checkpoint_for_other_settings_is_not_trusted(tmp_path: Any) -> None:
     assert outputs(out) == tuple(_read(str(tmp_path / "ref" / n)) for n in OUTPUTS)
 
 
+@pytest.mark.parametrize("first, second", [
+    (Settings(workers=1), Settings(workers=1, tz="Asia/Kolkata")),
+    (Settings(workers=1, tz="America/New_York"), Settings(workers=1, tz="-0500")),
+    (Settings(workers=1, since_ns=1_721_606_400 * 10**9 + 300 * 10**9),
+     Settings(workers=1, since_ns=1_721_606_400 * 10**9 + 301 * 10**9)),
+    (Settings(workers=1, until_ns=1_721_606_400 * 10**9 + 600 * 10**9), Settings(workers=1)),
+])
+def test_a_restart_with_other_tz_since_or_until_counts_again(
+    tmp_path: Any, first: Settings, second: Settings
+) -> None:
+    """--tz, --since and --until decide what the counts are: a checkpoint made with other values
+    is not used (the watcher says so and counts again from the files), so no count mixes the
+    two; each time the outputs equal run's with the same values once quiet."""
+    logs, out = folder_with_a_log(tmp_path, 3000)
+    for settings, says in ((first, False), (second, True)):
+        said: list[str] = []
+        w = Watcher(logs, out, settings, SerialExecutor(), settle=0.0, say=said.append)
+        w.open()
+        w.drain()
+        w.close()
+        assert any("checkpoint not used" in m for m in said) == says, said
+        ref = str(tmp_path / f"ref-{says}")
+        assert cli_main(["run", logs, "--out", ref, "--workers", "1", "--quiet",
+                         *range_options(settings)]) == 0
+        assert outputs(out) == tuple(_read(os.path.join(ref, n)) for n in OUTPUTS)
+    assert json.loads(outputs(out)[0])["time_zone"] == second.tz
+
+
 def test_a_restart_with_other_top_and_detector_settings_reuses_the_counts(tmp_path: Any) -> None:
     """--top and the detector settings are not tied to the checkpoint: a restart with others
     keeps the counts, judges again what they change, and gives what run gives with them."""
@@ -938,7 +1008,8 @@ def test_a_big_gz_is_counted_in_pieces_on_disk(tmp_path: Any, monkeypatch: Any) 
     """A ``.gz`` over the flush size goes through piece files, a few counters at a time, into
     the checkpoint; taken back in pieces when it grows; a crash in its commit loses nothing and
     leaves no piece behind. The outputs equal run's throughout."""
-    from mapreduce_logs import scan, watch
+    from mapreduce_logs.ingest import scan
+    from mapreduce_logs.watch import batches
 
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
     os.mkdir(logs)
@@ -948,29 +1019,21 @@ def test_a_big_gz_is_counted_in_pieces_on_disk(tmp_path: Any, monkeypatch: Any) 
     with open(gz, "wb") as f:
         f.write(gzip.compress(log_lines(3000, seed=2)))
     largest: list[int] = []
-    real_write_piece = watch_store.write_piece
+    real_write_piece = watch_pieces.write_piece
 
     def counted(folder: str, counts: Any, *facts: Any) -> str:
         largest.append(len(counts.user_lines))
         return real_write_piece(folder, counts, *facts)
 
-    monkeypatch.setattr(watch, "write_piece", counted)
-    monkeypatch.setattr(watch_store, "PIECE_ROWS", 50)
+    monkeypatch.setattr(batches, "write_piece", counted)
+    monkeypatch.setattr(watch_store, "PIECE_ROWS", 50)  # read back in the store
     monkeypatch.setattr(scan, "BLOCK", 1000)
     now = [0.0]
     w = in_process(logs, out, settle=2.0, clock=lambda: now[0], gz_flush_bytes=4000)
     w.drain()
     assert totals(out)["lines"] == 200
     now[0] += 2
-    crashed = []
-
-    def fault(where: str) -> None:
-        if where == "written" and not crashed:
-            crashed.append(where)
-            raise KeyboardInterrupt
-
-    w.checkpoint.fault = fault
-    with pytest.raises(KeyboardInterrupt):
+    with crashing("written", KeyboardInterrupt()), pytest.raises(KeyboardInterrupt):
         w.drain()
     w.close()
     with open(gz, "rb") as f:
@@ -997,7 +1060,7 @@ def test_a_big_gz_is_counted_in_pieces_on_disk(tmp_path: Any, monkeypatch: Any) 
 def test_error_spikes_saved_under_other_rules_are_judged_again(tmp_path: Any, monkeypatch: Any) -> None:
     """The checkpoint keeps each service's error spikes; a watcher whose spike rule differs
     (another version of the rule, not only other options) judges them again on restart."""
-    from mapreduce_logs import watch_store
+    from mapreduce_logs.watch import store as watch_store
 
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
     os.mkdir(logs)
@@ -1015,7 +1078,7 @@ def test_error_spikes_saved_under_other_rules_are_judged_again(tmp_path: Any, mo
         f.write(b"2024-07-22T00:40:00Z INFO web u1 m\n")
     w.drain()
     w.close()
-    monkeypatch.setattr(watch_store, "spikes", lambda *args: [])
+    monkeypatch.setattr(watch_judgments, "spikes", lambda *args: [])
     w = in_process(logs, out)
     w.close()
     assert json.loads(outputs(out)[1])["counts"].get("error_spike") == 1, "db's saved spike"
@@ -1152,10 +1215,10 @@ def test_unknown_level_tokens_live_on_disk_and_follow_renames_tails_and_pieces(
     """The tokens are rows of the checkpoint, none in memory; which are reported follows the
     files' order as it changes (a rename moves a file's tokens later), a provisional tail's
     token is taken back, and a big ``.gz``'s tokens come through its pieces: like run."""
-    from mapreduce_logs import engine, scan, watch_lines
+    from mapreduce_logs import settings as knobs_module
+    from mapreduce_logs.ingest import scan
 
-    for module in (engine, scan, watch_lines):
-        monkeypatch.setattr(module, "MAX_UNKNOWN_LEVELS", 3)
+    monkeypatch.setattr(knobs_module, "LIMITS", knobs_module.Limits(unknown_levels=3))
     monkeypatch.setattr(scan, "BLOCK", 200)
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
     os.mkdir(logs)
@@ -1211,7 +1274,7 @@ def test_batches_get_smaller_when_memory_runs_high(tmp_path: Any) -> None:
     os.mkdir(logs)
     peak = [0]
     w = in_process(logs, out, memory=lambda: peak[0])
-    first = w.batch_bytes
+    first = w.batches.bytes
     budget = SETTINGS.memory_mb * 1_000_000
     sizes = []
     for memory in (budget // 2, budget * 8 // 10, budget * 8 // 10, budget * 9 // 10):
@@ -1219,10 +1282,10 @@ def test_batches_get_smaller_when_memory_runs_high(tmp_path: Any) -> None:
         with open(os.path.join(logs, "a.log"), "ab") as f:
             f.write(log_lines(5))
         w.drain()
-        sizes.append(w.batch_bytes)
+        sizes.append(w.batches.bytes)
     w.close()
     assert sizes == [first, first // 2, first // 2, first // 4]
-    assert w.chunk_size <= w.batch_bytes
+    assert w.batches.chunk_size <= w.batches.bytes
 
 
 def test_the_first_batches_start_small_and_double_while_memory_is_low(tmp_path: Any) -> None:
@@ -1230,14 +1293,14 @@ def test_the_first_batches_start_small_and_double_while_memory_is_low(tmp_path: 
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
     os.mkdir(logs)
     w = in_process(logs, out, memory=lambda: SETTINGS.memory_mb * 100_000)  # 10 %
-    sizes = [w.batch_bytes]
+    sizes = [w.batches.bytes]
     for _ in range(3):
         with open(os.path.join(logs, "a.log"), "ab") as f:
             f.write(log_lines(5))
         w.drain()
-        sizes.append(w.batch_bytes)
+        sizes.append(w.batches.bytes)
     w.close()
-    assert sizes == [w.batch_limit // 4, w.batch_limit // 2, w.batch_limit, w.batch_limit]
+    assert sizes == [w.batches.limit // 4, w.batches.limit // 2, w.batches.limit, w.batches.limit]
 
 
 def test_future_stamps_are_judged_against_the_files_newest_mtime(
@@ -1246,7 +1309,7 @@ def test_future_stamps_are_judged_against_the_files_newest_mtime(
     """A line read while its file's mtime was early is flagged then; once the file's mtime moves
     on (appends, a touch) it is judged again, as a later run judges it: through appends, a
     touch, a rename, a restart, a provisional tail and a ``.gz`` counted in pieces."""
-    from mapreduce_logs import scan
+    from mapreduce_logs.ingest import scan
 
     monkeypatch.setattr(scan, "BLOCK", 200)
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
@@ -1300,18 +1363,17 @@ def test_future_stamps_are_judged_against_the_files_newest_mtime(
         ("b.log", 1), ("c.log.gz", 100)]
 
 
-@pytest.mark.parametrize("arrays_from", [watch_store.ARRAYS_FROM, 0])
+@pytest.mark.parametrize("arrays_from", [watch_judgments.ARRAYS_FROM, 0])
 def test_many_windows_are_folded_into_sorted_arrays_like_run(tmp_path: Any, monkeypatch: Any,
                                                              arrays_from: int) -> None:
-    """Past WINDOW_BUFFER windows (here 3) the lines per window counted for good move to sorted
+    """Past ``limits().window_buffer`` windows (here 3) the lines per window counted for good move to sorted
     arrays, and a checkpoint with more is loaded into them: through appends, a provisional
     tail, a restart and a rename the outputs stay those of run (user bursts included), with
     users and services judged from dicts, or all from arrays (as past ARRAYS_FROM windows)."""
-    from mapreduce_logs import watch_checkpoint, watch_state
+    from mapreduce_logs import settings as knobs_module
 
-    for module in (watch_state, watch_checkpoint):
-        monkeypatch.setattr(module, "WINDOW_BUFFER", 3)
-    monkeypatch.setattr(watch_store, "ARRAYS_FROM", arrays_from)
+    monkeypatch.setattr(knobs_module, "LIMITS", knobs_module.Limits(window_buffer=3))
+    monkeypatch.setattr(watch_judgments, "ARRAYS_FROM", arrays_from)
     logs, out = str(tmp_path / "logs"), str(tmp_path / "out")
     os.mkdir(logs)
     rng = random.Random(9)
@@ -1376,20 +1438,20 @@ def test_anomalies_wait_for_the_backlog_and_the_summary_does_not(tmp_path: Any,
     """While files wait to be counted, summary.json follows every batch and anomalies.json (a
     pass over every counter) waits until the backlog is done or ANOMALIES_EVERY has passed;
     once quiet both are run's."""
-    from mapreduce_logs import watch
+    from mapreduce_logs.watch import outputs as watch_outputs
 
-    monkeypatch.setattr(watch, "ANOMALIES_EVERY", 3600.0)
+    monkeypatch.setattr(watch_outputs, "ANOMALIES_EVERY", 3600.0)
     logs, out = folder_with_a_log(tmp_path, 3000)
     w = in_process(logs, out, batch_bytes=20_000)
     anomalies = os.path.join(out, "anomalies.json")
     before = _read(anomalies)
     assert w.step() and w.todo, "one batch, with more to come"
     assert 0 < totals(out)["lines"] < 3000
-    assert _read(anomalies) == before and w.anomalies_stale
-    w.anomalies_due = time.monotonic()  # as if ANOMALIES_EVERY had passed
+    assert _read(anomalies) == before and w.outputs.anomalies_stale
+    w.outputs.anomalies_due = time.monotonic()  # as if ANOMALIES_EVERY had passed
     assert w.step() and w.todo
-    assert not w.anomalies_stale and _read(anomalies) != before, "written when due"
+    assert not w.outputs.anomalies_stale and _read(anomalies) != before, "written when due"
     w.drain()
-    assert not w.anomalies_stale
+    assert not w.outputs.anomalies_stale
     assert outputs(out) == run_outputs(logs, str(tmp_path / "run"))
     w.close()

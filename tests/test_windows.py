@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapreduce_logs import Settings, windows
-from mapreduce_logs.anomalies import WindowTable, user_rate
-from mapreduce_logs.windows import WindowLines, load, merged, run_of, save, with_more
+from mapreduce_logs import Settings
+from mapreduce_logs.detect.rules import WindowTable, user_rate
+from mapreduce_logs.model import windows
+from mapreduce_logs.model.windows import WindowLines, load, merged, run_of, save, with_more
 
 KNOBS = Settings(workers=1)
 window_counts = st.dictionaries(st.integers(-10**12, 10**12), st.integers(1, 50), min_size=1,

@@ -9,19 +9,18 @@ kernel (an error when it was not built), anything else (or unset) takes the kern
 from __future__ import annotations
 
 import os
+from collections import Counter
 from types import ModuleType
-from typing import Final
+from typing import Any, Final
 
+from ..errors import KernelUnavailableError
+from ..model.partial import MAX_EXAMPLES, Partial, Segment, add_counts
 from ..settings import Settings
 
 ENV: Final = "MAPREDUCE_LOGS_KERNEL"
 
 MAX_WINDOW: Final = 1 << 40
 """Longest --window the kernel counts in (its windows and seconds are 64-bit integers)."""
-
-
-class KernelUnavailableError(RuntimeError):
-    """MAPREDUCE_LOGS_KERNEL=compiled, but the compiled kernel was not built."""
 
 
 def _load() -> ModuleType | None:
@@ -37,6 +36,10 @@ compiled: Final = _load()
 """The compiled module, or None when it was not built."""
 
 
+__all__ = ["ENV", "MAX_WINDOW", "KernelUnavailableError", "applies", "compiled", "drain_into",
+           "name", "wanted"]
+
+
 def applies(settings: Settings) -> bool:
     """True when the compiled kernel maps a run with these settings.
 
@@ -50,9 +53,53 @@ def applies(settings: Settings) -> bool:
             raise KernelUnavailableError(
                 f"{ENV}=compiled, but the compiled kernel was not built (no C compiler at install?)")
         return False
-    return 1 <= settings.window <= MAX_WINDOW
+    # --tz, --since and --until are counted by the Python path only, for now.
+    plain = settings.tz == "UTC" and settings.since_ns is None and settings.until_ns is None
+    return plain and 1 <= settings.window <= MAX_WINDOW
 
 
 def name(settings: Settings) -> str:
     """``"compiled"`` or ``"python"``: what metrics.json reports for a run."""
     return "compiled" if applies(settings) else "python"
+
+
+def wanted(segment: Segment) -> int:
+    """The kernel's WANT_* bits: the examples ``segment`` still takes (and, with its
+    ``future_lines``, every future-stamped line)."""
+    k = compiled
+    assert k is not None
+    want = 0
+    if len(segment.backwards_examples) < MAX_EXAMPLES:
+        want |= k.WANT_BACKWARDS
+    if len(segment.future_examples) < MAX_EXAMPLES or segment.future_lines is not None:
+        want |= k.WANT_FUTURE
+    examples = segment.malformed_examples
+    if len(examples.get("too_few_fields", ())) < MAX_EXAMPLES:
+        want |= k.WANT_TOO_FEW
+    if len(examples.get("bad_timestamp", ())) < MAX_EXAMPLES:
+        want |= k.WANT_BAD_TS
+    if len(examples.get("bad_encoding", ())) < MAX_EXAMPLES:
+        want |= k.WANT_BAD_ENC
+    return want
+
+
+def drain_into(kernel: Any, p: Partial, segment: Segment, window_errors: Counter[int]) -> None:
+    """Move what ``kernel`` counted since its last drain into ``p``, ``segment`` and
+    ``window_errors`` (window -> ERROR, CRITICAL and FATAL lines); the kernel starts again empty."""
+    counts = kernel.drain()
+    p.lines += counts["lines"]
+    p.valid += counts["valid"]
+    p.blank += counts["blank"]
+    segment.backwards += counts["backwards"]
+    segment.future += counts["future"]
+    p.hours = [a + b for a, b in zip(p.hours, counts["hours"], strict=True)]
+    low, high = counts["min_ts"], counts["max_ts"]
+    if low is not None and (p.min_ts is None or low < p.min_ts):
+        p.min_ts = low
+    if high is not None and (p.max_ts is None or high > p.max_ts):
+        p.max_ts = high
+    for name in ("malformed", "levels", "users", "services", "user_lines", "service_errors",
+                 "service_others", "window_lines"):
+        add_counts(getattr(p, name), counts[name])
+    for (_service, window), n in counts["service_errors"].items():
+        window_errors[window] += n

@@ -1,0 +1,195 @@
+"""The digest: top lists, distinct counts, spikes and burst candidates of disjoint partitions.
+
+A partition holds every window of each of its subjects, so each is digested alone and the
+results combine: the top k of the partitions' top-k lists is exact because they are disjoint.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from itertools import compress
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from ..model.digest import Digest, Found, Key, PartDigest, Tables, rules_of
+from ..settings import Settings
+from .rules import BurstCandidate, WindowTable, burst_candidates, bursts, spikes, user_share
+
+if TYPE_CHECKING:  # numpy is imported only when a subject needs the arrays
+    from .arrays import Subject, Table
+
+
+
+def top_k(counts: Iterable[tuple[bytes, int]], k: int) -> list[tuple[bytes, int]]:
+    """The ``k`` largest counts, by count descending then key ascending (code-point order)."""
+    return heapq.nsmallest(k, counts, key=lambda kv: (-kv[1], kv[0]))
+
+
+def top_of(totals: Mapping[bytes, int], k: int) -> list[tuple[bytes, int]]:
+    """``top_k`` of a large mapping: the k-th largest count first (no key function), then only
+    the entries that reach it are ranked."""
+    if k <= 0:
+        return []
+    if len(totals) <= 4 * k:
+        return top_k(totals.items(), k)
+    least = heapq.nlargest(k, totals.values())[-1]
+    return top_k(compress(totals.items(), map(least.__le__, totals.values())), k)
+
+
+def subject_totals(*tables: Mapping[Key, int]) -> Counter[bytes]:
+    """Lines per subject, summed over windows (and over the given tables)."""
+    totals: Counter[bytes] = Counter()
+    for table in tables:
+        totals.update(map(itemgetter(0), table))
+        _add_above_one(totals, table)
+    return totals
+
+
+def _add_above_one(totals: Counter[bytes], table: Mapping[Key, int]) -> None:
+    # ``totals`` counted each entry once, in C; what counts above 1 add is done in Python: few.
+    for (subject, _), n in compress(table.items(), map((1).__lt__, table.values())):
+        totals[subject] += n - 1
+
+
+def digest_tables(
+    tables: Tables,
+    window_lines: Mapping[int, int],
+    settings: Settings,
+    put_candidates: Callable[[list[BurstCandidate]], None],
+) -> PartDigest:
+    """Digest one partition (every window of each of its subjects is in it)."""
+    services = subject_totals(tables.service_errors, tables.service_others)
+    top_services = top_of(services, settings.top)
+    errors = _errors_of(tables.service_errors, {s for s, _ in top_services})
+    windows = Counter(map(itemgetter(0), tables.user_lines))
+    table = functools.partial(_table_of, window_lines)
+    own = user_share(tables.user_lines, window_lines, settings, windows, table)
+    users = windows  # from here on: lines per user
+    _add_above_one(users, tables.user_lines)
+    # The partition's own share is at most the run's: its filter keeps every window of every
+    # reported burst, and only windows of runs with burst_min_lines lines or more.
+    put_candidates(burst_candidates(tables.user_lines, window_lines, own, settings, users, table))
+    return PartDigest(
+        top_services=top_services,
+        top_users=top_of(users, settings.top),
+        distinct_services=len(services),
+        distinct_users=len(users),
+        spikes=spikes(tables.service_errors, tables.service_others, settings),
+        share=own,
+        service_errors=errors,
+    )
+
+
+def _errors_of(service_errors: Mapping[Key, int], services: set[bytes]) -> dict[bytes, int]:
+    """Error lines of each of ``services`` (a few), summed over their windows."""
+    errors = dict.fromkeys(services, 0)
+    if services:
+        for (service, _), n in service_errors.items():
+            if service in errors:
+                errors[service] += n
+    return errors
+
+
+def digest_subject(
+    subject: Subject,
+    window_lines: Mapping[int, int],
+    settings: Settings,
+    put_candidates: Callable[[list[BurstCandidate]], None],
+) -> PartDigest:
+    """``digest_tables`` of one user or service too big for dicts (a ``arrays.Subject``)."""
+    from . import arrays
+
+    users, services = arrays.totals(subject)
+    share = 0.0
+    if users:
+        table = _arrays_of(window_lines)
+        rate = arrays.user_rate(subject, table, settings)
+        share = rate.share if rate is not None else 0.0
+        put_candidates(arrays.burst_candidates(subject, rate, share, table, settings))
+    return PartDigest(
+        top_services=top_of(services, settings.top),
+        top_users=top_of(users, settings.top),
+        distinct_services=len(services),
+        distinct_users=len(users),
+        spikes=arrays.spikes(subject, settings) if services else [],
+        share=share,
+        service_errors={subject.name: int(subject.counts[1].sum())} if services else {},
+    )
+
+
+_TABLES: dict[str, tuple[Mapping[int, int], Any]] = {}
+"""The last window table of each kind built, with the lines per window it was built from: a
+process digests every partition against the same ones, and a table takes a pass over every
+window."""
+
+
+def forget_tables() -> None:
+    """Let go of the window tables kept for the partitions of a run."""
+    _TABLES.clear()
+
+
+def _kept_table(kind: str, window_lines: Mapping[int, int], make: Callable[[], Any]) -> Any:
+    kept = _TABLES.get(kind)
+    if kept is None or kept[0] is not window_lines:
+        kept = _TABLES[kind] = (window_lines, make())
+    return kept[1]
+
+
+def _table_of(window_lines: Mapping[int, int]) -> WindowTable:
+    table: WindowTable = _kept_table("dicts", window_lines,
+                                     lambda: WindowTable.of(window_lines))
+    return table
+
+
+def _arrays_of(window_lines: Mapping[int, int]) -> Table:
+    from .arrays import Table
+
+    table: Table = _kept_table("arrays", window_lines, lambda: Table.of(window_lines))
+    return table
+
+
+def combine(parts: Iterable[PartDigest], k: int) -> PartDigest:
+    """The digest of the union of disjoint partitions."""
+    out = PartDigest([], [], 0, 0, [], 0.0)
+    for part in parts:
+        top_services = top_k(itertools.chain(out.top_services, part.top_services), k)
+        errors = {**out.service_errors, **part.service_errors}
+        out = PartDigest(
+            top_services=top_services,
+            top_users=top_k(itertools.chain(out.top_users, part.top_users), k),
+            distinct_services=out.distinct_services + part.distinct_services,
+            distinct_users=out.distinct_users + part.distinct_users,
+            spikes=out.spikes + part.spikes,
+            share=max(out.share, part.share),
+            service_errors={s: errors.get(s, 0) for s, _ in top_services},
+        )
+    return out
+
+
+def finish(
+    part: PartDigest,
+    candidates: Iterable[list[BurstCandidate]],
+    window_lines: Mapping[int, int],
+    settings: Settings,
+) -> Digest:
+    """The run's Digest from all its partitions' and their burst candidates."""
+    found_bursts: list[Found] = []
+    for group in candidates:
+        found_bursts += bursts(group, part.share, window_lines, settings)
+    return Digest(
+        top=settings.top,
+        rules=rules_of(settings),
+        top_services=part.top_services,
+        top_users=part.top_users,
+        distinct_services=part.distinct_services,
+        distinct_users=part.distinct_users,
+        spikes=part.spikes,
+        bursts=found_bursts,
+        service_errors={s: part.service_errors.get(s, 0) for s, _ in part.top_services},
+    )
+
+

@@ -1,0 +1,616 @@
+"""The time-based detectors (error spikes, user bursts) over a reduced Partial, and severities.
+
+Both rules compare a window with a robust expectation, so a busy hour is not a spike, skew alone
+never fires, and a burst cannot raise its own baseline. "Trimmed" means: leave out the tenth of
+the windows (rounded up, never all) where the subject counted most, which is where any burst sits.
+
+- error_spike: for a service, over the windows it logged in: m = the median of its errors, and a
+  window's threshold under a ratio x is max(spike_min_errors, spike_factor * max(x * its other
+  lines there, m)). First a robust pass: r0 = the traffic-weighted median of its per-window error
+  ratio (errors / lines of other levels: the smallest ratio such that the windows at or below it
+  hold at least half of its other lines; 0 when it has none), and the windows that reach their
+  threshold under r0 are *suspect*. Then r = its errors / its other lines, summed over the windows
+  that are not suspect, less the tenth (of all its windows, rounded up, never all that are left)
+  with most errors. Expected errors in a window: max(r * its other lines there, m); a window is
+  flagged when errors reach its threshold under r. A burst in windows holding less than half of
+  the service's other lines cannot lift r0 to its own ratio, so (at spike_factor times r0 or
+  more) its windows are suspect and left out of r, however many windows it lasts; when nothing
+  is suspect, r is the plain trimmed ratio.
+- user_burst: over all windows with traffic (0 lines of a user where it has none). A window's
+  threshold under a share x and a usual rate y is max(1, burst_factor * max(x * lines of
+  everyone else there, y)) (x capped at 0.99). For each user, two passes:
+  - plain: its lines / all lines, both summed over the windows left after trimming its tenth of
+    busiest windows, and its usual rate: those lines / the number of windows kept;
+  - robust: x0 = its traffic-weighted median share (the smallest share of a window such that
+    the windows where its share is at most that hold at least half of everyone else's lines)
+    and m = the median over the windows of its local mean (its lines in the window and the 2
+    on each side, / 5). Windows reaching their threshold under (x0, m), in a run of adjacent
+    such windows with at least burst_min_lines lines in all, are *suspect*; share and usual
+    rate as in the plain pass, but over the windows that are not suspect, less the tenth (of
+    all the windows, rounded up, never all that are left) with most lines.
+  The user's share and usual rate u are the smaller of the two. S, the busiest ordinary user's
+  share, is the largest share. Expected lines of a user in a window: max(S * lines of everyone
+  else there, u); the window is flagged when its lines reach its threshold under (S, u), and a
+  run of adjacent flagged windows of the user is reported when its lines add up to at least
+  burst_min_lines: the floor is on the run, so a long burst on quiet traffic counts as much as
+  a short one on busy traffic. A burst in windows holding less than half of everyone else's
+  lines cannot lift x0, nor (less its 2 windows on each side) m, so its windows are suspect and
+  left out of the spammer's share and usual rate however many windows it lasts; a job that
+  comes back every few windows keeps a local mean all along and is not suspect. Neither figure
+  is ever above the plain one, so every threshold is at most what the plain pass alone gives.
+
+Adjacent flagged windows of one subject form one anomaly.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from array import array
+from bisect import bisect_left, bisect_right
+from collections import Counter, defaultdict
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from itertools import accumulate, chain, compress, repeat
+from operator import and_, eq, itemgetter, le, ne, or_, sub
+from typing import Any, NamedTuple
+
+from ..ingest.parse import NS, format_utc
+from ..model.digest import Found, Key
+from ..model.partial import Partial
+from ..model.windows import WindowLines, lines_at, release
+from ..settings import Settings
+
+ANOMALY_TYPES = (
+    "malformed_lines",
+    "unknown_level",
+    "time_went_backwards",
+    "future_timestamp",
+    "error_spike",
+    "user_burst",
+)
+
+
+MAX_SHARE = 0.99
+"""Cap of the busiest share, so that one user holding all traffic keeps a finite expectation."""
+
+
+def severity_for_count(count: int, lines: int) -> str:
+    """Line-level anomalies: info under 0.1% of lines, warning under 1%, critical above."""
+    share = count / lines if lines else 1.0
+    if share < 0.001:
+        return "info"
+    return "warning" if share < 0.01 else "critical"
+
+
+def severity_for_excess(excess: float) -> str:
+    """Window anomalies by the peak of observed / threshold (>= 1 when flagged)."""
+    if excess < 1.5:
+        return "info"
+    return "warning" if excess < 5 else "critical"
+
+
+def median_with_zeros(values: list[float], total: int) -> float:
+    """The median of ``values`` together with ``total - len(values)`` zeros."""
+    if total <= 0:
+        return 0.0
+    ordered = [0.0] * (total - len(values)) + sorted(values)
+    mid = total // 2
+    return ordered[mid] if total % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+class Flagged(NamedTuple):
+    window: int
+    observed: int
+    expected: float
+    threshold: float
+
+
+def _runs(flagged: Iterable[Flagged]) -> Iterator[list[Flagged]]:
+    """Consecutive windows grouped together."""
+    run: list[Flagged] = []
+    for item in sorted(flagged):
+        if run and item.window != run[-1].window + 1:
+            yield run
+            run = []
+        run.append(item)
+    if run:
+        yield run
+
+
+def _window_fields(run: list[Flagged], settings: Settings) -> dict[str, Any]:
+    width = settings.window * NS
+    return {
+        "window_start": format_utc(run[0].window * width),
+        "window_end": format_utc((run[-1].window + 1) * width),
+    }
+
+
+def _round(x: float) -> float:
+    return round(x, 2)
+
+
+def _window_anomalies(
+    flagged: Iterable[Flagged],
+    subject_key: str,
+    subject: bytes,
+    count_key: str,
+    settings: Settings,
+    least: int = 0,
+) -> list[Found]:
+    """One anomaly per run of adjacent flagged windows of one subject whose observed counts add
+    up to at least ``least``.
+
+    Severity goes by the peak of observed / threshold over the run's windows; with a floor on
+    the run, by the smaller of that and the run's total / ``least``, so a run that only just
+    passes the floor is ``info`` (for a single window this is observed / max(least, threshold)).
+    """
+    found = []
+    for run in _runs(flagged):
+        total = sum(f.observed for f in run)
+        if total < least:
+            continue
+        excess = max(f.observed / f.threshold for f in run)
+        if least:
+            excess = min(excess, total / least)
+        found.append(
+            Found(
+                run[0].window * settings.window,
+                subject,
+                {
+                    "severity": severity_for_excess(excess),
+                    subject_key: subject.decode("utf-8", "replace"),
+                    **_window_fields(run, settings),
+                    count_key: total,
+                    "baseline": _round(sum(f.expected for f in run) / len(run)),
+                },
+            )
+        )
+    return found
+
+
+def detect_spikes(p: Partial, settings: Settings) -> list[Found]:
+    """error_spike anomalies, one per run of adjacent flagged windows of a service."""
+    return spikes(p.service_errors, p.service_others, settings)
+
+
+SPIKE_RULE_VERSION = 2
+"""Changes whenever ``spikes`` judges the same counts differently: results saved by a watch
+checkpoint under another version are judged again."""
+
+
+def spikes(
+    errors: Mapping[tuple[bytes, int], int],
+    others: Mapping[tuple[bytes, int], int],
+    settings: Settings,
+) -> list[Found]:
+    """error_spike anomalies of the services in these (service, window) counts.
+
+    Each service is judged on its own windows only, so the services can be split into groups
+    (as the spilling reducer does) as long as every window of a service is in its group.
+    """
+    windows: dict[bytes, dict[int, list[int]]] = defaultdict(dict)
+    for (service, window), count in errors.items():
+        windows[service][window] = [count, 0]
+    for (service, window), count in others.items():
+        windows[service].setdefault(window, [0, 0])[1] = count
+    found: list[Found] = []
+    least, factor = settings.spike_min_errors, settings.spike_factor
+    for service, counts in windows.items():
+        if max(e for e, _ in counts.values()) < least:
+            continue
+        usual = median_with_zeros([float(e) for e, _ in counts.values()], len(counts))
+
+        def threshold(rate: float, lines: int, usual: float = usual) -> float:
+            return max(least, factor * max(rate * lines, usual))
+
+        robust = weighted_median_ratio(counts.values())
+        suspect = {w for w, (count, n) in counts.items() if count >= threshold(robust, n)}
+        rate = usual_ratio(counts, suspect)
+        flagged = []
+        for w, (count, n) in counts.items():
+            limit = threshold(rate, n)
+            if count >= limit:
+                flagged.append(Flagged(w, count, max(rate * n, usual), limit))
+        found += _window_anomalies(flagged, "service", service, "errors", settings)
+    return found
+
+
+def weighted_median_ratio(counts: Iterable[Sequence[int]]) -> float:
+    """The traffic-weighted median of errors / other lines over (errors, other lines) pairs: the
+    smallest ratio such that the pairs at or below it hold at least half of the other lines
+    (0 when there are none). Pairs without other lines weigh nothing."""
+    ratios = sorted((e / n, n) for e, n in counts if n)
+    total = sum(n for _, n in ratios)
+    below = 0
+    for ratio, n in ratios:
+        below += n
+        if 2 * below >= total:
+            return ratio
+    return 0.0
+
+
+def usual_ratio(counts: Mapping[int, Sequence[int]], suspect: Container[int]) -> float:
+    """Errors / other lines summed over the windows of ``counts`` (window -> (errors, other
+    lines)) that are not ``suspect``, less the tenth of all the windows (rounded up, never all
+    that are left) with most errors; ties drop the earlier window."""
+    rest = [w for w in counts if w not in suspect]
+    drop = min((len(counts) + 9) // 10, max(len(rest) - 1, 0))
+    kept = sorted(rest, key=lambda w: (-counts[w][0], w))[drop:]
+    kept_others = sum(counts[w][1] for w in kept)
+    return sum(counts[w][0] for w in kept) / kept_others if kept_others else 0.0
+
+
+def trim_count(windows: int) -> int:
+    """How many of ``windows`` the trim leaves out: a tenth, rounded up, but never all."""
+    return min((windows + 9) // 10, max(windows - 1, 0))
+
+
+class UserRate(NamedTuple):
+    share: float
+    """Share of all lines (the smaller of the plain trimmed one and the robust one)."""
+    usual: float
+    """Lines per window with traffic (likewise)."""
+
+
+NEIGHBOURS = 2
+"""Windows on each side of a window that a user's local mean there takes in."""
+
+
+class WindowTable:
+    """What every user's rates are computed against: the windows with traffic. Built once; the
+    neighbourhoods (``first``, ``end``: a pass over every window) only when a rate needs them."""
+
+    def __init__(self, lines: Mapping[int, int], all_lines: int, drop: int,
+                 order: Sequence[int]) -> None:
+        self.lines = lines
+        """window index -> all its lines."""
+        self.all_lines = all_lines
+        self.drop = drop
+        """How many windows the trim leaves out."""
+        self.order = order
+        """The windows, ascending."""
+
+    @functools.cached_property
+    def first(self) -> Sequence[int]:
+        """For each window of ``order``: the position of the first one at most NEIGHBOURS
+        before."""
+        return self._positions(lambda w: bisect_left(self.order, w - NEIGHBOURS))
+
+    @functools.cached_property
+    def end(self) -> Sequence[int]:
+        """... and the position after the last one at most NEIGHBOURS after."""
+        return self._positions(lambda w: bisect_right(self.order, w + NEIGHBOURS))
+
+    def _positions(self, where: Callable[[int], int]) -> Sequence[int]:
+        if isinstance(self.lines, WindowLines):
+            # Millions of windows: arrays of 8 bytes an entry, not lists of int objects.
+            positions = array("q", map(where, self.order))
+            self.lines.release()
+            return positions
+        return list(map(where, self.order))
+
+    @classmethod
+    def of(cls, window_lines: Mapping[int, int]) -> WindowTable:
+        order: Sequence[int]
+        if isinstance(window_lines, WindowLines):
+            order = window_lines.sorted_keys()
+        else:
+            order = sorted(window_lines)
+        total = sum(window_lines.values())
+        release(window_lines)
+        return cls(window_lines, total, trim_count(len(order)), order)
+
+
+def user_rates(
+    user_lines: Mapping[tuple[bytes, int], int],
+    window_lines: Mapping[int, int],
+    settings: Settings,
+    users: Iterable[bytes] | None = None,
+    seen_in: Mapping[bytes, int] | None = None,
+    table: Callable[[], WindowTable] | None = None,
+) -> dict[bytes, UserRate]:
+    """Share and usual rate (``user_rate``) of ``users`` (default all) seen in more windows
+    than a tenth.
+
+    Every window of such a user must be in ``user_lines``. A user seen in at most a tenth of the
+    windows has share and rate 0 (its every window is trimmed) and is left out. ``table``
+    gives ``WindowTable.of(window_lines)`` if the caller keeps one (it sorts every window),
+    asked only when some user needs it.
+    """
+    drop = trim_count(len(window_lines))
+    if seen_in is None:
+        seen_in = Counter(map(itemgetter(0), user_lines))
+    wanted = {u for u, n in seen_in.items() if n > drop}
+    if users is not None:
+        wanted.intersection_update(users)
+    if not wanted:
+        return {}
+    mine: dict[bytes, dict[int, int]] = defaultdict(dict)
+    theirs = map(wanted.__contains__, map(itemgetter(0), user_lines))
+    for (user, window), lines in compress(user_lines.items(), theirs):
+        mine[user][window] = lines
+    windows = WindowTable.of(window_lines) if table is None else table()
+    rates: dict[bytes, UserRate] = {}
+    for user, counts in mine.items():
+        rate = user_rate(counts, windows, settings)
+        if rate is not None:
+            rates[user] = rate
+    return rates
+
+
+def user_rate(counts: Mapping[int, int], table: WindowTable, settings: Settings) -> UserRate | None:
+    """A user's share and usual rate (see the module doc) from all its windows (window -> its
+    lines, each at least 1); None for a user seen in at most a tenth of the windows, whose
+    share and rate are 0. Neither is ever above the plain trimmed one."""
+    drop = table.drop
+    if len(counts) <= drop:
+        return None
+    ranked = sorted(counts, key=lambda w: (-counts[w], w))
+    plain = _kept_rate(counts, ranked[drop:], ranked[:drop], table)
+    suspect = suspect_windows(counts, ranked, table, settings)
+    if not suspect:
+        return plain
+    rest = [w for w in ranked if w not in suspect]
+    # The tenth of all the windows, never all that are left (of every window with traffic,
+    # the user's or not: those without it have no line and would be trimmed last).
+    windows = len(table.order)
+    drop = min((windows + 9) // 10, max(windows - len(suspect) - 1, 0))
+    if drop >= len(rest):
+        return UserRate(0.0, 0.0)  # no line of the user is left
+    robust = _kept_rate(counts, rest[drop:], [*suspect, *rest[:drop]], table)
+    return UserRate(min(plain.share, robust.share), min(plain.usual, robust.usual))
+
+
+def _kept_rate(
+    counts: Mapping[int, int], kept: list[int], left_out: list[int], table: WindowTable
+) -> UserRate:
+    """Share and rate over every window with traffic but ``left_out`` (windows of the user):
+    its lines in ``kept`` (the rest of its windows) / all lines there, and / those windows."""
+    kept_lines = sum(counts[w] for w in kept)
+    kept_total = table.all_lines - sum(table.lines[w] for w in left_out)
+    return UserRate(kept_lines / kept_total if kept_total else 0.0,
+                    kept_lines / (len(table.order) - len(left_out)))
+
+
+def suspect_windows(
+    counts: Mapping[int, int], ranked: list[int], table: WindowTable, settings: Settings
+) -> set[int]:
+    """The user's windows that a burst may hold: those flagged, in a run of ``burst_min_lines``
+    lines or more, under the robust first pass (its weighted median share, and its local median
+    as the usual rate). ``ranked``: its windows by lines, most first."""
+    least = settings.burst_min_lines
+    usual = local_median(counts, table)
+    # A share of 0 gives the lowest thresholds: without a long enough run under them, none.
+    lowest = max(1.0, settings.burst_factor * usual)
+    high = in_long_runs(sorted(compress(ranked, map(lowest.__le__, map(counts.__getitem__, ranked)))),
+                        counts, least)
+    if not high:
+        return set()
+    share = weighted_median_share(counts, table)
+    flagged = [w for w in high
+               if counts[w] >= _burst_limits(share, usual, counts[w], table.lines[w], settings)[1]]
+    return set(in_long_runs(flagged, counts, least))
+
+
+def local_median(counts: Mapping[int, int], table: WindowTable) -> float:
+    """The median, over every window with traffic, of the user's local mean there: its lines
+    in that window and the ``NEIGHBOURS`` windows on each side, / their number (2 * NEIGHBOURS
+    + 1, with traffic or not). A job that comes back every few windows has a local mean all
+    along; a burst of the same lines has one only around it."""
+    # Sums over runs of positions, from prefix sums: all in C, at every window.
+    prefix = [0, *accumulate(map(counts.get, table.order, repeat(0)))]
+    at = prefix.__getitem__
+    sums: list[int] = sorted(map(sub, map(at, table.end), map(at, table.first)))
+    if not sums:
+        return 0.0
+    width, mid = 2 * NEIGHBOURS + 1, len(sums) // 2
+    # As the median of the means (each sum / width), float for float.
+    if len(sums) % 2:
+        return sums[mid] / width
+    return (sums[mid - 1] / width + sums[mid] / width) / 2
+
+
+def in_long_runs(windows: list[int], counts: Mapping[int, int], least: int) -> list[int]:
+    """Those of ``windows`` (sorted) in a run of adjacent ones whose ``counts`` add up to at
+    least ``least``."""
+    # Where a run ends (the next window is not adjacent), found in C; then one step a run.
+    ends = [*compress(range(1, len(windows)), map(ne, map((1).__add__, windows), windows[1:])),
+            len(windows)]
+    out: list[int] = []
+    start = 0
+    for end in ends:
+        run = windows[start:end]
+        if sum(map(counts.__getitem__, run)) >= least:
+            out += run
+        start = end
+    return out
+
+
+def weighted_median_share(counts: Mapping[int, int], table: WindowTable) -> float:
+    """The traffic-weighted median of a user's share of each window's lines: the smallest share
+    (0 in the windows without the user) such that the windows where its share is at most that
+    hold at least half of everyone else's lines."""
+    lines = table.lines
+    others = table.all_lines - sum(counts.values())
+    below = table.all_lines - sum(lines[w] for w in counts)  # everyone's, where it has none
+    if len(counts) < len(table.order) and 2 * below >= others:
+        return 0.0
+    for share, theirs in sorted((n / lines[w], lines[w] - n) for w, n in counts.items()):
+        below += theirs
+        if 2 * below >= others:
+            return share
+    return 0.0  # not reached: at the last window below == others
+
+
+def busiest_share(p: Partial, settings: Settings) -> float:
+    """S, the busiest ordinary user's share of all lines (see the module doc)."""
+    return user_share(p.user_lines, p.window_lines, settings)
+
+
+def user_share(
+    user_lines: Mapping[tuple[bytes, int], int],
+    window_lines: Mapping[int, int],
+    settings: Settings,
+    seen_in: Mapping[bytes, int] | None = None,
+    table: Callable[[], WindowTable] | None = None,
+) -> float:
+    """The largest share among the users of ``user_lines`` (0 when there is none).
+
+    Every window of a user must be in ``user_lines``; the run's share is the largest over any
+    split of the users into groups.
+    """
+    rates = user_rates(user_lines, window_lines, settings, seen_in=seen_in, table=table)
+    return max((r.share for r in rates.values()), default=0.0)
+
+
+def _burst_limits(
+    share: float, usual: float, lines: int, window_total: int, settings: Settings
+) -> tuple[float, float]:
+    """(expected lines, threshold) of a user's window; both grow with ``share``."""
+    expected = max(min(share, MAX_SHARE) * (window_total - lines), usual)
+    return expected, max(1.0, settings.burst_factor * expected)
+
+
+def burst_cut(lines_there: int, fs: float) -> int:
+    """The fewest lines of one user that can be flagged in a window of ``lines_there`` lines,
+    whatever the user's usual rate, with ``fs`` = --burst-factor x the busiest share:
+    lines >= fs * (lines_there - lines), that is lines >= fs * lines_there / (1 + fs), lowered a
+    hair so that float rounding cannot drop a window the exact test keeps."""
+    return max(1, math.ceil(fs * lines_there / (1 + fs) * (1 - 1e-9)))
+
+
+BurstCandidate = tuple[bytes, int, int, float]
+"""(user, window index, lines, the user's usual rate) that may be a burst."""
+
+
+Entry = tuple[Key, int]
+"""((user, window index), lines)."""
+
+
+def long_runs(entries: Iterable[Entry], least: int) -> Iterator[list[Entry]]:
+    """Runs of adjacent windows of one user among ``entries`` (sorted by user, then window)
+    whose lines add up to at least ``least``."""
+    run: list[Entry] = []
+    total = 0
+    for entry in entries:
+        (user, window), lines = entry
+        if run and (window != run[-1][0][1] + 1 or user != run[-1][0][0]):
+            if total >= least:
+                yield run
+            run, total = [], 0
+        run.append(entry)
+        total += lines
+    if run and total >= least:
+        yield run
+
+
+def _linked(keys: list[Key]) -> Iterator[bool]:
+    """For each of ``keys`` (sorted), whether the window before or after it of the same user is
+    among them. Done in C, so that a crowd of scattered windows costs little."""
+    users = list(map(itemgetter(0), keys))
+    windows = list(map(itemgetter(1), keys))
+    # link i: keys i and i + 1 are adjacent windows of one user
+    links = list(map(and_, map(eq, users, users[1:]), map(eq, map((1).__add__, windows), windows[1:])))
+    del users, windows
+    return map(or_, chain([False], links), chain(links, [False]))
+
+
+def line_totals(user_lines: Mapping[Key, int]) -> Counter[bytes]:
+    """Lines per user, summed over its windows."""
+    totals = Counter(map(itemgetter(0), user_lines))
+    for (user, _), n in compress(user_lines.items(), map((1).__lt__, user_lines.values())):
+        totals[user] += n - 1
+    return totals
+
+
+def burst_candidates(
+    user_lines: Mapping[Key, int],
+    window_lines: Mapping[int, int],
+    share_floor: float,
+    settings: Settings,
+    totals: Mapping[bytes, int] | None = None,
+    table: Callable[[], WindowTable] | None = None,
+) -> list[BurstCandidate]:
+    """The windows that can be flagged in a reported run once the run's share is known to be at
+    least ``share_floor``: every window of each run of windows flagged under ``share_floor``
+    whose lines reach ``burst_min_lines``.
+
+    The threshold only grows with the share, so a run flagged under the run's share lies inside
+    one flagged under the floor, and has no more lines: filtering a group of users with the
+    group's own share (never above the run's) keeps every window of every reported run. What is
+    kept is bounded by those runs, however small the expectation (a share of 0 flags every
+    window), so a crowd of users with a few lines here and there leaves nothing.
+    Every window of a user must be in ``user_lines``; ``totals`` are the users' lines (computed
+    when not given).
+    """
+    least = settings.burst_min_lines
+    if totals is None:
+        totals = line_totals(user_lines)
+    heavy = set(compress(totals, map(least.__le__, totals.values())))
+    if not heavy:
+        return []
+    # Whatever its usual rate, a window is flagged only if lines >= f*s*(window - lines), that is
+    # lines >= f*s*window / (1 + f*s): a cut done in C over every entry, lowered a hair so that
+    # float rounding cannot drop a window the exact test below keeps.
+    fs = settings.burst_factor * min(share_floor, MAX_SHARE)
+    keys = user_lines.keys()
+    # Only the windows of these users: there may be far more windows in all than here.
+    needed = sorted(set(map(itemgetter(1), keys)))
+    lowest = {w: burst_cut(there, fs)
+              for w, there in zip(needed, lines_at(window_lines, needed), strict=True)}
+    del needed
+    high = list(compress(keys, map(le, map(lowest.__getitem__, map(itemgetter(1), keys)),
+                                   user_lines.values())))
+    possible = sorted(compress(high, map(heavy.__contains__, map(itemgetter(0), high))))
+    del high
+    # A window alone (no neighbour among them) is a run of its own: it needs `least` lines.
+    alone_enough = set(compress(keys, map(least.__le__, user_lines.values())))
+    worth = map(or_, _linked(possible), map(alone_enough.__contains__, possible))
+    entries = [(key, user_lines[key]) for key in compress(possible, worth)]
+    del possible
+    # Runs of those windows with enough lines, then the exact test with the usual rates of their
+    # users, then the runs again: a run of the exact test lies inside a run of the cut.
+    kept = [entry for run in long_runs(entries, least) for entry in run]
+    rates = user_rates(user_lines, window_lines, settings,
+                       users={user for (user, _), _ in kept}, table=table)
+    flagged: list[Entry] = []
+    for entry in kept:
+        (user, window), lines = entry
+        usual = rates[user].usual if user in rates else 0.0
+        if lines >= _burst_limits(share_floor, usual, lines, window_lines[window], settings)[1]:
+            flagged.append(entry)
+    return [
+        (user, window, lines, rates[user].usual if user in rates else 0.0)
+        for run in long_runs(flagged, least)
+        for (user, window), lines in run
+    ]
+
+
+def bursts(
+    candidates: Iterable[BurstCandidate],
+    share: float,
+    window_lines: Mapping[int, int],
+    settings: Settings,
+) -> list[Found]:
+    """user_burst anomalies among ``candidates`` under the run's busiest ``share``.
+
+    Every window of a user that can be flagged in a reported run must be among the candidates.
+    """
+    flagged: dict[bytes, list[Flagged]] = defaultdict(list)
+    for user, window, lines, usual in candidates:
+        expected, threshold = _burst_limits(share, usual, lines, window_lines[window], settings)
+        if lines >= threshold:
+            flagged[user].append(Flagged(window, lines, expected, threshold))
+    found: list[Found] = []
+    for user, items in flagged.items():
+        found += _window_anomalies(
+            items, "user", user, "lines", settings, least=settings.burst_min_lines
+        )
+    return found
+
+
+def detect_bursts(p: Partial, settings: Settings) -> list[Found]:
+    """user_burst anomalies, one per run of adjacent flagged windows of a user with enough lines."""
+    share = busiest_share(p, settings)
+    candidates = burst_candidates(p.user_lines, p.window_lines, share, settings)
+    return bursts(candidates, share, p.window_lines, settings)

@@ -1,0 +1,1 @@
+"""Executors: what runs the map and digest tasks (this process, local worker processes)."""

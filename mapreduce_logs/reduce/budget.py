@@ -1,0 +1,86 @@
+"""The memory budget: how ``--memory-mb`` is shared between processes, chunks and the reducer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..settings import Settings
+
+MB = 1_000_000
+
+PROCESS_BYTES = 25 * MB
+"""The parent: interpreter, modules, the memory sampler, the small totals."""
+WORKER_BYTES = 24 * MB
+"""A worker: its share of the interpreter, its 1 MiB read blocks and the lists made from them."""
+CHUNK_GROWTH = 16
+"""Most bytes a chunk's Partial takes per input byte, its pickle included. Measured worst case:
+every line a new unknown level token (lines full of new users take 6 to 9, typical logs 3)."""
+ENTRY_BYTES = 240
+"""One (subject, window) entry in the reducer's dicts: key tuple, bytes, int, dict slot."""
+DIGEST_ENTRY_BYTES = 400
+"""One entry while its partition is digested: the summed dict, totals, shares, candidates."""
+HEADROOM = 0.15
+"""Left free: transient peaks between samples, and freed memory a process does not give back."""
+GZIP_GROWTH = 8
+"""Guess of uncompressed bytes per compressed byte, only to size the first spill partitions."""
+@dataclass(frozen=True)
+class Budget:
+    """How a run fits its memory budget."""
+
+    chunk_size: int
+    """Split size: ``--chunk-size`` or less, so that every chunk in flight fits."""
+    spill_entries: int
+    """(subject, window) entries the reducer holds in memory before it spills them."""
+    partition_entries: int
+    """Entries a spilled partition may have to be digested in memory; bigger ones are split."""
+
+
+def plan(
+    settings: Settings, workers: int, in_flight: int, task_bytes: int | None = None
+) -> Budget:
+    """Share ``settings.memory_mb`` out between processes, chunks in flight and the reducer.
+
+    After a fixed part per process and HEADROOM, 40% goes to chunks (each split in flight can
+    be CHUNK_GROWTH times its size, once in a worker and once in the parent) and, once the
+    chunks are done, to the partitions being digested (one per worker at a time); 45% goes to
+    the reducer's counters, which are spilled past it.
+
+    ``task_bytes`` is given when the workers are not this machine's processes (a cluster): the
+    memory one task may use there. The budget then counts no local worker but the cluster's
+    client, ``in_flight`` chunks held here, and sizes chunks and partitions to TASK_SHARE of
+    ``task_bytes`` as well.
+    """
+    local = 0 if task_bytes is not None else workers
+    free = settings.memory_mb * MB * (1 - HEADROOM) - PROCESS_BYTES - local * WORKER_BYTES
+    if task_bytes is not None:
+        free -= CLIENT_BYTES
+    free = max(free, 8 * MB)
+    chunks = 0.40 * free
+    chunk_size = int(chunks / (CHUNK_GROWTH * (local + in_flight)))
+    partition_entries = int(chunks / (max(1, local) * DIGEST_ENTRY_BYTES))
+    if task_bytes is not None:
+        chunk_size = min(chunk_size, int(TASK_SHARE * task_bytes / CHUNK_GROWTH))
+        partition_entries = min(partition_entries,
+                                int(TASK_SHARE * task_bytes / DIGEST_ENTRY_BYTES))
+    return Budget(
+        chunk_size=max(1, min(settings.chunk_size, chunk_size)),
+        spill_entries=max(1, int(0.45 * free / ENTRY_BYTES)),
+        partition_entries=max(1, partition_entries),
+    )
+
+
+CLIENT_BYTES = 35 * MB
+"""A cluster's client in this process: its modules, event loop thread and connections (33 MB
+of PSS measured, connected to a scheduler with one worker)."""
+TASK_SHARE = 0.5
+"""Of the memory a cluster worker gives a task: the rest is for the results it holds until they
+are fetched, and for the worker's own bookkeeping."""
+
+
+def workers_within(settings: Settings) -> int:
+    """The most worker processes ``settings.memory_mb`` holds, each with as much room again for
+    its work as its fixed part; at least one. More workers than this would eat the budget."""
+    room = settings.memory_mb * MB * (1 - HEADROOM) - PROCESS_BYTES
+    return max(1, int(room / (2 * WORKER_BYTES)))
+
+

@@ -1,0 +1,1 @@
+"""The outputs: the JSON documents, atomic writes, the run figures."""
