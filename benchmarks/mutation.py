@@ -53,17 +53,17 @@ MODULES: dict[str, tuple[str, ...]] = {
 snippet is looked for in these files, and must be found in exactly one place."""
 
 TESTS: dict[str, tuple[str, ...]] = {
-    "parse": ("test_parse.py", "test_scan.py"),
-    "fast": ("test_scan.py", "test_parse.py"),
-    "split": ("test_split.py",),
-    "partial": ("test_partial.py", "test_scan.py"),
-    "scan": ("test_scan.py", "test_partial.py"),
-    "anomalies": ("test_anomalies.py", "test_heavy.py"),
-    "heavy": ("test_heavy.py", "test_anomalies.py"),
-    "spill": ("test_report.py", "test_spill.py"),
-    "report": ("test_report.py", "test_cli.py"),
-    "watch": ("test_watch_timing.py",),
-    "cli": ("test_cli.py",),
+    "parse": ("ingest/test_parse.py", "ingest/test_scan.py"),
+    "fast": ("ingest/test_scan.py", "ingest/test_parse.py"),
+    "split": ("ingest/test_split.py",),
+    "partial": ("model/test_partial.py", "ingest/test_scan.py"),
+    "scan": ("ingest/test_scan.py", "model/test_partial.py"),
+    "anomalies": ("detect/test_anomalies.py", "detect/test_heavy.py"),
+    "heavy": ("detect/test_heavy.py", "detect/test_anomalies.py"),
+    "spill": ("report/test_report.py", "reduce/test_spill.py"),
+    "report": ("report/test_report.py", "cli/test_cli.py"),
+    "watch": ("watch/test_watch_timing.py",),
+    "cli": ("cli/test_cli.py",),
 }
 """The fast part of the suite each module's mutants run against (its own tests first)."""
 

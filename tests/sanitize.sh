@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The compiled kernel built with AddressSanitizer and UndefinedBehaviorSanitizer, in a temporary
-# copy of the package, running the differential tests (tests/test_kernel.py) and a short fuzz
+# copy of the package, running the differential tests (tests/ingest/test_kernel.py) and a short fuzz
 # run. Any out-of-bounds read or write, use after free or undefined behaviour stops it with a
 # report. Needs gcc or clang with their sanitizer runtimes. Extra arguments go to pytest.
 set -euo pipefail
@@ -33,5 +33,5 @@ case "$loaded" in
     "$work"/*) ;;
     *) echo "sanitize: loaded $loaded, not the sanitized build" >&2; exit 1 ;;
 esac
-"$python" -m pytest tests/test_kernel.py -q -p no:cacheprovider "$@"
+"$python" -m pytest tests/ingest/test_kernel.py -q -p no:cacheprovider "$@"
 "$python" -m benchmarks.fuzz_kernel --seconds "${FUZZ_SECONDS:-20}" --no-record

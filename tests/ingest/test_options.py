@@ -35,7 +35,7 @@ from mapreduce_logs import (
 from mapreduce_logs.cli import main
 from mapreduce_logs.ingest import split, zones
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ZONES = sorted(zoneinfo.available_timezones())
 NS = 1_000_000_000
 UTC = datetime.UTC

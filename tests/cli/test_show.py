@@ -14,7 +14,7 @@ import pytest
 from mapreduce_logs.cli import main
 from mapreduce_logs.cli.show import Outputs, cells, fit, render
 
-SHIPPED = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "data")
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ from mapreduce_logs.watch.toplist import TopList
 SETTINGS = Settings(workers=1)
 SETTLE = 5.0
 OUTPUTS = ("summary.json", "anomalies.json")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 @contextlib.contextmanager
 def crashing(point: str, error: BaseException) -> Iterator[None]:

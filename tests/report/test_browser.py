@@ -23,7 +23,7 @@ import pytest
 
 from mapreduce_logs.cli import main
 
-SHIPPED = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "data")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--hide-scrollbars", "--mute-audio"]

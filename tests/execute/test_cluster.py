@@ -45,7 +45,7 @@ from mapreduce_logs.execute.cluster import DaskExecutor
 from mapreduce_logs.reduce import budget, tasks
 from mapreduce_logs.reduce.reducer import Reducer
 
-DATA = str(Path(__file__).parent.parent / "data" / "input.txt")
+DATA = str(Path(__file__).parent.parent.parent / "data" / "input.txt")
 DEADLINE = 60.0
 
 
@@ -352,7 +352,7 @@ def test_real_scheduler_and_worker_commands(tmp_path: Path) -> None:
             started([dask, "worker", address, "--nworkers", "1", "--nthreads", "2",
                      "--memory-limit", "1GB", "--no-dashboard", "--host", "127.0.0.1"],
                     tmp_path / "worker.log"):
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent.parent)}
         done = subprocess.run(
             [sys.executable, "-m", "mapreduce_logs", "run", DATA, "--out", str(tmp_path / "dask"),
              "--scheduler", address, "--chunk-size", "50000", "--memory-mb", "150", "--quiet"],

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from mapreduce_logs import Malformed, Record, parse_line, parse_timestamp
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "lines.json")
+FIXTURE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "lines.json")
 EPOCH = dt.datetime(1970, 1, 1)
 
 

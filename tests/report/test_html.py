@@ -32,7 +32,7 @@ from mapreduce_logs.report.html import (
 from mapreduce_logs.report.timeline import MAX_POINTS, dense_part, markers, points
 from mapreduce_logs.settings import Settings
 
-SHIPPED = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "data")
 ERRORS = ("ERROR", "CRITICAL", "FATAL")
 
 

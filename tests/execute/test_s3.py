@@ -22,7 +22,7 @@ from mapreduce_logs import discover
 from mapreduce_logs.cli import main
 from mapreduce_logs.ingest import storage
 
-DATA = Path(__file__).parent.parent / "data" / "input.txt"
+DATA = Path(__file__).parent.parent.parent / "data" / "input.txt"
 BUCKET = "logs-bucket"
 
 
