@@ -103,6 +103,13 @@ def _unknown_examples(token: bytes, segment: Segment) -> list[Example]:
     return segment.unknown_examples.get(token, [])
 
 
+_PER_FILE: list[tuple[str, Callable[[Segment], int], Callable[[Segment], list[Example]]]] = [
+    ("time_went_backwards", lambda seg: seg.backwards, lambda seg: seg.backwards_examples),
+    ("future_timestamp", lambda seg: seg.future, lambda seg: seg.future_examples),
+]
+"""The anomalies counted per file: kind, a segment's count of it, its examples."""
+
+
 def build_anomalies(p: Partial, settings: Settings) -> dict[str, Any]:
     """The anomalies.json document: anomalies sorted by type, time and subject, then counts."""
     placed = _placed(p)
@@ -127,22 +134,15 @@ def build_anomalies(p: Partial, settings: Settings) -> dict[str, Any]:
         }))
     for source, segments in placed.items():
         only = {source: segments}
-        backwards = sum(seg.backwards for _, seg in segments)
-        if backwards:
-            add("time_went_backwards", Found(0, os.fsencode(source[0]), {
-                "severity": severity_for_count(backwards, p.lines),
-                "file": shown(source[0]),
-                "count": backwards,
-                "examples": _examples(only, lambda seg: seg.backwards_examples),
-            }))
-        future = sum(seg.future for _, seg in segments)
-        if future:
-            add("future_timestamp", Found(0, os.fsencode(source[0]), {
-                "severity": severity_for_count(future, p.lines),
-                "file": shown(source[0]),
-                "count": future,
-                "examples": _examples(only, lambda seg: seg.future_examples),
-            }))
+        for kind, count_of, examples_of in _PER_FILE:
+            count = sum(count_of(seg) for _, seg in segments)
+            if count:
+                add(kind, Found(0, os.fsencode(source[0]), {
+                    "severity": severity_for_count(count, p.lines),
+                    "file": shown(source[0]),
+                    "count": count,
+                    "examples": _examples(only, examples_of),
+                }))
     if p.digest is not None:
         p.digest.check(settings)
         spikes, bursts = p.digest.spikes, p.digest.bursts

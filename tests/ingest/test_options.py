@@ -292,8 +292,11 @@ def test_since_until_equal_oracle(lines: list[bytes], tz: str, picks: tuple[int,
     given in UTC, as local wall times or as dates, with and without --tz; lines outside count
     only in lines and outside, and are not there for the clock checks."""
     instants = [*_valid_instants(lines), RANGE_SECONDS[2] * NS, RANGE_SECONDS[5] * NS]
-    low, high = sorted((instants[picks[0] % len(instants)] + edges[0],
-                        instants[picks[1] % len(instants)] + edges[1]))
+    # One nanosecond either side of a line, but inside years 1-9999: a TIME outside them does
+    # not parse (a usage error, tested below).
+    first, last = reference.FIRST_SECOND * NS, reference.AFTER_LAST_SECOND * NS - 1
+    low, high = sorted(min(max(instants[pick % len(instants)] + edge, first), last)
+                       for pick, edge in zip(picks, edges, strict=True))
     since, until = _wall_text(low, tz, forms[0]), _wall_text(high, tz, forms[1])
     if open_end == "since":
         since = None
@@ -481,6 +484,8 @@ def test_an_empty_stdin_is_one_file_of_no_lines(tmp_path: Any) -> None:
     ["run", "-", "--since", "2025-02-30"],
     ["run", "-", "--until", "2025-07-22T24:00:00"],
     ["run", "-", "--until", "2025-07-22T12:00:00.1234567890Z"],
+    ["run", "-", "--since", "0000-12-31T23:59:59.999999999Z"],
+    ["run", "-", "--until", "10000-01-01"],
     ["run", "-", "--since", "2025-07-22", "--until", "2025-07-22"],
     ["run", "-", "--since", "2025-07-23", "--until", "2025-07-22T23:59:59.999999999"],
     ["run", "-", "--since", "2025-03-09T02:00:00", "--until", "2025-03-09T03:00:00",
