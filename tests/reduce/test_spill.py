@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import strategies
 from hypothesis import given, settings
@@ -468,11 +469,16 @@ def test_spill_folder_removed_when_the_command_is_stopped(tmp_path: Path, sig: i
             assert proc.poll() is None, "finished before spilling"
             assert time.monotonic() < deadline, "never spilled"
             time.sleep(0.005)
+        workers = psutil.Process(proc.pid).children(recursive=True)
         if sig in (signal.SIGINT, signal.SIGKILL):
             os.killpg(proc.pid, sig)
         else:
             proc.send_signal(sig)
         status = proc.wait(timeout=30)
+        # The workers hold the folder's lock too (inherited): a run started before they are
+        # gone rightly leaves the folder alone.
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
