@@ -282,27 +282,27 @@ class Page:
                f"<tr><th scope=\"row\">Last line</th><td><time>{last}</time></td></tr>",
                f"<tr><th scope=\"row\">Time zone of the hours</th><td>{text(s.get('time_zone', 'UTC'))}</td></tr>",
                "<tr><th scope=\"row\">Everything else</th><td>UTC</td></tr></tbody></table>")
-        inputs = self.data.inputs
-        if inputs:
-            shown = inputs[: self.limits.inputs]
-            self.w("<div class=\"scroll\"><table><caption>",
-                   f"Inputs: {self.count_note(len(shown), len(inputs), 'file')}</caption>",
-                   "<thead><tr><th scope=\"col\">File</th><th scope=\"col\" class=\"n\">Bytes read</th>",
-                   "</tr></thead><tbody>")
-            for path, size in shown:
-                self.w(f"<tr><td class=\"name\">{self.name(path)}</td><td class=\"n\">{number(size)}</td></tr>")
-            self.w("</tbody></table></div>")
+        self.file_table("Inputs", "<th scope=\"col\" class=\"n\">Bytes read</th>",
+                        [(path, f"<td class=\"n\">{number(size)}</td>")
+                         for path, size in self.data.inputs[: self.limits.inputs]],
+                        len(self.data.inputs))
         failures = list(self.data.failures.items())
-        if failures:
-            shown_failures = failures[: self.limits.inputs]
-            self.w("<div class=\"scroll\"><table><caption>",
-                   f"Could not be read: {self.count_note(len(shown_failures), len(failures), 'file')}",
-                   "</caption><thead><tr><th scope=\"col\">File</th><th scope=\"col\">Why</th></tr>",
-                   "</thead><tbody>")
-            for path, why in shown_failures:
-                self.w(f"<tr><td class=\"name\">{self.name(path)}</td><td>{self.name(why)}</td></tr>")
-            self.w("</tbody></table></div>")
+        self.file_table("Could not be read", "<th scope=\"col\">Why</th>",
+                        [(path, f"<td>{self.name(why)}</td>")
+                         for path, why in failures[: self.limits.inputs]],
+                        len(failures))
         self.w("</section>\n")
+
+    def file_table(self, caption: str, head: str, rows: list[tuple[str, str]], total: int) -> None:
+        """A table of files (the first ``rows`` of ``total``): each path, then its cell."""
+        if not total:
+            return
+        self.w("<div class=\"scroll\"><table><caption>",
+               f"{caption}: {self.count_note(len(rows), total, 'file')}</caption>",
+               f"<thead><tr><th scope=\"col\">File</th>{head}</tr></thead><tbody>")
+        for path, cell in rows:
+            self.w(f"<tr><td class=\"name\">{self.name(path)}</td>{cell}</tr>")
+        self.w("</tbody></table></div>")
 
     def count_note(self, shown: int, total: int, thing: str) -> str:
         plural = "" if total == 1 else "s"

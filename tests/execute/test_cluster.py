@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -216,6 +216,14 @@ def test_worker_killed_mid_task_costs_a_retry(tmp_path: Path, cluster: LocalClus
     barrier.mkdir()
     knobs = Settings(chunk_size=20_000)
     dask.client.run(_install_barrier, str(barrier), 100_000)
+    _kill_at_barrier_and_compare(tmp_path, barrier, knobs, cluster, dask, _uninstall)
+
+
+def _kill_at_barrier_and_compare(tmp_path: Path, barrier: Path, knobs: Settings,
+                                 cluster: LocalCluster, dask: DaskExecutor,
+                                 uninstall: Callable[..., None], *args: str) -> None:
+    """Run the shipped data on the cluster in a thread, SIGKILL the worker that reaches the
+    barrier, let the others go on: the outputs must be a local run's."""
     result: dict[str, Any] = {}
 
     def work() -> None:
@@ -232,7 +240,7 @@ def test_worker_killed_mid_task_costs_a_retry(tmp_path: Path, cluster: LocalClus
     finally:
         (barrier / "release").touch()
         thread.join(DEADLINE)
-        dask.client.run(_uninstall)
+        dask.client.run(uninstall, *args)
     assert not thread.is_alive()
     assert "error" not in result, result.get("error")
     assert documents(result["partial"], knobs) == local_documents([DATA], knobs)
@@ -526,25 +534,6 @@ def test_worker_killed_after_writing_to_the_spill_folder(
     barrier.mkdir()
     knobs = Settings(chunk_size=20_000)
     dask.client.run(_install_after, str(barrier), module, name)
-    result: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            result["partial"] = run_files([DATA], knobs, dask, spill_dir=str(tmp_path))
-        except BaseException as err:  # noqa: BLE001 - handed to the test thread
-            result["error"] = err
-
     with mock.patch.object(pipeline, "plan", _budget_that_spills(pipeline.plan)):
-        thread = threading.Thread(target=work)
-        thread.start()
-        try:
-            pid = int(_wait_for(barrier / "started"))
-            os.kill(pid, signal.SIGKILL)
-        finally:
-            (barrier / "release").touch()
-            thread.join(DEADLINE)
-            dask.client.run(_uninstall_after, module, name)
-    assert not thread.is_alive()
-    assert "error" not in result, result.get("error")
-    assert documents(result["partial"], knobs) == local_documents([DATA], knobs)
-    cluster.wait_for_workers(2, timeout=DEADLINE)
+        _kill_at_barrier_and_compare(tmp_path, barrier, knobs, cluster, dask,
+                                     _uninstall_after, module, name)
