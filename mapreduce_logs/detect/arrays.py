@@ -12,8 +12,11 @@ and the reference, with every subject forced through here).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import itertools
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -41,8 +44,130 @@ Bools = npt.NDArray[np.bool_]
 
 
 @dataclass
+class Columns:
+    """Tables of (subject, window) counts as arrays, tables in the order of ``Tables``: the
+    subjects' ``names`` once, then per table (subject index into ``names``, window, count) of
+    its entries, by subject then window, each (subject, window) once when ``summed``."""
+
+    names: list[bytes]
+    tables: list[tuple[Ints, Ints, Ints]]
+
+    def entries(self) -> int:
+        return sum(len(t[0]) for t in self.tables)
+
+    def users(self) -> Users:
+        """The first table (user lines) as ``Users``."""
+        return Users(self.names, *self.tables[0])
+
+    def as_dict(self, table: int) -> dict[tuple[bytes, int], int]:
+        """One table as a dict (subject, window) -> count."""
+        subjects, windows, counts = self.tables[table]
+        names = self.names
+        keys = zip([names[i] for i in subjects.tolist()], windows.tolist(), strict=True)
+        return dict(zip(keys, counts.tolist(), strict=True))
+
+    @classmethod
+    def of(cls, tables: Iterable[Mapping[tuple[bytes, int], int]], summed: bool = True) -> Columns:
+        """Dicts (subject, window) -> count as columns, read in C; sorted if ``summed``."""
+        tables = list(tables)
+        # One pass: each subject's first entry (counted across the tables) by subject, in
+        # order of first entry; then each entry's subject numbered by that order.
+        first: dict[bytes, int] = {}
+        where = itertools.count()
+        seen = [np.fromiter(map(first.setdefault, map(itemgetter(0), table), where), np.int64,
+                            len(table)) for table in tables]
+        firsts = np.fromiter(first.values(), np.int64, len(first))
+        columns = []
+        for table, subjects in zip(tables, seen, strict=True):
+            n = len(table)
+            columns.append((np.searchsorted(firsts, subjects),
+                            np.fromiter(map(itemgetter(1), table), np.int64, n),
+                            np.fromiter(table.values(), np.int64, n)))
+        out = cls(list(first), columns)
+        return out.summed() if summed else out
+
+    def narrowed(self) -> Columns:
+        """The same with each array in the narrowest integer type that holds it (for disk)."""
+        return Columns(self.names, [tuple(_narrow(a) for a in table)  # type: ignore[misc]
+                                    for table in self.tables])
+
+    @classmethod
+    def gather(cls, pieces: Iterable[Columns]) -> Columns:
+        """The sum of ``pieces`` (which may share subjects and windows)."""
+        pieces = list(pieces)
+        names = list(dict.fromkeys(itertools.chain.from_iterable(p.names for p in pieces)))
+        index = dict(zip(names, itertools.count()))
+        width = max((len(p.tables) for p in pieces), default=0)
+        parts: list[list[list[Ints]]] = [[[], [], []] for _ in range(width)]
+        while pieces:
+            piece = pieces.pop(0)  # let go of each piece once read
+            mapped = np.fromiter(map(index.__getitem__, piece.names), np.int64, len(piece.names))
+            for columns, (subjects, windows, counts) in zip(parts, piece.tables, strict=False):
+                columns[0].append(mapped[subjects])
+                columns[1].append(windows)
+                columns[2].append(counts)
+        return cls(names, [(_joined(s), _joined(w), _joined(c)) for s, w, c in parts]).summed()
+
+    def summed(self) -> Columns:
+        """Sorted by subject then window, counts of the same (subject, window) added up."""
+        return Columns(self.names, [_sum_pairs(*table) for table in self.tables])
+
+    def routed(self, parts: int, divisor: int) -> Iterator[tuple[int, Columns]]:
+        """(partition, its entries) for each partition with entries: digit ``(crc32(subject)
+        // divisor) % parts``, one crc32 per subject."""
+        crc = np.fromiter(map(zlib.crc32, self.names), np.int64, len(self.names))
+        part = _narrow(crc // divisor % parts)  # small integers sort in linear time
+        del crc
+        by_part = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[by_part], np.arange(parts + 1))
+        local = np.empty(len(part), dtype=np.int64)  # a subject's index within its partition
+        local[by_part] = np.arange(len(part)) - np.repeat(bounds[:-1], np.diff(bounds))
+        local = _narrow(local)
+        split = []
+        for subjects, windows, counts in self.tables:
+            mine = part[subjects]
+            order = np.argsort(mine, kind="stable")
+            split.append((np.searchsorted(mine[order], np.arange(parts + 1)),
+                          local[subjects[order]], windows[order], counts[order]))
+            del mine, order
+        names = list(map(self.names.__getitem__, by_part.tolist()))
+        for i in np.flatnonzero(np.diff(bounds)).tolist():
+            yield i, Columns(names[bounds[i] : bounds[i + 1]],
+                             [(s[e[i] : e[i + 1]], w[e[i] : e[i + 1]], c[e[i] : e[i + 1]])
+                              for e, s, w, c in split])
+
+
+def _narrow(a: Ints) -> Any:
+    if not len(a):
+        return a
+    low, high = int(a.min()), int(a.max())
+    for kind in (np.uint8, np.uint16, np.int32, np.uint32):
+        info = np.iinfo(kind)
+        if info.min <= low and high <= info.max:
+            return a.astype(kind)
+    return a
+
+
+def _sum_pairs(subjects: Ints, windows: Ints, counts: Ints) -> tuple[Ints, Ints, Ints]:
+    """Entries sorted by subject then window, the counts of equal pairs added up."""
+    if not len(subjects):
+        return subjects, windows, counts
+    order = np.lexsort((windows, subjects))
+    subjects, windows, counts = subjects[order], windows[order], counts[order]
+    del order
+    new = np.empty(len(subjects), dtype=bool)
+    new[0] = True
+    np.not_equal(subjects[1:], subjects[:-1], out=new[1:])
+    new[1:] |= windows[1:] != windows[:-1]
+    if new.all():
+        return subjects, windows, counts
+    starts = np.flatnonzero(new)
+    return subjects[starts], windows[starts], np.add.reduceat(counts, starts)
+
+
+@dataclass
 class Subject:
-    """One subject's windows (ascending, distinct) and counts, per table of ``spill.Tables``
+    """One subject's windows (ascending, distinct) and counts, per table of ``Tables``
     (user lines, service errors, service other lines); a table it is absent from is empty."""
 
     name: bytes
@@ -50,22 +175,10 @@ class Subject:
     counts: list[Ints]
 
     @classmethod
-    def read(cls, records: Iterable[tuple[int, list[tuple[tuple[bytes, int], int]]]]) -> Subject:
-        """From spill records (table, [((subject, window), count), ...]) of one subject."""
-        name = b""
-        windows: list[list[Ints]] = [[], [], []]
-        counts: list[list[Ints]] = [[], [], []]
-        for table, items in records:
-            if items:
-                name = items[0][0][0]
-                windows[table].append(np.fromiter((key[1] for key, _ in items), np.int64, len(items)))
-                counts[table].append(np.fromiter((n for _, n in items), np.int64, len(items)))
-        subject = cls(name, [], [])
-        for w, c in zip(windows, counts, strict=True):
-            ws, cs = _summed(_joined(w), _joined(c))
-            subject.windows.append(ws)
-            subject.counts.append(cs)
-        return subject
+    def of(cls, columns: Columns) -> Subject:
+        """The one subject of ``columns`` (summed)."""
+        return cls(columns.names[0] if columns.names else b"",
+                   [w for _, w, _ in columns.tables], [c for _, _, c in columns.tables])
 
 
 def user(name: bytes, windows: Any, counts: Any) -> Subject:
@@ -92,21 +205,6 @@ def _joined(pieces: list[Ints]) -> Ints:
         out[at : at + len(piece)] = piece
         at += len(piece)
     return out
-
-
-def _summed(windows: Ints, counts: Ints) -> tuple[Ints, Ints]:
-    """Counts of equal windows added up, windows ascending."""
-    if not len(windows):
-        return windows, counts
-    if len(windows) > 1 and not (windows[1:] > windows[:-1]).all():
-        order = np.argsort(windows, kind="stable")
-        windows = windows[order]
-        counts = counts[order]
-        del order
-    starts = np.flatnonzero(np.diff(windows, prepend=windows[0] - 1))
-    if len(starts) == len(windows):
-        return windows, counts
-    return windows[starts], np.add.reduceat(counts, starts)
 
 
 # --- error_spike: rules.spikes for one service --------------------------------------------
@@ -258,91 +356,211 @@ def _ints(seq: Any) -> Ints:
 def user_rate(subject: Subject, table: Table, settings: Settings) -> UserRate | None:
     """``rules.user_rate`` of this one user."""
     w, c = subject.windows[0], subject.counts[0]
-    drop = table.drop
-    if len(w) <= drop:
+    if len(w) <= table.drop:
         return None
+    rates = user_rates(Users([subject.name], np.zeros(len(w), dtype=np.int64), w, c), table,
+                       settings)
+    return UserRate(float(rates.share[0]), float(rates.usual[0]))
+
+
+@dataclass
+class Users:
+    """The windows of many users: entries by user (``user``: an index into ``names``), then
+    window ascending, distinct; every user listed has one at least."""
+
+    names: Sequence[bytes]
+    user: Ints
+    windows: Ints
+    counts: Ints
+
+    def segments(self) -> tuple[Ints, Ints]:
+        """(where each user's entries start, how many it has), users in entry order."""
+        return _segments(self.user)
+
+
+def _segments(user: Ints) -> tuple[Ints, Ints]:
+    if not len(user):
+        return user[:0], user[:0]
+    starts = np.flatnonzero(np.diff(user, prepend=user[0] - 1))
+    return starts, np.diff(starts, append=len(user))
+
+
+@dataclass
+class Rates:
+    """``rules.user_rate`` of many users: those seen in more windows than a tenth (``user``:
+    indexes into the names, ascending), with their share and usual rate."""
+
+    user: Ints
+    share: Floats
+    usual: Floats
+
+    def usual_of(self, users: Ints) -> Floats:
+        """The usual rate of each of ``users`` (indexes), 0 for one without a rate."""
+        if not len(self.user):
+            return np.zeros(len(users))
+        at = np.minimum(np.searchsorted(self.user, users), len(self.user) - 1)
+        return np.where(self.user[at] == users, self.usual[at], 0.0)
+
+
+def user_rates(users: Users, table: Table, settings: Settings) -> Rates:
+    """``rules.user_rate`` of every user seen in more windows than a tenth, all at once: the
+    same integer sums, then the same float operations in the same order, user by user."""
+    drop, windows = table.drop, len(table.order)
+    starts, lengths = users.segments()
+    wanted = lengths > drop
+    if not wanted.all():
+        keep = np.repeat(wanted, lengths)
+        users = Users(users.names, users.user[keep], users.windows[keep], users.counts[keep])
+        del keep
+        starts, lengths = users.segments()
+    who = users.user[starts]
+    if not len(who):
+        return Rates(who, np.zeros(0), np.zeros(0))
+    w, c = users.windows, users.counts
+    seg = np.repeat(np.arange(len(starts)), lengths)  # each entry's user, 0 to m - 1
     pos, lines = table.find(w)
-    ranked = np.argsort(-c, kind="stable")  # lines descending, then window ascending
-    plain = _kept_rate(c, lines, ranked[:drop], table)
-    del ranked  # made again if needed: one array less while the suspects are sought
-    suspect = _suspect(w, c, pos, lines, table, settings)
-    if not len(suspect):
-        return plain
+    totals = np.add.reduceat(c, starts)
+    # Plain: every window but the user's ``drop`` busiest (lines descending, then window).
+    ranked = np.lexsort((w, -c, seg))
+    trimmed = np.arange(len(c)) - np.repeat(starts, lengths) < drop
+    share, usual = _kept_rates(totals, _sums(c[ranked], trimmed, starts),
+                               _sums(lines[ranked], trimmed, starts),
+                               np.full(len(starts), drop), table)
+    suspect = _suspects(seg, w, c, pos, lines, starts, lengths, table, settings)
     del pos
-    ranked = np.argsort(-c, kind="stable")
-    is_suspect = np.zeros(len(w), dtype=bool)
-    is_suspect[suspect] = True
-    rest = ranked[~is_suspect[ranked]]
-    windows = len(table.order)
-    drop = min((windows + 9) // 10, max(windows - len(suspect) - 1, 0))
-    if drop >= len(rest):
-        return UserRate(0.0, 0.0)
-    robust = _kept_rate(c, lines, np.concatenate([suspect, rest[:drop]]), table)
-    return UserRate(min(plain.share, robust.share), min(plain.usual, robust.usual))
+    if len(suspect):
+        # Robust: every window but the suspect ones and the tenth of all the windows (never
+        # all that are left) with most lines among the rest.
+        is_suspect = np.zeros(len(c), dtype=bool)
+        is_suspect[suspect] = True
+        suspects = np.bincount(seg[suspect], minlength=len(starts))
+        has = suspects > 0
+        drops = np.minimum((windows + 9) // 10, np.maximum(windows - suspects - 1, 0))
+        rest_ranked = ~is_suspect[ranked]
+        # the position of each ranked entry among its user's rest, in rank order
+        among = np.cumsum(rest_ranked)
+        among -= np.repeat(among[starts] - rest_ranked[starts], lengths) + 1
+        left = is_suspect[ranked] | (rest_ranked & (among < np.repeat(drops, lengths)))
+        r_share, r_usual = _kept_rates(totals, _sums(c[ranked], left, starts),
+                                       _sums(lines[ranked], left, starts), suspects + drops,
+                                       table)
+        nothing_left = drops >= lengths - suspects
+        r_share[nothing_left] = 0.0
+        r_usual[nothing_left] = 0.0
+        share = np.where(has, np.minimum(share, r_share), share)
+        usual = np.where(has, np.minimum(usual, r_usual), usual)
+    return Rates(who, share, usual)
 
 
-def _kept_rate(c: Ints, lines: Ints, left_out: Ints, table: Table) -> UserRate:
-    """``rules._kept_rate``, where kept is every window of the user but ``left_out``."""
-    kept_lines = int(c.sum()) - int(c[left_out].sum())
-    kept_total = table.all_lines - int(lines[left_out].sum())
-    return UserRate(kept_lines / kept_total if kept_total else 0.0,
-                    kept_lines / (len(table.order) - len(left_out)))
+def _sums(values: Ints, chosen: Bools, starts: Ints) -> Ints:
+    """Per user (entries from ``starts``), the sum of ``values`` where ``chosen``."""
+    return np.add.reduceat(np.where(chosen, values, 0), starts)
 
 
-def _suspect(w: Ints, c: Ints, pos: Ints, lines: Ints, table: Table,
-             settings: Settings) -> Ints:
-    """``rules.suspect_windows`` as indexes into ``w``."""
+def _kept_rates(totals: Ints, left_lines: Ints, left_all: Ints, left_out: Ints,
+                table: Table) -> tuple[Floats, Floats]:
+    """``rules._kept_rate`` per user: its lines but ``left_lines`` (those in its ``left_out``
+    windows) / all lines but ``left_all`` (in the same windows), and / the windows kept."""
+    kept_lines = totals - left_lines
+    kept_total = table.all_lines - left_all
+    share = np.zeros(len(totals))
+    np.divide(kept_lines, kept_total, out=share, where=kept_total != 0)
+    kept = len(table.order) - left_out  # 0 only for a user the caller gives no rate
+    usual = np.zeros(len(totals))
+    np.divide(kept_lines, kept, out=usual, where=kept != 0)
+    return share, usual
+
+
+def _suspects(seg: Ints, w: Ints, c: Ints, pos: Ints, lines: Ints, starts: Ints,
+              lengths: Ints, table: Table, settings: Settings) -> Ints:
+    """``rules.suspect_windows`` of every user, as indexes of entries."""
     least = settings.burst_min_lines
-    usual = _local_median(c, pos, table)
-    lowest = max(1.0, settings.burst_factor * usual)
-    high = _in_long_runs(np.flatnonzero(c >= lowest), w, c, least)
+    usual = _local_medians(seg, c, pos, starts, table)
+    lowest = np.maximum(settings.burst_factor * usual, 1.0)
+    high = _in_long_runs(np.flatnonzero(c >= np.repeat(lowest, lengths)), w, c, least, seg)
     if not len(high):
         return high
-    share = _weighted_median_share(c, lines, table)
-    limit = _limits(share, usual, c[high], lines[high], settings)
-    flagged = high[c[high] >= limit]
-    return _in_long_runs(flagged, w, c, least)
+    share = _weighted_median_shares(seg, c, lines, starts, lengths, np.unique(seg[high]), table)
+    hs = seg[high]
+    limit = _limits(share[hs], usual[hs], c[high], lines[high], settings)
+    return _in_long_runs(high[c[high] >= limit], w, c, least, seg)
 
 
-def _limits(share: float, usual: float, c: Ints, lines: Ints, settings: Settings) -> Floats:
-    """``rules._burst_limits``' threshold, for many windows."""
+def _limits(share: Any, usual: Any, c: Ints, lines: Ints, settings: Settings) -> Floats:
+    """``rules._burst_limits``' threshold, for many windows (``share`` and ``usual``: one for
+    all, or one each)."""
     # max(1.0, factor * max(min(share, MAX_SHARE) * (lines - c), usual)), step by step in place
     limits = np.subtract(lines, c, dtype=np.float64)
-    limits *= min(share, MAX_SHARE)
+    limits *= np.minimum(share, MAX_SHARE)
     np.maximum(limits, usual, out=limits)
     limits *= settings.burst_factor
     np.maximum(limits, 1.0, out=limits)
     return limits
 
 
-def _local_median(c: Ints, pos: Ints, table: Table) -> float:
-    """``rules.local_median``: only the windows near the user's have a sum above 0."""
-    # The windows within NEIGHBOURS positions of one of the user's: a superset of those within
-    # NEIGHBOURS windows (the windows are distinct integers); the others' sums are 0, dropped.
-    mask = np.zeros(len(table.order), dtype=bool)
+def _local_medians(seg: Ints, c: Ints, pos: Ints, starts: Ints, table: Table) -> Floats:
+    """``rules.local_median`` of every user: only the windows near one of its own have a sum
+    above 0."""
+    windows = len(table.order)
+    # (user, position) of the windows within NEIGHBOURS positions of one of the user's: a
+    # superset of those within NEIGHBOURS windows (the windows are distinct integers); the
+    # others' sums are 0, left out.
+    # Each (user, position) once: pos + k is left to an earlier entry of the user when that
+    # one is at most NEIGHBOURS - k positions before (the positions ascend, user by user).
+    gap = np.full(len(pos), 2 * NEIGHBOURS + 1, dtype=np.int64)
+    if len(pos) > 1:
+        np.subtract(pos[1:], pos[:-1], out=gap[1:])
+        gap[1:][seg[1:] != seg[:-1]] = 2 * NEIGHBOURS + 1
+    near_parts, seg_parts = [], []
     for k in range(-NEIGHBOURS, NEIGHBOURS + 1):
-        mask[np.clip(pos + k, 0, len(mask) - 1)] = True
-    near = np.flatnonzero(mask)
-    del mask
+        at = pos + k
+        new = (gap > NEIGHBOURS - k) & (at >= 0) & (at < windows)
+        near_parts.append(at[new])
+        seg_parts.append(seg[new])
+    del gap
+    near, near_seg = np.concatenate(near_parts), np.concatenate(seg_parts)
+    del near_parts, seg_parts
+    span = windows + 1
+    mine = seg * span + pos  # ascending: by user, then position
+    base = near_seg * span
     # Each one's neighbourhood: the positions of the windows within NEIGHBOURS of it, then
-    # those of the user's windows there, then the sum of their lines (prefix sums).
-    lo = np.searchsorted(pos, table.edges(near, -1), side="left")
-    hi = np.searchsorted(pos, table.edges(near, 1), side="left")
-    del near
+    # the entries of the user's windows there, then the sum of their lines (prefix sums).
+    lo = np.searchsorted(mine, base + table.edges(near, -1), side="left")
+    hi = np.searchsorted(mine, base + table.edges(near, 1), side="left")
+    del near, base, mine
     prefix = np.zeros(len(c) + 1, dtype=np.int64)
     np.cumsum(c, out=prefix[1:])
     sums = prefix[hi]
     del hi
     sums -= prefix[lo]
     del lo, prefix
-    sums = sums[sums > 0]
-    sums.sort()
-    return _median(sums, len(table.order), 2 * NEIGHBOURS + 1)
+    above = sums > 0
+    sums, near_seg = sums[above], near_seg[above]
+    order = np.lexsort((sums, near_seg))
+    return _medians(sums[order], near_seg[order], len(starts), windows, 2 * NEIGHBOURS + 1)
 
 
-def _in_long_runs(chosen: Ints, w: Ints, c: Ints, least: int) -> Ints:
+def _medians(ordered: Ints, seg: Ints, users: int, total: int, width: int) -> Floats:
+    """``_median`` of each user's values (``ordered`` ascending by user ``seg``, then value),
+    each with zeros up to ``total`` values, divided by ``width``."""
+    nonzero = np.bincount(seg, minlength=users)
+    first = np.concatenate([[0], np.cumsum(nonzero)[:-1]])
+    zeros = total - nonzero
+
+    def at(k: int) -> Ints:
+        i = k - zeros
+        inside = i >= 0
+        return np.where(inside, ordered[np.where(inside, first + i, 0)] if len(ordered) else 0, 0)
+
+    mid = total // 2
+    if total % 2:
+        return at(mid) / width
+    return (at(mid - 1) / width + at(mid) / width) / 2
+
+
+def _in_long_runs(chosen: Ints, w: Ints, c: Ints, least: int, seg: Ints | None = None) -> Ints:
     """``rules.in_long_runs``: of the indexes ``chosen`` (ascending), those in a run of
-    adjacent windows whose lines add up to at least ``least``."""
+    adjacent windows (of one user: ``seg``) whose lines add up to at least ``least``."""
     if not len(chosen):
         return chosen
     ws = w[chosen]
@@ -350,55 +568,97 @@ def _in_long_runs(chosen: Ints, w: Ints, c: Ints, least: int) -> Ints:
     breaks[0] = True
     np.not_equal(ws[1:] - 1, ws[:-1], out=breaks[1:])
     del ws
+    if seg is not None:
+        ss = seg[chosen]
+        breaks[1:] |= ss[1:] != ss[:-1]
+        del ss
     starts = np.flatnonzero(breaks)
     del breaks
     long_enough = np.add.reduceat(c[chosen], starts) >= least
     return chosen[np.repeat(long_enough, np.diff(starts, append=len(chosen)))]
 
 
-def _weighted_median_share(c: Ints, lines: Ints, table: Table) -> float:
-    """``rules.weighted_median_share``."""
-    others = table.all_lines - int(c.sum())
-    below = table.all_lines - int(lines.sum())
-    if len(c) < len(table.order) and 2 * below >= others:
-        return 0.0
-    shares = c / lines
-    theirs = lines - c
-    order = np.lexsort((theirs, shares))
-    cumulative = below + np.cumsum(theirs[order])
-    reached = np.flatnonzero(2 * cumulative >= others)
-    return float(shares[order][reached[0]]) if len(reached) else 0.0
+def _weighted_median_shares(seg: Ints, c: Ints, lines: Ints, starts: Ints, lengths: Ints,
+                            which: Ints, table: Table) -> Floats:
+    """``rules.weighted_median_share`` of users ``which`` (ascending; 0 for the others)."""
+    out = np.zeros(len(starts))
+    take = np.zeros(len(starts), dtype=bool)
+    take[which] = True
+    pick = np.repeat(take, lengths)
+    s, cs, ls = seg[pick], c[pick], lines[pick]
+    del pick
+    first, count = _segments(s)
+    others = table.all_lines - np.add.reduceat(cs, first)
+    below = table.all_lines - np.add.reduceat(ls, first)
+    zero = (count < len(table.order)) & (2 * below >= others)
+    shares = cs / ls
+    theirs = ls - cs
+    order = np.lexsort((theirs, shares, s))
+    cumulative = np.cumsum(theirs[order])
+    cumulative -= np.repeat(cumulative[first] - theirs[order][first], count)
+    cumulative += np.repeat(below, count)
+    reached = 2 * cumulative >= np.repeat(others, count)
+    # the first window reached of each user (every user reaches at its last window)
+    hits = np.flatnonzero(reached)
+    at = hits[np.searchsorted(hits, first)]
+    got = shares[order][at]
+    got[zero] = 0.0
+    out[which] = got
+    return out
 
 
 def burst_candidates(subject: Subject, rate: UserRate | None, share_floor: float,
                      table: Table, settings: Settings) -> list[BurstCandidate]:
     """``rules.burst_candidates`` of this one user (``rate``: its ``user_rate``)."""
-    least = settings.burst_min_lines
     w, c = subject.windows[0], subject.counts[0]
-    if int(c.sum()) < least:
+    users = Users([subject.name], np.zeros(len(w), dtype=np.int64), w, c)
+    usual = rate.usual if rate is not None else 0.0
+    return users_burst_candidates(users, lambda u: np.full(len(u), usual), share_floor, table,
+                                  settings)
+
+
+def users_burst_candidates(users: Users, usual_of: Any, share_floor: float, table: Table,
+                           settings: Settings) -> list[BurstCandidate]:
+    """``rules.burst_candidates`` of many users; ``usual_of(indexes)``: their usual rates
+    (``Rates.usual_of``, computed only if some window is left to test)."""
+    least = settings.burst_min_lines
+    w, c, user = users.windows, users.counts, users.user
+    starts, lengths = users.segments()
+    if not len(starts):
         return []
+    heavy = np.add.reduceat(c, starts) >= least
+    if not heavy.any():
+        return []
+    if not heavy.all():
+        keep = np.repeat(heavy, lengths)
+        w, c, user = w[keep], c[keep], user[keep]
+        del keep
     lines = table.find(w)[1]
     fs = settings.burst_factor * min(share_floor, MAX_SHARE)
     possible = np.flatnonzero(reaches_cut(c, lines, fs))
-    # worth a look: enough lines alone, or a neighbour among them
+    # worth a look: enough lines alone, or a neighbour of the same user among them
     worth = c[possible] >= least
     if len(possible) > 1:
-        ws = w[possible]
-        adjacent = ws[1:] - 1 == ws[:-1]
-        del ws
+        ws, us = w[possible], user[possible]
+        adjacent = (ws[1:] - 1 == ws[:-1]) & (us[1:] == us[:-1])
+        del ws, us
         worth[1:] |= adjacent
         worth[:-1] |= adjacent
         del adjacent
     entries = possible[worth]
     del possible, worth
-    kept = _in_long_runs(entries, w, c, least)
+    kept = _in_long_runs(entries, w, c, least, user)
     del entries
-    usual = rate.usual if rate is not None else 0.0
+    if not len(kept):
+        return []
+    usual = usual_of(user[kept])
     lines_kept = c[kept]
     flagged = kept[lines_kept >= _limits(share_floor, usual, lines_kept, lines[kept], settings)]
-    out = _in_long_runs(flagged, w, c, least)
-    name = subject.name
-    return [(name, win, n, usual) for win, n in zip(w[out].tolist(), c[out].tolist(), strict=True)]
+    out = _in_long_runs(flagged, w, c, least, user)
+    names = users.names
+    rate = dict(zip(kept.tolist(), usual.tolist(), strict=True))
+    return [(names[u], win, n, rate[i]) for i, u, win, n in
+            zip(out.tolist(), user[out].tolist(), w[out].tolist(), c[out].tolist(), strict=True)]
 
 
 def reaches_cut(c: Ints, lines: Ints, fs: float) -> Bools:

@@ -6,22 +6,21 @@ results combine: the top k of the partitions' top-k lists is exact because they 
 
 from __future__ import annotations
 
-import functools
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import compress
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..model.digest import Digest, Found, Key, PartDigest, Tables, rules_of
 from ..settings import Settings
-from .rules import BurstCandidate, WindowTable, burst_candidates, bursts, spikes, user_share
-
-if TYPE_CHECKING:  # numpy is imported only when a subject needs the arrays
-    from .arrays import Subject, Table
-
+from . import arrays
+from .arrays import Columns, Subject, Table
+from .rules import BurstCandidate, bursts, spikes
 
 
 def top_k(counts: Iterable[tuple[bytes, int]], k: int) -> list[tuple[bytes, int]]:
@@ -62,26 +61,50 @@ def digest_tables(
     put_candidates: Callable[[list[BurstCandidate]], None],
 ) -> PartDigest:
     """Digest one partition (every window of each of its subjects is in it)."""
-    services = subject_totals(tables.service_errors, tables.service_others)
+    return digest_columns(Columns.of(tables), window_lines, settings, put_candidates)
+
+
+def digest_columns(
+    columns: Columns,
+    window_lines: Mapping[int, int],
+    settings: Settings,
+    put_candidates: Callable[[list[BurstCandidate]], None],
+) -> PartDigest:
+    """``digest_tables`` of a partition read as arrays (``arrays.Columns``, summed)."""
+    service_errors, service_others = columns.as_dict(1), columns.as_dict(2)
+    services = subject_totals(service_errors, service_others)
     top_services = top_of(services, settings.top)
-    errors = _errors_of(tables.service_errors, {s for s, _ in top_services})
-    windows = Counter(map(itemgetter(0), tables.user_lines))
-    table = functools.partial(_table_of, window_lines)
-    own = user_share(tables.user_lines, window_lines, settings, windows, table)
-    users = windows  # from here on: lines per user
-    _add_above_one(users, tables.user_lines)
+    errors = _errors_of(service_errors, {s for s, _ in top_services})
+    users = columns.users()
+    starts, _ = users.segments()
+    table = _arrays_of(window_lines)
+    rates = arrays.user_rates(users, table, settings)
+    own = float(rates.share.max()) if len(rates.share) else 0.0
     # The partition's own share is at most the run's: its filter keeps every window of every
     # reported burst, and only windows of runs with burst_min_lines lines or more.
-    put_candidates(burst_candidates(tables.user_lines, window_lines, own, settings, users, table))
+    put_candidates(arrays.users_burst_candidates(users, rates.usual_of, own, table, settings))
+    del rates
+    totals = np.add.reduceat(users.counts, starts) if len(starts) else starts
     return PartDigest(
         top_services=top_services,
-        top_users=top_of(users, settings.top),
+        top_users=_top_of_arrays(users.names, users.user[starts], totals, settings.top),
         distinct_services=len(services),
-        distinct_users=len(users),
-        spikes=spikes(tables.service_errors, tables.service_others, settings),
+        distinct_users=len(starts),
+        spikes=spikes(service_errors, service_others, settings),
         share=own,
         service_errors=errors,
     )
+
+
+def _top_of_arrays(names: Sequence[bytes], who: Any, totals: Any, k: int) -> list[tuple[bytes, int]]:
+    """``top_of`` the totals of subjects ``who`` (indexes into ``names``)."""
+    if k <= 0:
+        return []
+    if len(totals) > 4 * k:
+        least = np.partition(totals, len(totals) - k)[len(totals) - k]
+        chosen = np.flatnonzero(totals >= least)
+        who, totals = who[chosen], totals[chosen]
+    return top_k(zip([names[i] for i in who.tolist()], totals.tolist(), strict=True), k)
 
 
 def _errors_of(service_errors: Mapping[Key, int], services: set[bytes]) -> dict[bytes, int]:
@@ -101,8 +124,6 @@ def digest_subject(
     put_candidates: Callable[[list[BurstCandidate]], None],
 ) -> PartDigest:
     """``digest_tables`` of one user or service too big for dicts (a ``arrays.Subject``)."""
-    from . import arrays
-
     users, services = arrays.totals(subject)
     share = 0.0
     if users:
@@ -139,15 +160,7 @@ def _kept_table(kind: str, window_lines: Mapping[int, int], make: Callable[[], A
     return kept[1]
 
 
-def _table_of(window_lines: Mapping[int, int]) -> WindowTable:
-    table: WindowTable = _kept_table("dicts", window_lines,
-                                     lambda: WindowTable.of(window_lines))
-    return table
-
-
 def _arrays_of(window_lines: Mapping[int, int]) -> Table:
-    from .arrays import Table
-
     table: Table = _kept_table("arrays", window_lines, lambda: Table.of(window_lines))
     return table
 

@@ -21,28 +21,25 @@ import contextlib
 import functools
 import glob
 import io
-import itertools
 import math
 import os
 import pickle
 import socket
 import threading
 import uuid
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Iterator, Mapping
+from typing import IO, Any, NamedTuple
 
-from ..detect.digest import combine, digest_subject, digest_tables, forget_tables
+import numpy as np
+
+from ..detect.arrays import Columns, Subject
+from ..detect.digest import combine, digest_columns, digest_subject, forget_tables
 from ..detect.rules import BurstCandidate
 from ..model import windows
-from ..model.digest import Key, PartDigest, Tables
-from ..model.partial import add_counts
+from ..model.digest import PartDigest, Tables
 from ..model.windows import WindowLines
 from ..settings import Settings
 from . import cleanup
-
-if TYPE_CHECKING:  # numpy is imported only when a subject needs the arrays
-    from ..detect.arrays import Subject
 
 BATCH = 1 << 15
 """Entries routed at a time: bounds the lists a spill builds besides the counters it empties."""
@@ -54,7 +51,9 @@ MAX_FANOUT = 256
 # --- runs on disk -------------------------------------------------------------------------------
 #
 # A partition file is named WRITER.INDEX (WRITER: "m" for the reducer, ``writer_name()`` for a
-# worker) and holds records (table index, [(key, count), ...]) pickled one after another.
+# worker) and holds records (subject names, [(subject indexes, windows, counts) per table of
+# ``Tables``], tag) pickled one after another: columns (``arrays.Columns``), numpy arrays beside
+# the names, each name once. The tag is a task's (see ``new_tag``), or "" for the reducer.
 # Splits of a partition go to split/, burst candidates to cand/.
 
 
@@ -123,14 +122,19 @@ def _accepted(path: str) -> frozenset[str]:
     return tags
 
 
-def _runs(path: str, accepted: str | None) -> Iterator[tuple[int, list[tuple[Key, int]]]]:
-    """The (table, entries) records of a partition file; a record tagged by a task whose result
-    was not taken (``accepted``: the path of the taken tags, None for all) is skipped."""
+def _runs(path: str, accepted: str | None) -> Iterator[Columns]:
+    """The records of a partition file as columns; a record tagged by a task whose result was
+    not taken (``accepted``: the path of the taken tags, None for all) is skipped."""
     taken = None if accepted is None else _accepted(accepted)
-    for record in _records(path):
-        if len(record) == 3 and taken is not None and record[2] not in taken:
+    for names, tables, tag in _records(path):
+        if tag and taken is not None and tag not in taken:
             continue
-        yield record[0], record[1]
+        yield Columns(names, [tuple(np.frombuffer(data, kind) for kind, data in table)
+                              for table in tables])
+
+
+def _record(piece: Columns, tag: str) -> tuple[list[bytes], list[list[tuple[str, bytes]]], str]:
+    return piece.names, [[(a.dtype.str, a.tobytes()) for a in table] for table in piece.tables], tag
 
 
 def _records(path: str) -> Iterator[Any]:
@@ -151,12 +155,12 @@ class _Appender:
         self.counts = counts
         self.files: dict[int, IO[bytes]] = {}
 
-    def write(self, i: int, table: int, items: list[tuple[Key, int]]) -> None:
+    def write(self, i: int, piece: Columns) -> None:
         f = self.files.get(i)
         if f is None:
             f = self.files[i] = open(self.paths[i], "ab")  # noqa: SIM115 - closed on exit
-        _dump(f, (table, items))
-        self.counts[i] += len(items)
+        _dump(f, _record(piece, ""))
+        self.counts[i] += piece.entries()
 
     def __enter__(self) -> _Appender:
         return self
@@ -166,64 +170,37 @@ class _Appender:
             f.close()
 
 
-def _route(
-    items: Iterable[tuple[Key, int]],
-    table: int,
-    write: Callable[[int, int, list[tuple[Key, int]]], None],
-    parts: int,
-    divisor: int,
-) -> None:
-    """Send every entry to ``write(partition, table, entries)``, BATCH entries at a time.
-
-    The partition is digit ``(crc32(subject) // divisor) % parts``: the first split uses the
-    lowest digit, each further split the next one, so a split really divides a partition.
-    """
-    crc = zlib.crc32
-    source = iter(items)
-    while batch := list(itertools.islice(source, BATCH)):
-        buckets: list[list[tuple[Key, int]]] = [[] for _ in range(parts)]
-        for item in batch:
-            buckets[crc(item[0][0]) // divisor % parts].append(item)
-        del batch
-        for i, bucket in enumerate(buckets):
-            if bucket:
-                write(i, table, bucket)
-
-
 def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = "") -> list[int]:
     """Append ``tables`` as one run to ``writer``'s partition files, empty them, and return how
     many entries went to each partition. The files stay open for the next run. With ``tag``
-    (a task's, see ``new_tag``), each record carries it."""
+    (a task's, see ``new_tag``), each record carries it.
+
+    An entry goes to partition ``crc32(subject) % fanout``; a split of a partition uses the
+    next digit, ``crc32(subject) // fanout % parts`` (``arrays.Columns.routed``), and so on, so
+    that a split really divides a partition."""
     close_writers(keep=folder)
     counts = [0] * fanout
-
-    def write(i: int, table: int, items: list[tuple[Key, int]]) -> None:
-        record = (table, items, tag) if tag else (table, items)
-        _append(os.path.join(folder, f"{writer}.{i}"), record)
-        counts[i] += len(items)
-
-    for index, table in enumerate(tables):
-        _route(table.items(), index, write, fanout, 1)
+    columns = Columns.of(tables, summed=False).narrowed()
     for table in tables:
         table.clear()
+    for i, piece in columns.routed(fanout, 1):
+        _append(os.path.join(folder, f"{writer}.{i}"), _record(piece, tag))
+        counts[i] += piece.entries()
     return counts
 
 
-def _sum_runs(paths: list[str], accepted: str | None, owned: bool) -> Tables:
-    tables = Tables.empty()
+def _sum_runs(paths: list[str], accepted: str | None, owned: bool) -> Columns:
+    pieces: list[Columns] = []
     for path in paths:
-        for table, items in _runs(path, accepted):
-            add_counts(tables[table], dict(items))
+        pieces += _runs(path, accepted)
         if owned:
             os.unlink(path)
-    return tables
+    return Columns.gather(pieces)
 
 
 def _one_subject(path: str) -> Subject:
     """The one subject in ``path`` as a ``arrays.Subject``; the file is deleted once read."""
-    from ..detect.arrays import Subject
-
-    subject = Subject.read(_records(path))
+    subject = Subject.of(Columns.gather(_runs(path, None)))
     os.unlink(path)
     return subject
 
@@ -231,7 +208,7 @@ def _one_subject(path: str) -> Subject:
 def _partition(
     paths: list[str], written: int, divisor: int, capacity: int, scratch: str,
     accepted: str | None = None, owned: bool = True,
-) -> Iterator[Tables | Subject]:
+) -> Iterator[Columns | Subject]:
     """The partition in ``paths`` summed, or, when more than ``capacity`` entries were written
     to it, split on the next digit of the hash into files named ``scratch``.N and each of
     those in turn. The files are deleted as they are read if ``owned`` (scratch files always)."""
@@ -244,10 +221,11 @@ def _partition(
     subjects: set[bytes] = set()
     with _Appender(names, counts) as out:
         for path in paths:
-            for table, items in _runs(path, accepted):
+            for piece in _runs(path, accepted):
                 if len(subjects) < 2:
-                    subjects.update(key[0] for key, _ in items)
-                _route(items, table, out.write, parts, divisor)
+                    subjects.update(piece.names)
+                for j, sub in piece.routed(parts, divisor):
+                    out.write(j, sub)
             if owned:
                 os.unlink(path)
     for name, count in zip(names, counts, strict=True):
@@ -332,8 +310,8 @@ def digest_partition(
 
     parts = []
     for piece in summed(job, attempt):
-        if isinstance(piece, Tables):
-            parts.append(digest_tables(piece, window_lines, settings, put))
+        if isinstance(piece, Columns):
+            parts.append(digest_columns(piece, window_lines, settings, put))
         else:
             parts.append(digest_subject(piece, window_lines, settings, put))
         del piece  # before the next piece is summed
@@ -343,9 +321,9 @@ def digest_partition(
     return combine(parts, settings.top)
 
 
-def summed(job: PartitionJob, attempt: str = "") -> Iterator[Tables | Subject]:
+def summed(job: PartitionJob, attempt: str = "") -> Iterator[Columns | Subject]:
     """The partition's runs summed, in pieces of at most ``job.capacity`` entries (split on
-    further hash digits) as Tables, except that one subject's windows are never divided: a
+    further hash digits) as ``arrays.Columns``, except that one subject's windows are never divided: a
     subject with more comes alone, as a ``arrays.Subject`` of arrays. Scratch files are named
     after ``attempt`` (one run of the task), so that two runs never share one."""
     scratch = os.path.join(job.folder, "split", f"{job.number}{'.' + attempt if attempt else ''}")

@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapreduce_logs.detect import arrays as heavy
+from mapreduce_logs.detect import digest
 from mapreduce_logs.detect import rules as anomalies
 from mapreduce_logs.model import windows
-from mapreduce_logs.reduce import spill
+from mapreduce_logs.model.digest import Tables
 from mapreduce_logs.settings import Settings
 
 KNOBS = Settings(window=10, spike_factor=2.0, spike_min_errors=2, burst_factor=2.0,
@@ -64,9 +65,12 @@ def subject_of(name: bytes, tables: tuple[dict[Key, int], ...]) -> heavy.Subject
     records = []
     for index, table in enumerate(tables):
         items = sorted(((key, n) for key, n in table.items() if key[0] == name), reverse=True)
-        records += [(index, [(key, 1) for key, n in items if n > 1]),
-                    (index, [(key, n - 1 if n > 1 else n) for key, n in items])]
-    return heavy.Subject.read(records)
+        for part in ([(key, 1) for key, n in items if n > 1],
+                     [(key, n - 1 if n > 1 else n) for key, n in items]):
+            record: list[dict[Key, int]] = [{} for _ in tables]
+            record[index] = dict(part)
+            records.append(heavy.Columns.of(record, summed=False))
+    return heavy.Subject.of(heavy.Columns.gather(records))
 
 
 def one(table: dict[Key, int], name: bytes) -> dict[Key, int]:
@@ -98,8 +102,8 @@ def test_a_subject_alone_digests_as_with_dicts(
         subject = subject_of(name, tables)
         seen: list[list[anomalies.BurstCandidate]] = []
         got: list[list[anomalies.BurstCandidate]] = []
-        expected = spill.digest_tables(spill.Tables(*tables), window_lines, knobs, seen.append)
-        assert spill.digest_subject(subject, window_lines, knobs, got.append) == expected
+        expected = digest.digest_tables(Tables(*tables), window_lines, knobs, seen.append)
+        assert digest.digest_subject(subject, window_lines, knobs, got.append) == expected
         assert sorted(c for g in got for c in g) == sorted(c for g in seen for c in g)
         if mine:
             counts = {w: n for (_, w), n in mine.items()}
@@ -124,12 +128,12 @@ def test_a_heavy_subject_is_flagged_the_same() -> None:
     for (_, window), n in user_lines.items():
         counted[window] += n
     tables = (one(user_lines, b"a"), errors, others)
-    subject = heavy.Subject.read([(i, list(t.items())) for i, t in enumerate(tables)])
+    subject = heavy.Subject.of(heavy.Columns.of(tables))
     seen: list[list[anomalies.BurstCandidate]] = []
     got: list[list[anomalies.BurstCandidate]] = []
-    expected = spill.digest_tables(spill.Tables(*tables), counted, KNOBS, seen.append)
+    expected = digest.digest_tables(Tables(*tables), counted, KNOBS, seen.append)
     assert expected.spikes and any(seen)
-    assert spill.digest_subject(subject, counted, KNOBS, got.append) == expected
+    assert digest.digest_subject(subject, counted, KNOBS, got.append) == expected
     assert got == seen
 
 

@@ -54,7 +54,6 @@ from mapreduce_logs import (
     to_json,
 )
 from mapreduce_logs.detect import arrays as heavy
-from mapreduce_logs.detect import digest
 from mapreduce_logs.errors import MapError
 from mapreduce_logs.ingest import scan
 from mapreduce_logs.reduce import cleanup, spill
@@ -231,10 +230,10 @@ def test_detectors_group_by_group_equal_detectors_on_all(
     assert sorted(spikes) == sorted(anomalies.detect_spikes(whole, KNOBS))
 
 
-def as_tables(piece: spill.Tables | heavy.Subject) -> spill.Tables:
-    """A piece of a partition as Tables (a subject alone comes as arrays)."""
-    if isinstance(piece, spill.Tables):
-        return piece
+def as_tables(piece: heavy.Columns | heavy.Subject) -> spill.Tables:
+    """A piece of a partition as Tables (columns, or a subject alone)."""
+    if isinstance(piece, heavy.Columns):
+        return spill.Tables(*(piece.as_dict(i) for i in range(len(piece.tables))))
     tables = spill.Tables.empty()
     for table, windows, counts in zip(tables, piece.windows, piece.counts, strict=True):
         table.update({(piece.name, w): n for w, n in zip(windows.tolist(), counts.tolist(),
@@ -432,7 +431,7 @@ def test_spill_folder_removed_after_keyboard_interrupt(
         if stage == "digest":
             patch.setattr(reducer, "combine", combine_interrupted)
         if stage == "digest in this process":
-            patch.setattr(digest, "user_share", interrupted)
+            patch.setattr(heavy, "user_rates", interrupted)
         with pytest.raises(KeyboardInterrupt):
             run_files(paths, knobs, executor, progress=progress)
     assert stores
