@@ -13,8 +13,7 @@ and the reference, with every subject forced through here).
 from __future__ import annotations
 
 import itertools
-import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -70,40 +69,36 @@ class Columns:
     def of(cls, tables: Iterable[Mapping[tuple[bytes, int], int]], summed: bool = True) -> Columns:
         """Dicts (subject, window) -> count as columns, read in C; sorted if ``summed``."""
         tables = list(tables)
-        # One pass: each subject's first entry (counted across the tables) by subject, in
-        # order of first entry; then each entry's subject numbered by that order.
-        first: dict[bytes, int] = {}
-        where = itertools.count()
-        seen = [np.fromiter(map(first.setdefault, map(itemgetter(0), table), where), np.int64,
-                            len(table)) for table in tables]
-        firsts = np.fromiter(first.values(), np.int64, len(first))
+        names, subjects = numbered(itertools.chain.from_iterable(
+            map(itemgetter(0), table) for table in tables), sum(map(len, tables)))
         columns = []
-        for table, subjects in zip(tables, seen, strict=True):
+        at = 0
+        for table in tables:
             n = len(table)
-            columns.append((np.searchsorted(firsts, subjects),
+            columns.append((subjects[at : at + n],
                             np.fromiter(map(itemgetter(1), table), np.int64, n),
                             np.fromiter(table.values(), np.int64, n)))
-        out = cls(list(first), columns)
+            at += n
+        out = cls(names, columns)
         return out.summed() if summed else out
-
-    def narrowed(self) -> Columns:
-        """The same with each array in the narrowest integer type that holds it (for disk)."""
-        return Columns(self.names, [tuple(_narrow(a) for a in table)  # type: ignore[misc]
-                                    for table in self.tables])
 
     @classmethod
     def gather(cls, pieces: Iterable[Columns]) -> Columns:
         """The sum of ``pieces`` (which may share subjects and windows)."""
         pieces = list(pieces)
-        names = list(dict.fromkeys(itertools.chain.from_iterable(p.names for p in pieces)))
-        index = dict(zip(names, itertools.count()))
+        if len(pieces) == 1:
+            return pieces[0].summed()
+        names, mapped = numbered(itertools.chain.from_iterable(p.names for p in pieces),
+                                 sum(len(p.names) for p in pieces))
         width = max((len(p.tables) for p in pieces), default=0)
         parts: list[list[list[Ints]]] = [[[], [], []] for _ in range(width)]
+        at = 0
         while pieces:
             piece = pieces.pop(0)  # let go of each piece once read
-            mapped = np.fromiter(map(index.__getitem__, piece.names), np.int64, len(piece.names))
+            mine = mapped[at : at + len(piece.names)]
+            at += len(piece.names)
             for columns, (subjects, windows, counts) in zip(parts, piece.tables, strict=False):
-                columns[0].append(mapped[subjects])
+                columns[0].append(mine[subjects])
                 columns[1].append(windows)
                 columns[2].append(counts)
         return cls(names, [(_joined(s), _joined(w), _joined(c)) for s, w, c in parts]).summed()
@@ -112,40 +107,13 @@ class Columns:
         """Sorted by subject then window, counts of the same (subject, window) added up."""
         return Columns(self.names, [_sum_pairs(*table) for table in self.tables])
 
-    def routed(self, parts: int, divisor: int) -> Iterator[tuple[int, Columns]]:
-        """(partition, its entries) for each partition with entries: digit ``(crc32(subject)
-        // divisor) % parts``, one crc32 per subject."""
-        crc = np.fromiter(map(zlib.crc32, self.names), np.int64, len(self.names))
-        part = _narrow(crc // divisor % parts)  # small integers sort in linear time
-        del crc
-        by_part = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[by_part], np.arange(parts + 1))
-        local = np.empty(len(part), dtype=np.int64)  # a subject's index within its partition
-        local[by_part] = np.arange(len(part)) - np.repeat(bounds[:-1], np.diff(bounds))
-        local = _narrow(local)
-        split = []
-        for subjects, windows, counts in self.tables:
-            mine = part[subjects]
-            order = np.argsort(mine, kind="stable")
-            split.append((np.searchsorted(mine[order], np.arange(parts + 1)),
-                          local[subjects[order]], windows[order], counts[order]))
-            del mine, order
-        names = list(map(self.names.__getitem__, by_part.tolist()))
-        for i in np.flatnonzero(np.diff(bounds)).tolist():
-            yield i, Columns(names[bounds[i] : bounds[i + 1]],
-                             [(s[e[i] : e[i + 1]], w[e[i] : e[i + 1]], c[e[i] : e[i + 1]])
-                              for e, s, w, c in split])
 
-
-def _narrow(a: Ints) -> Any:
-    if not len(a):
-        return a
-    low, high = int(a.min()), int(a.max())
-    for kind in (np.uint8, np.uint16, np.int32, np.uint32):
-        info = np.iinfo(kind)
-        if info.min <= low and high <= info.max:
-            return a.astype(kind)
-    return a
+def numbered(subjects: Iterable[bytes], count: int) -> tuple[list[bytes], Ints]:
+    """(the distinct ``subjects`` in order of first appearance, each one's index there), in
+    one pass in C (``count``: how many there are)."""
+    first: dict[bytes, int] = {}
+    seen = np.fromiter(map(first.setdefault, subjects, itertools.count()), np.int64, count)
+    return list(first), np.searchsorted(np.fromiter(first.values(), np.int64, len(first)), seen)
 
 
 def _sum_pairs(subjects: Ints, windows: Ints, counts: Ints) -> tuple[Ints, Ints, Ints]:

@@ -27,12 +27,13 @@ import pickle
 import socket
 import threading
 import uuid
+import zlib
 from collections.abc import Iterator, Mapping
 from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from ..detect.arrays import Columns, Subject
+from ..detect.arrays import Columns, Subject, numbered
 from ..detect.digest import combine, digest_columns, digest_subject, forget_tables
 from ..detect.rules import BurstCandidate
 from ..model import windows
@@ -122,19 +123,92 @@ def _accepted(path: str) -> frozenset[str]:
     return tags
 
 
-def _runs(path: str, accepted: str | None) -> Iterator[Columns]:
-    """The records of a partition file as columns; a record tagged by a task whose result was
-    not taken (``accepted``: the path of the taken tags, None for all) is skipped."""
+COLUMNS: tuple[np.dtype[Any], ...] = (np.dtype(np.uint32), np.dtype(np.int64), np.dtype(np.int64))
+"""On disk: a subject's index among its record's names, the window, the count."""
+
+
+Record = tuple[list[bytes], list[bytes], str]
+"""(names, the bytes of each column of each table in turn, tag)."""
+
+
+def _records_of(columns: Columns, parts: int, divisor: int, tag: str
+                ) -> Iterator[tuple[int, Record, int]]:
+    """(partition, its record, its entries) for each partition of ``columns`` with entries.
+
+    The partition is digit ``(crc32(subject) // divisor) % parts``: the first split uses the
+    lowest digit, each further split the next one, so a split really divides a partition.
+    One crc32 per subject, and each column turned to bytes once, then cut."""
+    crc = np.fromiter(map(zlib.crc32, columns.names), np.int64, len(columns.names))
+    part = (crc // divisor % parts).astype(np.uint8 if parts <= 256 else np.int64)
+    del crc  # small integers: the stable sorts below take linear time
+    by_part = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[by_part], np.arange(parts + 1))
+    local = np.empty(len(part), dtype=COLUMNS[0])  # a subject's index within its record
+    local[by_part] = np.arange(len(part)) - np.repeat(bounds[:-1], np.diff(bounds))
+    names = list(map(columns.names.__getitem__, by_part.tolist()))
+    del by_part
+    cuts: list[tuple[list[int], list[bytes]]] = []
+    for subjects, at, counts in columns.tables:
+        mine = part[subjects]
+        order = np.argsort(mine, kind="stable")
+        ends = np.searchsorted(mine[order], np.arange(parts + 1)).tolist()
+        cuts.append((ends, [a[order].astype(kind, copy=False).tobytes() for a, kind in
+                            zip((local[subjects], at, counts), COLUMNS, strict=True)]))
+        del mine, order
+    sizes = [kind.itemsize for kind in COLUMNS]
+    first = bounds.tolist()
+    for i in range(parts):
+        if first[i] == first[i + 1]:
+            continue  # no subject, no entry
+        data = [blob[ends[i] * size : ends[i + 1] * size]
+                for ends, blobs in cuts for blob, size in zip(blobs, sizes, strict=True)]
+        yield i, (names[first[i] : first[i + 1]], data, tag), sum(
+            ends[i + 1] - ends[i] for ends, _ in cuts)
+
+
+def _batches(paths: list[str], accepted: str | None, owned: bool,
+             limit: int | None = None) -> Iterator[Columns]:
+    """The records of partition files as columns (not summed), about ``limit`` entries at a
+    time (None: all at once), decoded in bulk; a record tagged by a task whose result was not
+    taken (``accepted``: the path of the taken tags, None for all) is skipped. The files are
+    deleted as they are read if ``owned``."""
     taken = None if accepted is None else _accepted(accepted)
-    for names, tables, tag in _records(path):
-        if tag and taken is not None and tag not in taken:
-            continue
-        yield Columns(names, [tuple(np.frombuffer(data, kind) for kind, data in table)
-                              for table in tables])
+    names: list[bytes] = []
+    data: list[list[bytes]] = []
+    starts: list[int] = []  # where each record's names start in ``names``
+    entries = 0
+    for path in paths:
+        for rnames, rdata, tag in _records(path):
+            if tag and taken is not None and tag not in taken:
+                continue
+            starts.append(len(names))
+            names += rnames
+            data.append(rdata)
+            entries += len(rdata[0]) // COLUMNS[0].itemsize
+            if limit is not None and entries >= limit:
+                yield _decoded(names, data, starts)
+                names, data, starts, entries = [], [], [], 0
+        if owned:
+            os.unlink(path)
+    if data or limit is None:
+        yield _decoded(names, data, starts)
 
 
-def _record(piece: Columns, tag: str) -> tuple[list[bytes], list[list[tuple[str, bytes]]], str]:
-    return piece.names, [[(a.dtype.str, a.tobytes()) for a in table] for table in piece.tables], tag
+def _decoded(names: list[bytes], data: list[list[bytes]], starts: list[int]) -> Columns:
+    """Records (their names end to end, their column bytes, where each one's names start) as
+    one Columns, each subject once."""
+    distinct, index = numbered(names, len(names))
+    names.clear()
+    first = np.array(starts, dtype=np.int64)
+    tables = []
+    for t in range(len(Tables._fields)):
+        at = len(COLUMNS) * t
+        local: Any = np.frombuffer(b"".join(d[at] for d in data), COLUMNS[0])
+        windows: Any = np.frombuffer(b"".join(d[at + 1] for d in data), COLUMNS[1])
+        counts: Any = np.frombuffer(b"".join(d[at + 2] for d in data), COLUMNS[2])
+        sizes = [len(d[at]) // COLUMNS[0].itemsize for d in data]
+        tables.append((index[local + np.repeat(first, sizes)], windows, counts))
+    return Columns(distinct, tables)
 
 
 def _records(path: str) -> Iterator[Any]:
@@ -155,12 +229,12 @@ class _Appender:
         self.counts = counts
         self.files: dict[int, IO[bytes]] = {}
 
-    def write(self, i: int, piece: Columns) -> None:
+    def write(self, i: int, record: Record, entries: int) -> None:
         f = self.files.get(i)
         if f is None:
             f = self.files[i] = open(self.paths[i], "ab")  # noqa: SIM115 - closed on exit
-        _dump(f, _record(piece, ""))
-        self.counts[i] += piece.entries()
+        _dump(f, record)
+        self.counts[i] += entries
 
     def __enter__(self) -> _Appender:
         return self
@@ -175,34 +249,25 @@ def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = 
     many entries went to each partition. The files stay open for the next run. With ``tag``
     (a task's, see ``new_tag``), each record carries it.
 
-    An entry goes to partition ``crc32(subject) % fanout``; a split of a partition uses the
-    next digit, ``crc32(subject) // fanout % parts`` (``arrays.Columns.routed``), and so on, so
-    that a split really divides a partition."""
+    An entry goes to partition ``crc32(subject) % fanout`` (see ``_records_of``)."""
     close_writers(keep=folder)
     counts = [0] * fanout
-    columns = Columns.of(tables, summed=False).narrowed()
+    columns = Columns.of(tables, summed=False)
     for table in tables:
         table.clear()
-    for i, piece in columns.routed(fanout, 1):
-        _append(os.path.join(folder, f"{writer}.{i}"), _record(piece, tag))
-        counts[i] += piece.entries()
+    for i, record, entries in _records_of(columns, fanout, 1, tag):
+        _append(os.path.join(folder, f"{writer}.{i}"), record)
+        counts[i] += entries
     return counts
 
 
 def _sum_runs(paths: list[str], accepted: str | None, owned: bool) -> Columns:
-    pieces: list[Columns] = []
-    for path in paths:
-        pieces += _runs(path, accepted)
-        if owned:
-            os.unlink(path)
-    return Columns.gather(pieces)
+    return Columns.gather(_batches(paths, accepted, owned))
 
 
 def _one_subject(path: str) -> Subject:
     """The one subject in ``path`` as a ``arrays.Subject``; the file is deleted once read."""
-    subject = Subject.of(Columns.gather(_runs(path, None)))
-    os.unlink(path)
-    return subject
+    return Subject.of(Columns.gather(_batches([path], None, True)))
 
 
 def _partition(
@@ -220,14 +285,11 @@ def _partition(
     counts = [0] * parts
     subjects: set[bytes] = set()
     with _Appender(names, counts) as out:
-        for path in paths:
-            for piece in _runs(path, accepted):
-                if len(subjects) < 2:
-                    subjects.update(piece.names)
-                for j, sub in piece.routed(parts, divisor):
-                    out.write(j, sub)
-            if owned:
-                os.unlink(path)
+        for batch in _batches(paths, accepted, owned, capacity):
+            if len(subjects) < 2:
+                subjects.update(batch.names[:2])
+            for j, record, entries in _records_of(batch, parts, divisor, ""):
+                out.write(j, record, entries)
     for name, count in zip(names, counts, strict=True):
         if not count:
             continue
