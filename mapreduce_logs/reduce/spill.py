@@ -21,6 +21,7 @@ import contextlib
 import functools
 import glob
 import io
+import itertools
 import math
 import os
 import pickle
@@ -42,8 +43,8 @@ from ..model.windows import WindowLines
 from ..settings import Settings
 from . import cleanup
 
-BATCH = 1 << 15
-"""Entries routed at a time: bounds the lists a spill builds besides the counters it empties."""
+BATCH = 1 << 16
+"""Entries routed at a time: bounds the arrays a spill builds besides the counters it empties."""
 
 MAX_FANOUT = 256
 """Most partition files one writer has open at once."""
@@ -252,13 +253,24 @@ def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = 
     An entry goes to partition ``crc32(subject) % fanout`` (see ``_records_of``)."""
     close_writers(keep=folder)
     counts = [0] * fanout
-    columns = Columns.of(tables, summed=False)
+    for columns in _pieces(tables):
+        for i, record, entries in _records_of(columns, fanout, 1, tag):
+            _append(os.path.join(folder, f"{writer}.{i}"), record)
+            counts[i] += entries
     for table in tables:
         table.clear()
-    for i, record, entries in _records_of(columns, fanout, 1, tag):
-        _append(os.path.join(folder, f"{writer}.{i}"), record)
-        counts[i] += entries
     return counts
+
+
+def _pieces(tables: Tables) -> Iterator[Columns]:
+    """``tables`` as columns, BATCH entries at a time (a chunk's are usually fewer)."""
+    if tables.entries() <= BATCH:
+        yield Columns.of(tables, summed=False)
+        return
+    for t, table in enumerate(tables):
+        items = iter(table.items())
+        while batch := dict(itertools.islice(items, BATCH)):
+            yield Columns.of([batch if i == t else {} for i in range(len(tables))], summed=False)
 
 
 def _sum_runs(paths: list[str], accepted: str | None, owned: bool) -> Columns:
