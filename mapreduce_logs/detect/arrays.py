@@ -1,13 +1,18 @@
-"""One user or service with too many windows for the dict digest: digested from numpy arrays.
+"""The partitions' columns, and the user rules over numpy arrays, for any number of users.
 
-A spilled partition is digested as dicts keyed by (subject, window), about 400 bytes an entry
-once the rules have run; a partition too big for its share of the budget is split on further
-hash digits. One subject's windows cannot be split: a service that logs every minute of a
-year has 525,600 of them, a heartbeat user at ``--window 1`` 86,400 a day. Such a subject is
-read into sorted arrays instead (16 bytes a window, a few times that while the rules run), and
-the same rules as ``rules`` are applied to them with the same float operations in the same
-order, so the result is the same to the last bit (the tests check it against the dict digest
-and the reference, with every subject forced through here).
+A spilled partition is read as ``Columns``: its subjects' names once, and per table numpy
+arrays of (subject index, window, count), sorted and added up with numpy. The user rules of
+``rules`` (share and usual rate: trim, local median, weighted median share, suspect windows;
+burst candidates) are written here once, over arrays, for every user of a partition at once
+(``user_rates``, ``users_burst_candidates``): integer sums first, then the same float
+operations in the same order as the rule states them, user by user, so the result is the same
+to the last bit as the reference (the tests check it). ``rules.user_rate`` and friends of dicts
+are these.
+
+One subject's windows cannot be split between partitions: a service that logs every minute of
+a year has 525,600 of them, a heartbeat user at ``--window 1`` 86,400 a day. Such a subject,
+alone in a piece, is a ``Subject`` (16 bytes a window, a few times that while the rules run),
+judged by the same functions (one user) and, for a service, by ``spikes`` here.
 """
 
 from __future__ import annotations
@@ -113,7 +118,9 @@ def numbered(subjects: Iterable[bytes], count: int) -> tuple[list[bytes], Ints]:
     one pass in C (``count``: how many there are)."""
     first: dict[bytes, int] = {}
     seen = np.fromiter(map(first.setdefault, subjects, itertools.count()), np.int64, count)
-    return list(first), np.searchsorted(np.fromiter(first.values(), np.int64, len(first)), seen)
+    rank = np.empty(count, dtype=np.int64)  # at each first appearance: its subject's number
+    rank[np.fromiter(first.values(), np.int64, len(first))] = np.arange(len(first))
+    return list(first), rank[seen]
 
 
 def _sum_pairs(subjects: Ints, windows: Ints, counts: Ints) -> tuple[Ints, Ints, Ints]:

@@ -47,18 +47,18 @@ from __future__ import annotations
 import functools
 import math
 from array import array
-from bisect import bisect_left, bisect_right
-from collections import Counter, defaultdict
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
-from itertools import accumulate, chain, compress, repeat
-from operator import and_, eq, itemgetter, le, ne, or_, sub
-from typing import Any, NamedTuple
+from collections import defaultdict
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..ingest.parse import NS, format_utc
 from ..model.digest import Found, Key
 from ..model.partial import Partial
-from ..model.windows import WindowLines, lines_at, release
+from ..model.windows import WindowLines, release
 from ..settings import Settings
+
+if TYPE_CHECKING:  # arrays imports this module: it is imported where the user rules run
+    from . import arrays
 
 ANOMALY_TYPES = (
     "malformed_lines",
@@ -257,8 +257,8 @@ NEIGHBOURS = 2
 
 
 class WindowTable:
-    """What every user's rates are computed against: the windows with traffic. Built once; the
-    neighbourhoods (``first``, ``end``: a pass over every window) only when a rate needs them."""
+    """What every user's rates are computed against: the windows with traffic. Built once;
+    as numpy arrays (``arrays.Table``, which the user rules run on) when a rate needs them."""
 
     def __init__(self, lines: Mapping[int, int], all_lines: int, drop: int,
                  order: Sequence[int]) -> None:
@@ -271,23 +271,10 @@ class WindowTable:
         """The windows, ascending."""
 
     @functools.cached_property
-    def first(self) -> Sequence[int]:
-        """For each window of ``order``: the position of the first one at most NEIGHBOURS
-        before."""
-        return self._positions(lambda w: bisect_left(self.order, w - NEIGHBOURS))
+    def arrays(self) -> arrays.Table:
+        from . import arrays
 
-    @functools.cached_property
-    def end(self) -> Sequence[int]:
-        """... and the position after the last one at most NEIGHBOURS after."""
-        return self._positions(lambda w: bisect_right(self.order, w + NEIGHBOURS))
-
-    def _positions(self, where: Callable[[int], int]) -> Sequence[int]:
-        if isinstance(self.lines, WindowLines):
-            # Millions of windows: arrays of 8 bytes an entry, not lists of int objects.
-            positions = array("q", map(where, self.order))
-            self.lines.release()
-            return positions
-        return list(map(where, self.order))
+        return arrays.Table.of(self.lines)
 
     @classmethod
     def of(cls, window_lines: Mapping[int, int]) -> WindowTable:
@@ -301,145 +288,19 @@ class WindowTable:
         return cls(window_lines, total, trim_count(len(order)), order)
 
 
-def user_rates(
-    user_lines: Mapping[tuple[bytes, int], int],
-    window_lines: Mapping[int, int],
-    settings: Settings,
-    users: Iterable[bytes] | None = None,
-    seen_in: Mapping[bytes, int] | None = None,
-    table: Callable[[], WindowTable] | None = None,
-) -> dict[bytes, UserRate]:
-    """Share and usual rate (``user_rate``) of ``users`` (default all) seen in more windows
-    than a tenth.
-
-    Every window of such a user must be in ``user_lines``. A user seen in at most a tenth of the
-    windows has share and rate 0 (its every window is trimmed) and is left out. ``table``
-    gives ``WindowTable.of(window_lines)`` if the caller keeps one (it sorts every window),
-    asked only when some user needs it.
-    """
-    drop = trim_count(len(window_lines))
-    if seen_in is None:
-        seen_in = Counter(map(itemgetter(0), user_lines))
-    wanted = {u for u, n in seen_in.items() if n > drop}
-    if users is not None:
-        wanted.intersection_update(users)
-    if not wanted:
-        return {}
-    mine: dict[bytes, dict[int, int]] = defaultdict(dict)
-    theirs = map(wanted.__contains__, map(itemgetter(0), user_lines))
-    for (user, window), lines in compress(user_lines.items(), theirs):
-        mine[user][window] = lines
-    windows = WindowTable.of(window_lines) if table is None else table()
-    rates: dict[bytes, UserRate] = {}
-    for user, counts in mine.items():
-        rate = user_rate(counts, windows, settings)
-        if rate is not None:
-            rates[user] = rate
-    return rates
-
-
 def user_rate(counts: Mapping[int, int], table: WindowTable, settings: Settings) -> UserRate | None:
     """A user's share and usual rate (see the module doc) from all its windows (window -> its
     lines, each at least 1); None for a user seen in at most a tenth of the windows, whose
-    share and rate are 0. Neither is ever above the plain trimmed one."""
-    drop = table.drop
-    if len(counts) <= drop:
+    share and rate are 0. Neither is ever above the plain trimmed one. Computed over arrays
+    (``arrays.user_rates``, where the rule is written once for any number of users)."""
+    if len(counts) <= table.drop:
         return None
-    ranked = sorted(counts, key=lambda w: (-counts[w], w))
-    plain = _kept_rate(counts, ranked[drop:], ranked[:drop], table)
-    suspect = suspect_windows(counts, ranked, table, settings)
-    if not suspect:
-        return plain
-    rest = [w for w in ranked if w not in suspect]
-    # The tenth of all the windows, never all that are left (of every window with traffic,
-    # the user's or not: those without it have no line and would be trimmed last).
-    windows = len(table.order)
-    drop = min((windows + 9) // 10, max(windows - len(suspect) - 1, 0))
-    if drop >= len(rest):
-        return UserRate(0.0, 0.0)  # no line of the user is left
-    robust = _kept_rate(counts, rest[drop:], [*suspect, *rest[:drop]], table)
-    return UserRate(min(plain.share, robust.share), min(plain.usual, robust.usual))
+    from . import arrays
 
-
-def _kept_rate(
-    counts: Mapping[int, int], kept: list[int], left_out: list[int], table: WindowTable
-) -> UserRate:
-    """Share and rate over every window with traffic but ``left_out`` (windows of the user):
-    its lines in ``kept`` (the rest of its windows) / all lines there, and / those windows."""
-    kept_lines = sum(counts[w] for w in kept)
-    kept_total = table.all_lines - sum(table.lines[w] for w in left_out)
-    return UserRate(kept_lines / kept_total if kept_total else 0.0,
-                    kept_lines / (len(table.order) - len(left_out)))
-
-
-def suspect_windows(
-    counts: Mapping[int, int], ranked: list[int], table: WindowTable, settings: Settings
-) -> set[int]:
-    """The user's windows that a burst may hold: those flagged, in a run of ``burst_min_lines``
-    lines or more, under the robust first pass (its weighted median share, and its local median
-    as the usual rate). ``ranked``: its windows by lines, most first."""
-    least = settings.burst_min_lines
-    usual = local_median(counts, table)
-    # A share of 0 gives the lowest thresholds: without a long enough run under them, none.
-    lowest = max(1.0, settings.burst_factor * usual)
-    high = in_long_runs(sorted(compress(ranked, map(lowest.__le__, map(counts.__getitem__, ranked)))),
-                        counts, least)
-    if not high:
-        return set()
-    share = weighted_median_share(counts, table)
-    flagged = [w for w in high
-               if counts[w] >= _burst_limits(share, usual, counts[w], table.lines[w], settings)[1]]
-    return set(in_long_runs(flagged, counts, least))
-
-
-def local_median(counts: Mapping[int, int], table: WindowTable) -> float:
-    """The median, over every window with traffic, of the user's local mean there: its lines
-    in that window and the ``NEIGHBOURS`` windows on each side, / their number (2 * NEIGHBOURS
-    + 1, with traffic or not). A job that comes back every few windows has a local mean all
-    along; a burst of the same lines has one only around it."""
-    # Sums over runs of positions, from prefix sums: all in C, at every window.
-    prefix = [0, *accumulate(map(counts.get, table.order, repeat(0)))]
-    at = prefix.__getitem__
-    sums: list[int] = sorted(map(sub, map(at, table.end), map(at, table.first)))
-    if not sums:
-        return 0.0
-    width, mid = 2 * NEIGHBOURS + 1, len(sums) // 2
-    # As the median of the means (each sum / width), float for float.
-    if len(sums) % 2:
-        return sums[mid] / width
-    return (sums[mid - 1] / width + sums[mid] / width) / 2
-
-
-def in_long_runs(windows: list[int], counts: Mapping[int, int], least: int) -> list[int]:
-    """Those of ``windows`` (sorted) in a run of adjacent ones whose ``counts`` add up to at
-    least ``least``."""
-    # Where a run ends (the next window is not adjacent), found in C; then one step a run.
-    ends = [*compress(range(1, len(windows)), map(ne, map((1).__add__, windows), windows[1:])),
-            len(windows)]
-    out: list[int] = []
-    start = 0
-    for end in ends:
-        run = windows[start:end]
-        if sum(map(counts.__getitem__, run)) >= least:
-            out += run
-        start = end
-    return out
-
-
-def weighted_median_share(counts: Mapping[int, int], table: WindowTable) -> float:
-    """The traffic-weighted median of a user's share of each window's lines: the smallest share
-    (0 in the windows without the user) such that the windows where its share is at most that
-    hold at least half of everyone else's lines."""
-    lines = table.lines
-    others = table.all_lines - sum(counts.values())
-    below = table.all_lines - sum(lines[w] for w in counts)  # everyone's, where it has none
-    if len(counts) < len(table.order) and 2 * below >= others:
-        return 0.0
-    for share, theirs in sorted((n / lines[w], lines[w] - n) for w, n in counts.items()):
-        below += theirs
-        if 2 * below >= others:
-            return share
-    return 0.0  # not reached: at the last window below == others
+    windows = sorted(counts)
+    return arrays.user_rate(
+        arrays.user(b"", array("q", windows), array("q", map(counts.__getitem__, windows))),
+        table.arrays, settings)
 
 
 def busiest_share(p: Partial, settings: Settings) -> float:
@@ -451,16 +312,17 @@ def user_share(
     user_lines: Mapping[tuple[bytes, int], int],
     window_lines: Mapping[int, int],
     settings: Settings,
-    seen_in: Mapping[bytes, int] | None = None,
-    table: Callable[[], WindowTable] | None = None,
 ) -> float:
     """The largest share among the users of ``user_lines`` (0 when there is none).
 
     Every window of a user must be in ``user_lines``; the run's share is the largest over any
     split of the users into groups.
     """
-    rates = user_rates(user_lines, window_lines, settings, seen_in=seen_in, table=table)
-    return max((r.share for r in rates.values()), default=0.0)
+    from . import arrays
+
+    rates = arrays.user_rates(arrays.Columns.of([user_lines]).users(),
+                              arrays.Table.of(window_lines), settings)
+    return float(rates.share.max()) if len(rates.share) else 0.0
 
 
 def _burst_limits(
@@ -504,32 +366,11 @@ def long_runs(entries: Iterable[Entry], least: int) -> Iterator[list[Entry]]:
         yield run
 
 
-def _linked(keys: list[Key]) -> Iterator[bool]:
-    """For each of ``keys`` (sorted), whether the window before or after it of the same user is
-    among them. Done in C, so that a crowd of scattered windows costs little."""
-    users = list(map(itemgetter(0), keys))
-    windows = list(map(itemgetter(1), keys))
-    # link i: keys i and i + 1 are adjacent windows of one user
-    links = list(map(and_, map(eq, users, users[1:]), map(eq, map((1).__add__, windows), windows[1:])))
-    del users, windows
-    return map(or_, chain([False], links), chain(links, [False]))
-
-
-def line_totals(user_lines: Mapping[Key, int]) -> Counter[bytes]:
-    """Lines per user, summed over its windows."""
-    totals = Counter(map(itemgetter(0), user_lines))
-    for (user, _), n in compress(user_lines.items(), map((1).__lt__, user_lines.values())):
-        totals[user] += n - 1
-    return totals
-
-
 def burst_candidates(
     user_lines: Mapping[Key, int],
     window_lines: Mapping[int, int],
     share_floor: float,
     settings: Settings,
-    totals: Mapping[bytes, int] | None = None,
-    table: Callable[[], WindowTable] | None = None,
 ) -> list[BurstCandidate]:
     """The windows that can be flagged in a reported run once the run's share is known to be at
     least ``share_floor``: every window of each run of windows flagged under ``share_floor``
@@ -540,50 +381,18 @@ def burst_candidates(
     group's own share (never above the run's) keeps every window of every reported run. What is
     kept is bounded by those runs, however small the expectation (a share of 0 flags every
     window), so a crowd of users with a few lines here and there leaves nothing.
-    Every window of a user must be in ``user_lines``; ``totals`` are the users' lines (computed
-    when not given).
+    Every window of a user must be in ``user_lines``. Computed over arrays
+    (``arrays.users_burst_candidates``).
     """
-    least = settings.burst_min_lines
-    if totals is None:
-        totals = line_totals(user_lines)
-    heavy = set(compress(totals, map(least.__le__, totals.values())))
-    if not heavy:
-        return []
-    # Whatever its usual rate, a window is flagged only if lines >= f*s*(window - lines), that is
-    # lines >= f*s*window / (1 + f*s): a cut done in C over every entry, lowered a hair so that
-    # float rounding cannot drop a window the exact test below keeps.
-    fs = settings.burst_factor * min(share_floor, MAX_SHARE)
-    keys = user_lines.keys()
-    # Only the windows of these users: there may be far more windows in all than here.
-    needed = sorted(set(map(itemgetter(1), keys)))
-    lowest = {w: burst_cut(there, fs)
-              for w, there in zip(needed, lines_at(window_lines, needed), strict=True)}
-    del needed
-    high = list(compress(keys, map(le, map(lowest.__getitem__, map(itemgetter(1), keys)),
-                                   user_lines.values())))
-    possible = sorted(compress(high, map(heavy.__contains__, map(itemgetter(0), high))))
-    del high
-    # A window alone (no neighbour among them) is a run of its own: it needs `least` lines.
-    alone_enough = set(compress(keys, map(least.__le__, user_lines.values())))
-    worth = map(or_, _linked(possible), map(alone_enough.__contains__, possible))
-    entries = [(key, user_lines[key]) for key in compress(possible, worth)]
-    del possible
-    # Runs of those windows with enough lines, then the exact test with the usual rates of their
-    # users, then the runs again: a run of the exact test lies inside a run of the cut.
-    kept = [entry for run in long_runs(entries, least) for entry in run]
-    rates = user_rates(user_lines, window_lines, settings,
-                       users={user for (user, _), _ in kept}, table=table)
-    flagged: list[Entry] = []
-    for entry in kept:
-        (user, window), lines = entry
-        usual = rates[user].usual if user in rates else 0.0
-        if lines >= _burst_limits(share_floor, usual, lines, window_lines[window], settings)[1]:
-            flagged.append(entry)
-    return [
-        (user, window, lines, rates[user].usual if user in rates else 0.0)
-        for run in long_runs(flagged, least)
-        for (user, window), lines in run
-    ]
+    from . import arrays
+
+    users = arrays.Columns.of([user_lines]).users()
+    table = arrays.Table.of(window_lines)
+
+    def usual_of(which: Any) -> Any:
+        return arrays.user_rates(users, table, settings).usual_of(which)
+
+    return arrays.users_burst_candidates(users, usual_of, share_floor, table, settings)
 
 
 def bursts(

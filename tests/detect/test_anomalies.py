@@ -508,22 +508,41 @@ def test_a_job_every_few_windows_is_quiet(tmp_path: Path, on: int, period: int) 
     assert of_type(anomalies_of([write_log(tmp_path / "a.log", lines)]), "user_burst") == []
 
 
+def _one_user(counts: dict[int, int], window_lines: dict[int, int]) -> tuple[float, float]:
+    """(weighted median share, local median) of one user, from the array rules."""
+    import numpy as np
+
+    from mapreduce_logs.detect import arrays
+
+    table = arrays.Table.of(window_lines)
+    w = np.array(sorted(counts), dtype=np.int64)
+    c = np.array([counts[x] for x in sorted(counts)], dtype=np.int64)
+    seg, starts, lengths = np.zeros(len(w), dtype=np.int64), np.array([0]), np.array([len(w)])
+    pos, lines = table.find(w)
+    share = arrays._weighted_median_shares(seg, c, lines, starts, lengths, np.array([0]), table)
+    return float(share[0]), float(arrays._local_medians(seg, c, pos, starts, table)[0])
+
+
 def test_weighted_median_share_and_local_median() -> None:
     """The user's share at the median of everyone else's lines; its local mean over 5 windows."""
-    from mapreduce_logs.detect.rules import WindowTable, local_median, weighted_median_share
+    def share(counts: dict[int, int], window_lines: dict[int, int]) -> float:
+        return _one_user(counts, window_lines)[0]
 
-    table = WindowTable.of({0: 100, 1: 100, 2: 100, 3: 400})
+    def median(counts: dict[int, int], window_lines: dict[int, int]) -> float:
+        return _one_user(counts, window_lines)[1]
+
+    table = {0: 100, 1: 100, 2: 100, 3: 400}
     # shares 0.1, 0.2, 0.5 and (window 3) 0.75, with 90 + 80 + 50 + 100 lines of the others
-    assert weighted_median_share({0: 10, 1: 20, 2: 50, 3: 300}, table) == 0.2
+    assert share({0: 10, 1: 20, 2: 50, 3: 300}, table) == 0.2
     # windows 2 and 3 without the user (share 0) hold 500 of the others' 680: more than half
-    assert weighted_median_share({0: 10, 1: 20}, table) == 0.0
-    assert weighted_median_share({0: 100, 1: 100, 2: 100, 3: 400}, table) == 1.0  # alone
-    table = WindowTable.of(dict.fromkeys(range(20), 10))
-    assert local_median({w: 5 for w in range(0, 20, 2)}, table) == 2.0  # 2 or 3 of 5 windows
+    assert share({0: 10, 1: 20}, table) == 0.0
+    assert share({0: 100, 1: 100, 2: 100, 3: 400}, table) == 1.0  # alone
+    table = dict.fromkeys(range(20), 10)
+    assert median({w: 5 for w in range(0, 20, 2)}, table) == 2.0  # 2 or 3 of 5 windows
     # means 3, 4, 5 (six times), 4, 3, 2, 1 and eight 0s
-    assert local_median({w: 5 for w in range(10)}, table) == (2 + 3) / 2
-    assert local_median({w: 5 for w in range(8)}, table) == 0.5  # (1 + 0) / 2: 10 windows > 0
-    assert local_median({5: 50}, WindowTable.of({5: 50, 10**9: 1})) == 5.0  # neighbours only
+    assert median({w: 5 for w in range(10)}, table) == (2 + 3) / 2
+    assert median({w: 5 for w in range(8)}, table) == 0.5  # (1 + 0) / 2: 10 windows > 0
+    assert median({5: 50}, {5: 50, 10**9: 1}) == 5.0  # neighbours only
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -655,10 +674,15 @@ def test_adjacent_windows_form_one_anomaly_and_a_gap_splits_them() -> None:
 
 
 def test_runs_of_exactly_the_floor_are_suspect() -> None:
-    from mapreduce_logs.detect.rules import in_long_runs
+    import numpy as np
 
-    counts = {1: 10, 2: 10, 5: 19, 8: 20}
-    assert in_long_runs([1, 2, 5, 8], counts, 20) == [1, 2, 8]
+    from mapreduce_logs.detect.arrays import _in_long_runs
+
+    windows, counts = np.array([1, 2, 5, 8]), np.array([10, 10, 19, 20])
+    assert _in_long_runs(np.arange(4), windows, counts, 20).tolist() == [0, 1, 3]
+    users = np.array([0, 0, 0, 1])  # a run does not go on from one user to the next
+    assert _in_long_runs(np.arange(4), np.array([1, 2, 3, 4]), counts, 21, users).tolist() == [
+        0, 1, 2]
 
 
 def test_the_busiest_share_is_capped_below_one() -> None:
