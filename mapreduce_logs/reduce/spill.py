@@ -53,10 +53,10 @@ MAX_FANOUT = 256
 # --- runs on disk -------------------------------------------------------------------------------
 #
 # A partition file is named WRITER.INDEX (WRITER: "m" for the reducer, ``writer_name()`` for a
-# worker) and holds records (subject names, [(subject indexes, windows, counts) per table of
-# ``Tables``], tag) pickled one after another: columns (``arrays.Columns``), numpy arrays beside
-# the names, each name once. The tag is a task's (see ``new_tag``), or "" for the reducer.
-# Splits of a partition go to split/, burst candidates to cand/.
+# worker) and holds records (subject names, entries, tag) pickled one after another: each
+# subject's name once, then the bytes of its entries as ``ROW``s, which refer to the names by
+# index (``arrays.Columns`` once read back). The tag is a task's (see ``new_tag``), or "" for
+# the reducer. Splits of a partition go to split/, burst candidates to cand/.
 
 
 def _dump(f: IO[bytes], record: Any) -> None:
@@ -65,17 +65,18 @@ def _dump(f: IO[bytes], record: Any) -> None:
     pickler.dump(record)
 
 
-_WRITERS: dict[str, int] = {}
-"""This process's partition files open for appending (path -> fd), kept from one chunk to the
-next: opening a file costs more than writing a chunk's share to it."""
+_WRITERS: dict[str, dict[str, int]] = {}
+"""This process's partition files open for appending (folder -> path -> fd), kept from one
+chunk to the next: opening a file costs more than writing a chunk's share to it."""
 
 
-def _append(path: str, record: Any) -> None:
+def _append(files: dict[str, int], path: str, record: Any) -> None:
+    """Append ``record`` to ``path``, kept open in ``files`` (one folder's of ``_WRITERS``)."""
     buffer = io.BytesIO()
     _dump(buffer, record)
-    fd = _WRITERS.get(path)
+    fd = files.get(path)
     if fd is None:
-        fd = _WRITERS[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = files[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     data = memoryview(buffer.getbuffer())
     while data:
         data = data[os.write(fd, data) :]
@@ -83,9 +84,11 @@ def _append(path: str, record: Any) -> None:
 
 def close_writers(keep: str | None = None) -> None:
     """Close this process's open partition files, but those in folder ``keep``."""
-    for path in [p for p in list(_WRITERS) if keep is None or os.path.dirname(p) != keep]:
-        with contextlib.suppress(KeyError, OSError):
-            os.close(_WRITERS.pop(path))
+    for folder in [f for f in list(_WRITERS) if keep is None or f != keep]:
+        files = _WRITERS.pop(folder, {})
+        for fd in files.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def writer_name() -> str:
@@ -124,12 +127,13 @@ def _accepted(path: str) -> frozenset[str]:
     return tags
 
 
-COLUMNS: tuple[np.dtype[Any], ...] = (np.dtype(np.uint32), np.dtype(np.int64), np.dtype(np.int64))
-"""On disk: a subject's index among its record's names, the window, the count."""
+ROW = np.dtype([("table", np.uint8), ("subject", np.uint32), ("window", np.int64),
+                ("count", np.int64)])
+"""An entry on disk: its table (index in ``Tables``), its subject's index among its record's
+names, its window and count."""
 
-
-Record = tuple[list[bytes], list[bytes], str]
-"""(names, the bytes of each column of each table in turn, tag)."""
+Record = tuple[list[bytes], bytes, str]
+"""(names, the bytes of the entries as ROWs, tag)."""
 
 
 def _records_of(columns: Columns, parts: int, divisor: int, tag: str
@@ -138,33 +142,36 @@ def _records_of(columns: Columns, parts: int, divisor: int, tag: str
 
     The partition is digit ``(crc32(subject) // divisor) % parts``: the first split uses the
     lowest digit, each further split the next one, so a split really divides a partition.
-    One crc32 per subject, and each column turned to bytes once, then cut."""
+    One crc32 per subject; the entries are made bytes once, ordered by partition, then cut."""
     crc = np.fromiter(map(zlib.crc32, columns.names), np.int64, len(columns.names))
     part = (crc // divisor % parts).astype(np.uint8 if parts <= 256 else np.int64)
     del crc  # small integers: the stable sorts below take linear time
     by_part = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[by_part], np.arange(parts + 1))
-    local = np.empty(len(part), dtype=COLUMNS[0])  # a subject's index within its record
+    bounds = np.searchsorted(part[by_part], np.arange(parts + 1)).tolist()
+    local = np.empty(len(part), dtype=np.uint32)  # a subject's index within its record
     local[by_part] = np.arange(len(part)) - np.repeat(bounds[:-1], np.diff(bounds))
     names = list(map(columns.names.__getitem__, by_part.tolist()))
     del by_part
-    cuts: list[tuple[list[int], list[bytes]]] = []
-    for subjects, at, counts in columns.tables:
-        mine = part[subjects]
-        order = np.argsort(mine, kind="stable")
-        ends = np.searchsorted(mine[order], np.arange(parts + 1)).tolist()
-        cuts.append((ends, [a[order].astype(kind, copy=False).tobytes() for a, kind in
-                            zip((local[subjects], at, counts), COLUMNS, strict=True)]))
-        del mine, order
-    sizes = [kind.itemsize for kind in COLUMNS]
-    first = bounds.tolist()
+    rows = np.empty(columns.entries(), dtype=ROW)
+    at = 0
+    for t, (subjects, windows_, counts) in enumerate(columns.tables):
+        end = at + len(subjects)
+        rows["table"][at:end] = t
+        rows["subject"][at:end] = local[subjects]
+        rows["window"][at:end] = windows_
+        rows["count"][at:end] = counts
+        at = end
+    row_part = np.concatenate([part[subjects] for subjects, _, _ in columns.tables])
+    order = np.argsort(row_part, kind="stable")
+    ends = np.searchsorted(row_part[order], np.arange(parts + 1)).tolist()
+    del row_part
+    data = rows[order].tobytes()
+    del rows, order
+    size = ROW.itemsize
     for i in range(parts):
-        if first[i] == first[i + 1]:
-            continue  # no subject, no entry
-        data = [blob[ends[i] * size : ends[i + 1] * size]
-                for ends, blobs in cuts for blob, size in zip(blobs, sizes, strict=True)]
-        yield i, (names[first[i] : first[i + 1]], data, tag), sum(
-            ends[i + 1] - ends[i] for ends, _ in cuts)
+        if bounds[i] < bounds[i + 1]:
+            yield (i, (names[bounds[i] : bounds[i + 1]], data[ends[i] * size : ends[i + 1] * size],
+                       tag), ends[i + 1] - ends[i])
 
 
 def _batches(paths: list[str], accepted: str | None, owned: bool,
@@ -175,7 +182,7 @@ def _batches(paths: list[str], accepted: str | None, owned: bool,
     deleted as they are read if ``owned``."""
     taken = None if accepted is None else _accepted(accepted)
     names: list[bytes] = []
-    data: list[list[bytes]] = []
+    data: list[bytes] = []
     starts: list[int] = []  # where each record's names start in ``names``
     entries = 0
     for path in paths:
@@ -185,7 +192,7 @@ def _batches(paths: list[str], accepted: str | None, owned: bool,
             starts.append(len(names))
             names += rnames
             data.append(rdata)
-            entries += len(rdata[0]) // COLUMNS[0].itemsize
+            entries += len(rdata) // ROW.itemsize
             if limit is not None and entries >= limit:
                 yield _decoded(names, data, starts)
                 names, data, starts, entries = [], [], [], 0
@@ -195,21 +202,24 @@ def _batches(paths: list[str], accepted: str | None, owned: bool,
         yield _decoded(names, data, starts)
 
 
-def _decoded(names: list[bytes], data: list[list[bytes]], starts: list[int]) -> Columns:
-    """Records (their names end to end, their column bytes, where each one's names start) as
+def _decoded(names: list[bytes], data: list[bytes], starts: list[int]) -> Columns:
+    """Records (their names end to end, their entries' bytes, where each one's names start) as
     one Columns, each subject once."""
     distinct, index = numbered(names, len(names))
     names.clear()
-    first = np.array(starts, dtype=np.int64)
-    tables = []
-    for t in range(len(Tables._fields)):
-        at = len(COLUMNS) * t
-        local: Any = np.frombuffer(b"".join(d[at] for d in data), COLUMNS[0])
-        windows: Any = np.frombuffer(b"".join(d[at + 1] for d in data), COLUMNS[1])
-        counts: Any = np.frombuffer(b"".join(d[at + 2] for d in data), COLUMNS[2])
-        sizes = [len(d[at]) // COLUMNS[0].itemsize for d in data]
-        tables.append((index[local + np.repeat(first, sizes)], windows, counts))
-    return Columns(distinct, tables)
+    sizes = [len(d) // ROW.itemsize for d in data]
+    rows: Any = np.frombuffer(b"".join(data), ROW)
+    data.clear()
+    tables = rows["table"]
+    order = np.argsort(tables, kind="stable")
+    bounds = np.searchsorted(tables[order], np.arange(len(Tables._fields) + 1)).tolist()
+    local = rows["subject"].astype(np.int64)
+    local += np.repeat(np.array(starts, dtype=np.int64), sizes)
+    subjects = index[local[order]]
+    del local
+    windows_, counts = rows["window"][order], rows["count"][order]
+    return Columns(distinct, [(subjects[a:b], windows_[a:b], counts[a:b])
+                              for a, b in itertools.pairwise(bounds)])
 
 
 def _records(path: str) -> Iterator[Any]:
@@ -251,11 +261,14 @@ def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = 
     (a task's, see ``new_tag``), each record carries it.
 
     An entry goes to partition ``crc32(subject) % fanout`` (see ``_records_of``)."""
-    close_writers(keep=folder)
+    if len(_WRITERS) > 1 or folder not in _WRITERS:
+        close_writers(keep=folder)
+    files = _WRITERS.setdefault(folder, {})
+    prefix = os.path.join(folder, f"{writer}.")
     counts = [0] * fanout
     for columns in _pieces(tables):
         for i, record, entries in _records_of(columns, fanout, 1, tag):
-            _append(os.path.join(folder, f"{writer}.{i}"), record)
+            _append(files, f"{prefix}{i}", record)
             counts[i] += entries
     for table in tables:
         table.clear()
