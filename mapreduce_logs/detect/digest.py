@@ -73,24 +73,26 @@ def digest_tables(
     # The partition's own share is at most the run's: its filter keeps every window of every
     # reported burst, and only windows of runs with burst_min_lines lines or more.
     put_candidates(burst_candidates(tables.user_lines, window_lines, own, settings, users, table))
+    top_users = top_of(users, settings.top)
     return PartDigest(
         top_services=top_services,
-        top_users=top_of(users, settings.top),
+        top_users=top_users,
         distinct_services=len(services),
         distinct_users=len(users),
         spikes=spikes(tables.service_errors, tables.service_others, settings),
         share=own,
         service_errors=errors,
+        user_errors=_errors_of(tables.user_errors, {u for u, _ in top_users}),
     )
 
 
-def _errors_of(service_errors: Mapping[Key, int], services: set[bytes]) -> dict[bytes, int]:
-    """Error lines of each of ``services`` (a few), summed over their windows."""
-    errors = dict.fromkeys(services, 0)
-    if services:
-        for (service, _), n in service_errors.items():
-            if service in errors:
-                errors[service] += n
+def _errors_of(errors_at: Mapping[Key, int], subjects: set[bytes]) -> dict[bytes, int]:
+    """Error lines of each of ``subjects`` (a few), summed over their windows."""
+    errors = dict.fromkeys(subjects, 0)
+    if subjects:
+        for (subject, _), n in errors_at.items():
+            if subject in errors:
+                errors[subject] += n
     return errors
 
 
@@ -118,6 +120,7 @@ def digest_subject(
         spikes=arrays.spikes(subject, settings) if services else [],
         share=share,
         service_errors={subject.name: int(subject.counts[1].sum())} if services else {},
+        user_errors={subject.name: int(subject.counts[3].sum())} if users else {},
     )
 
 
@@ -157,15 +160,18 @@ def combine(parts: Iterable[PartDigest], k: int) -> PartDigest:
     out = PartDigest([], [], 0, 0, [], 0.0)
     for part in parts:
         top_services = top_k(itertools.chain(out.top_services, part.top_services), k)
+        top_users = top_k(itertools.chain(out.top_users, part.top_users), k)
         errors = {**out.service_errors, **part.service_errors}
+        user_errors = {**out.user_errors, **part.user_errors}
         out = PartDigest(
             top_services=top_services,
-            top_users=top_k(itertools.chain(out.top_users, part.top_users), k),
+            top_users=top_users,
             distinct_services=out.distinct_services + part.distinct_services,
             distinct_users=out.distinct_users + part.distinct_users,
             spikes=out.spikes + part.spikes,
             share=max(out.share, part.share),
             service_errors={s: errors.get(s, 0) for s, _ in top_services},
+            user_errors={u: user_errors.get(u, 0) for u, _ in top_users},
         )
     return out
 
@@ -190,6 +196,7 @@ def finish(
         spikes=part.spikes,
         bursts=found_bursts,
         service_errors={s: part.service_errors.get(s, 0) for s, _ in part.top_services},
+        user_errors={u: part.user_errors.get(u, 0) for u, _ in part.top_users},
     )
 
 

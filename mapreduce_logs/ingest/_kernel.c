@@ -507,6 +507,7 @@ typedef struct {
     i128 skew;                    /* ns: --clock-skew */
     StrTable users, services;
     HitList user_windows;      /* (user, window) of every valid line, summed when drained */
+    HitList user_errors;       /* (user, window) of every ERROR, CRITICAL and FATAL line */
     PairTable service_windows; /* (service, window) -> errors in a, other lines in b */
     uint64_t lines, valid, blank, backwards, future;
     uint64_t malformed[N_REASONS];
@@ -520,6 +521,7 @@ static void kernel_clear(Kernel *k) {
     strtab_free(&k->users);
     strtab_free(&k->services);
     hits_free(&k->user_windows);
+    hits_free(&k->user_errors);
     pairs_free(&k->service_windows);
     k->lines = k->valid = k->blank = k->backwards = k->future = 0;
     memset(k->malformed, 0, sizeof k->malformed);
@@ -680,7 +682,8 @@ static PyObject *Kernel_scan(Kernel *self, PyObject *args) {
         Py_ssize_t user = strtab_find(&self->users, buf + f[3].start, f[3].len);
         Py_ssize_t service = user < 0 ? -1 : strtab_find(&self->services, buf + f[2].start, f[2].len);
         Pair *sw = service < 0 ? NULL : pairs_find(&self->service_windows, (uint32_t)service, window);
-        if (!sw || hits_add(&self->user_windows, (uint32_t)user, window) < 0) {
+        if (!sw || hits_add(&self->user_windows, (uint32_t)user, window) < 0 ||
+            (level >= FIRST_ERROR_LEVEL && hits_add(&self->user_errors, (uint32_t)user, window) < 0)) {
             PyErr_NoMemory();
             goto out;
         }
@@ -887,6 +890,7 @@ static PyObject *hour_counts(Kernel *self) {
 static PyObject *Kernel_drain(Kernel *self, PyObject *Py_UNUSED(ignored)) {
     PyObject *out = PyDict_New(), *users = NULL, *services = NULL;
     PyObject *errors = NULL, *others = NULL, *windows = NULL, *user_lines = NULL;
+    PyObject *user_errors = NULL;
     if (!out) return NULL;
     if (put(out, "lines", PyLong_FromUnsignedLongLong(self->lines)) < 0 ||
         put(out, "valid", PyLong_FromUnsignedLongLong(self->valid)) < 0 ||
@@ -904,18 +908,19 @@ static PyObject *Kernel_drain(Kernel *self, PyObject *Py_UNUSED(ignored)) {
         put(out, "services", counts_of(&self->services, services)) < 0)
         goto fail;
     if (!(user_lines = PyDict_New()) || !(errors = PyDict_New()) || !(others = PyDict_New()) ||
-        !(windows = PyDict_New()))
+        !(windows = PyDict_New()) || !(user_errors = PyDict_New()))
         goto fail;
     if (hits_into(&self->user_windows, users, user_lines) < 0 ||
+        hits_into(&self->user_errors, users, user_errors) < 0 ||
         pairs_into(&self->service_windows, services, 0, errors, windows) < 0 ||
         pairs_into(&self->service_windows, services, 1, others, NULL) < 0)
         goto fail;
-    PyObject *parts[4] = {user_lines, errors, others, windows};
-    static const char *const names[4] = {"user_lines", "service_errors", "service_others",
-                                         "window_lines"};
-    user_lines = errors = others = windows = NULL;
+    PyObject *parts[5] = {user_lines, errors, others, windows, user_errors};
+    static const char *const names[5] = {"user_lines", "service_errors", "service_others",
+                                         "window_lines", "user_errors"};
+    user_lines = errors = others = windows = user_errors = NULL;
     int rc = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         if (rc == 0)
             rc = put(out, names[i], parts[i]);
         else
@@ -933,6 +938,7 @@ static PyObject *Kernel_drain(Kernel *self, PyObject *Py_UNUSED(ignored)) {
     return out;
 fail:
     Py_XDECREF(user_lines);
+    Py_XDECREF(user_errors);
     Py_XDECREF(errors);
     Py_XDECREF(others);
     Py_XDECREF(windows);

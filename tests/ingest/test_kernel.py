@@ -156,10 +156,7 @@ def test_flushed_partials_equal(content: bytes, block: int, every: int) -> None:
         shipped: list[dict[str, Any]] = []
 
         def flush(part: Partial) -> None:
-            shipped.append({k: dict(getattr(part, k)) for k in ("user_lines", "service_errors",
-                                                                "service_others")})
-            part.user_lines, part.service_errors, part.service_others = (
-                Counter(), Counter(), Counter())
+            shipped.append({k: dict(t) for k, t in part.take_tables()._asdict().items()})
 
         final = map_split(split, Settings(), flush=flush, flush_bytes=every)
         return [*shipped, facts(final)]
