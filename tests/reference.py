@@ -417,6 +417,8 @@ class Tally:
     others: Counter[tuple[bytes, int]] = field(default_factory=Counter)
     window_lines: Counter[int] = field(default_factory=Counter)
     user_lines: Counter[tuple[bytes, int]] = field(default_factory=Counter)
+    user_errors: Counter[bytes] = field(default_factory=Counter)
+    """ERROR, CRITICAL and FATAL lines per user (report.html's error share)."""
 
 
 def _example(store: dict[Any, list[dict[str, Any]]], key: Any, path: str, number: int,
@@ -475,11 +477,23 @@ def tally(paths: list[str], options: Options, stdin: bytes = b"", stdin_mtime_ns
             window = line.seconds // options.window
             if line.level in ("ERROR", "CRITICAL", "FATAL"):
                 t.errors[(line.service, window)] += 1
+                t.user_errors[line.user] += 1
             else:
                 t.others[(line.service, window)] += 1
             t.window_lines[window] += 1
             t.user_lines[(line.user, window)] += 1
     return t
+
+
+def top_errors(t: Tally, options: Options) -> tuple[dict[str, int], dict[str, int]]:
+    """The error lines of each top service and of each top user, by name (report.html)."""
+    service_errors: Counter[bytes] = Counter()
+    for (service, _), n in t.errors.items():
+        service_errors[service] += n
+    services = ranked(t.services, text)[: options.top]
+    users = ranked(t.users, text)[: options.top]
+    return ({text(s): service_errors[s] for s in services},
+            {text(u): t.user_errors[u] for u in users})
 
 
 def summary(t: Tally, options: Options) -> dict[str, Any]:

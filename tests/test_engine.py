@@ -31,14 +31,23 @@ from mapreduce_logs import (
     to_json,
 )
 from mapreduce_logs.ingest import scan
+from mapreduce_logs.report.html import page_data
 
 DEFAULT_CHUNK = Settings().chunk_size
 CHUNK_SIZES = [1, 2, 7, 64, 4096, DEFAULT_CHUNK]
 
 
 def engine_documents(files: list[str], knobs: Settings, executor: Executor) -> tuple[bytes, bytes]:
+    return engine_outputs(files, knobs, executor)[0]
+
+
+def engine_outputs(files: list[str], knobs: Settings, executor: Executor
+                   ) -> tuple[tuple[bytes, bytes], tuple[dict[str, int] | None, ...]]:
+    """Both documents, and the error lines of the top services and users report.html shows."""
     partial = run_files(files, knobs, executor)
-    return to_json(build_summary(partial, knobs)), to_json(build_anomalies(partial, knobs))
+    summary, anomalies = build_summary(partial, knobs), build_anomalies(partial, knobs)
+    page = page_data(partial, summary, anomalies, knobs.window)
+    return (to_json(summary), to_json(anomalies)), (page.service_errors, page.user_errors)
 
 
 def assert_same(got: tuple[bytes, bytes], expected: tuple[bytes, bytes], what: str) -> None:
@@ -64,11 +73,14 @@ def check_run(files: list[strategies.LogFile], knobs: Settings, executor: Execut
         strategies.write_run(folder, files)
         listed = reference.list_folder(folder)
         assert discover([folder]) == listed
-        expected = reference.documents(listed, options_of(knobs))
+        options = options_of(knobs)
+        expected = reference.documents(listed, options)
+        errors = reference.top_errors(reference.tally(listed, options), options)
         for chunk in chunk_sizes:
             tuned = dataclasses.replace(knobs, chunk_size=chunk)
-            assert_same(engine_documents(listed, tuned, executor), expected,
-                        f"chunk size {chunk}")
+            documents, got_errors = engine_outputs(listed, tuned, executor)
+            assert_same(documents, expected, f"chunk size {chunk}")
+            assert got_errors == errors, f"top errors, chunk size {chunk}"
     return expected
 
 

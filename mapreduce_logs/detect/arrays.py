@@ -142,8 +142,9 @@ def _sum_pairs(subjects: Ints, windows: Ints, counts: Ints) -> tuple[Ints, Ints,
 
 @dataclass
 class Subject:
-    """One subject's windows (ascending, distinct) and counts, per table of ``Tables``
-    (user lines, service errors, service other lines); a table it is absent from is empty."""
+    """One subject's windows (ascending, distinct) and counts, per table of ``Tables`` (user
+    lines, service errors, service other lines, user errors); a table it is absent from is
+    empty."""
 
     name: bytes
     windows: list[Ints]
@@ -159,7 +160,7 @@ class Subject:
 def user(name: bytes, windows: Any, counts: Any) -> Subject:
     """A user from buffers (``array('q')``) of its windows, ascending, and lines."""
     w, c = _ints(windows), _ints(counts)
-    return Subject(name, [w, w[:0], w[:0]], [c, c[:0], c[:0]])
+    return Subject(name, [w, w[:0], w[:0], w[:0]], [c, c[:0], c[:0], c[:0]])
 
 
 def service(name: bytes, windows: Any, errors: Any, others: Any) -> Subject:
@@ -167,8 +168,8 @@ def service(name: bytes, windows: Any, errors: Any, others: Any) -> Subject:
     (0 where none)."""
     w, e, o = _ints(windows), _ints(errors), _ints(others)
     has_errors, has_others = e > 0, o > 0
-    return Subject(name, [w[:0], w[has_errors], w[has_others]],
-                   [e[:0], e[has_errors], o[has_others]])
+    return Subject(name, [w[:0], w[has_errors], w[has_others], w[:0]],
+                   [e[:0], e[has_errors], o[has_others], e[:0]])
 
 
 def _joined(pieces: list[Ints]) -> Ints:
@@ -668,6 +669,6 @@ def columns(rows: Iterable[Any], width: int) -> list[Ints]:
 def totals(subject: Subject) -> tuple[Mapping[bytes, int], Mapping[bytes, int]]:
     """(lines per user, lines per service) of this subject: one entry each, or none."""
     users = {subject.name: int(subject.counts[0].sum())} if len(subject.windows[0]) else {}
-    service = sum(int(c.sum()) for c in subject.counts[1:])
-    services = {subject.name: service} if any(len(w) for w in subject.windows[1:]) else {}
+    service = sum(int(c.sum()) for c in subject.counts[1:3])
+    services = {subject.name: service} if any(len(w) for w in subject.windows[1:3]) else {}
     return users, services

@@ -85,35 +85,50 @@ def digest_columns(
     put_candidates(arrays.users_burst_candidates(users, rates.usual_of, own, table, settings))
     del rates
     totals = np.add.reduceat(users.counts, starts) if len(starts) else starts
+    top, top_users = _top_of_arrays(users.names, users.user[starts], totals, settings.top)
     return PartDigest(
         top_services=top_services,
-        top_users=_top_of_arrays(users.names, users.user[starts], totals, settings.top),
+        top_users=top_users,
         distinct_services=len(services),
         distinct_users=len(starts),
         spikes=spikes(service_errors, service_others, settings),
         share=own,
         service_errors=errors,
+        user_errors=_errors_of_arrays(columns.tables[3], users.names, top),
     )
 
 
-def _top_of_arrays(names: Sequence[bytes], who: Any, totals: Any, k: int) -> list[tuple[bytes, int]]:
-    """``top_of`` the totals of subjects ``who`` (indexes into ``names``)."""
+def _top_of_arrays(names: Sequence[bytes], who: Any, totals: Any, k: int
+                   ) -> tuple[Any, list[tuple[bytes, int]]]:
+    """``top_of`` the totals of subjects ``who`` (indexes into ``names``), with their indexes
+    (in no order)."""
     if k <= 0:
-        return []
+        return who[:0], []
     if len(totals) > 4 * k:
         least = np.partition(totals, len(totals) - k)[len(totals) - k]
         chosen = np.flatnonzero(totals >= least)
         who, totals = who[chosen], totals[chosen]
-    return top_k(zip([names[i] for i in who.tolist()], totals.tolist(), strict=True), k)
+    ranked = zip([names[i] for i in who.tolist()], totals.tolist(), who.tolist(), strict=True)
+    top = heapq.nsmallest(k, ranked, key=lambda t: (-t[1], t[0]))  # as top_k
+    return np.array([i for _, _, i in top], dtype=np.int64), [(name, n) for name, n, _ in top]
 
 
-def _errors_of(service_errors: Mapping[Key, int], services: set[bytes]) -> dict[bytes, int]:
-    """Error lines of each of ``services`` (a few), summed over their windows."""
-    errors = dict.fromkeys(services, 0)
-    if services:
-        for (service, _), n in service_errors.items():
-            if service in errors:
-                errors[service] += n
+def _errors_of_arrays(table: tuple[Any, Any, Any], names: Sequence[bytes], which: Any
+                      ) -> dict[bytes, int]:
+    """``_errors_of`` a table of columns, for the subjects ``which`` (indexes, a few)."""
+    subjects, _, counts = table
+    chosen = np.isin(subjects, which)
+    mine, n = subjects[chosen], counts[chosen]
+    return {names[i]: int(n[mine == i].sum()) for i in which.tolist()}
+
+
+def _errors_of(errors_at: Mapping[Key, int], subjects: set[bytes]) -> dict[bytes, int]:
+    """Error lines of each of ``subjects`` (a few), summed over their windows."""
+    errors = dict.fromkeys(subjects, 0)
+    if subjects:
+        for (subject, _), n in errors_at.items():
+            if subject in errors:
+                errors[subject] += n
     return errors
 
 
@@ -139,6 +154,7 @@ def digest_subject(
         spikes=arrays.spikes(subject, settings) if services else [],
         share=share,
         service_errors={subject.name: int(subject.counts[1].sum())} if services else {},
+        user_errors={subject.name: int(subject.counts[3].sum())} if users else {},
     )
 
 
@@ -170,15 +186,18 @@ def combine(parts: Iterable[PartDigest], k: int) -> PartDigest:
     out = PartDigest([], [], 0, 0, [], 0.0)
     for part in parts:
         top_services = top_k(itertools.chain(out.top_services, part.top_services), k)
+        top_users = top_k(itertools.chain(out.top_users, part.top_users), k)
         errors = {**out.service_errors, **part.service_errors}
+        user_errors = {**out.user_errors, **part.user_errors}
         out = PartDigest(
             top_services=top_services,
-            top_users=top_k(itertools.chain(out.top_users, part.top_users), k),
+            top_users=top_users,
             distinct_services=out.distinct_services + part.distinct_services,
             distinct_users=out.distinct_users + part.distinct_users,
             spikes=out.spikes + part.spikes,
             share=max(out.share, part.share),
             service_errors={s: errors.get(s, 0) for s, _ in top_services},
+            user_errors={u: user_errors.get(u, 0) for u, _ in top_users},
         )
     return out
 
@@ -203,6 +222,7 @@ def finish(
         spikes=part.spikes,
         bursts=found_bursts,
         service_errors={s: part.service_errors.get(s, 0) for s, _ in part.top_services},
+        user_errors={u: part.user_errors.get(u, 0) for u, _ in part.top_users},
     )
 
 

@@ -507,6 +507,7 @@ typedef struct {
     i128 skew;                    /* ns: --clock-skew */
     StrTable users, services;
     HitList user_windows;      /* (user, window) of every valid line, summed when drained */
+    HitList user_errors;       /* (user, window) of every ERROR, CRITICAL and FATAL line */
     PairTable service_windows; /* (service, window) -> errors in a, other lines in b */
     uint64_t lines, valid, blank, backwards, future;
     uint64_t malformed[N_REASONS];
@@ -520,6 +521,7 @@ static void kernel_clear(Kernel *k) {
     strtab_free(&k->users);
     strtab_free(&k->services);
     hits_free(&k->user_windows);
+    hits_free(&k->user_errors);
     pairs_free(&k->service_windows);
     k->lines = k->valid = k->blank = k->backwards = k->future = 0;
     memset(k->malformed, 0, sizeof k->malformed);
@@ -680,7 +682,8 @@ static PyObject *Kernel_scan(Kernel *self, PyObject *args) {
         Py_ssize_t user = strtab_find(&self->users, buf + f[3].start, f[3].len);
         Py_ssize_t service = user < 0 ? -1 : strtab_find(&self->services, buf + f[2].start, f[2].len);
         Pair *sw = service < 0 ? NULL : pairs_find(&self->service_windows, (uint32_t)service, window);
-        if (!sw || hits_add(&self->user_windows, (uint32_t)user, window) < 0) {
+        if (!sw || hits_add(&self->user_windows, (uint32_t)user, window) < 0 ||
+            (level >= FIRST_ERROR_LEVEL && hits_add(&self->user_errors, (uint32_t)user, window) < 0)) {
             PyErr_NoMemory();
             goto out;
         }
@@ -882,11 +885,149 @@ static PyObject *hour_counts(Kernel *self) {
     return list;
 }
 
-/* drain() -> dict of the counts since the last drain, named as Partial's fields, and empties
- * the tables. Counters are plain dicts holding only nonzero counts. */
-static PyObject *Kernel_drain(Kernel *self, PyObject *Py_UNUSED(ignored)) {
-    PyObject *out = PyDict_New(), *users = NULL, *services = NULL;
-    PyObject *errors = NULL, *others = NULL, *windows = NULL, *user_lines = NULL;
+/* A new bytes object of ``n`` int64 slots, filled by the caller through ``*out``. */
+static PyObject *int64s(size_t n, int64_t **out) {
+    if (n > (size_t)PY_SSIZE_T_MAX / sizeof(int64_t)) return PyErr_NoMemory();
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * sizeof(int64_t)));
+    if (b) *out = (int64_t *)PyBytes_AS_STRING(b);
+    return b;
+}
+
+/* Three new bytes objects of ``n`` int64 slots each, as a tuple; NULL on failure. */
+static PyObject *three_columns(size_t n, int64_t **a, int64_t **b, int64_t **c) {
+    PyObject *x = int64s(n, a);
+    PyObject *y = x ? int64s(n, b) : NULL;
+    PyObject *z = y ? int64s(n, c) : NULL;
+    if (!z) {
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+        return NULL;
+    }
+    return Py_BuildValue("NNN", x, y, z);
+}
+
+/* A hit list sorted by (id, window), equal pairs summed, as (ids, windows, counts). */
+static PyObject *hits_columns(HitList *h) {
+    if (hits_compact(h) < 0) return PyErr_NoMemory();
+    int64_t *ids, *windows, *counts;
+    PyObject *out = three_columns(h->n, &ids, &windows, &counts);
+    if (!out) return NULL;
+    for (size_t i = 0; i < h->n; i++) {
+        ids[i] = h->items[i].id;
+        windows[i] = h->items[i].window;
+        counts[i] = h->items[i].count;
+    }
+    return out;
+}
+
+/* The pairs with a nonzero count (``which``: 0 the a counts, 1 the b counts) as (ids, windows,
+ * counts), in slot order. */
+static PyObject *pairs_columns(PairTable *t, int which) {
+    size_t n = 0;
+    for (size_t s = 0; t->slots && s <= t->mask; s++)
+        n += t->slots[s].id && (which ? t->slots[s].b : t->slots[s].a);
+    int64_t *ids, *windows, *counts;
+    PyObject *out = three_columns(n, &ids, &windows, &counts);
+    if (!out) return NULL;
+    size_t i = 0;
+    for (size_t s = 0; t->slots && s <= t->mask; s++) {
+        Pair *p = &t->slots[s];
+        uint64_t c = which ? p->b : p->a;
+        if (!p->id || !c) continue;
+        ids[i] = (int64_t)p->id - 1;
+        windows[i] = p->window;
+        counts[i++] = (int64_t)c;
+    }
+    return out;
+}
+
+/* window -> the a counts added up into ``errors`` (nonzero only), window -> a + b into
+ * ``lines``, over every pair. */
+static int pairs_windows(PairTable *t, PyObject *lines, PyObject *errors) {
+    for (size_t s = 0; t->slots && s <= t->mask; s++) {
+        Pair *p = &t->slots[s];
+        if (!p->id) continue;
+        PyObject *w = PyLong_FromLongLong(p->window);
+        if (!w) return -1;
+        uint64_t add[2] = {p->a + p->b, p->a};
+        PyObject *dicts[2] = {lines, errors};
+        for (int d = 0; d < 2; d++) {
+            if (!add[d]) continue;
+            PyObject *old = PyDict_GetItemWithError(dicts[d], w);
+            uint64_t total = add[d];
+            if (old) total += PyLong_AsUnsignedLongLong(old);
+            if (PyErr_Occurred() || add_count(dicts[d], w, total) < 0) {
+                Py_DECREF(w);
+                return -1;
+            }
+        }
+        Py_DECREF(w);
+    }
+    return 0;
+}
+
+/* The tables as Partial fields: dicts keyed by the names. */
+static int tables_into(Kernel *self, PyObject *out) {
+    PyObject *users = strings_of(&self->users);
+    PyObject *services = users ? strings_of(&self->services) : NULL;
+    PyObject *parts[5] = {NULL, NULL, NULL, NULL, NULL};
+    static const char *const names[5] = {"user_lines", "service_errors", "service_others",
+                                         "window_lines", "user_errors"};
+    int rc = -1;
+    if (!services || put(out, "users", counts_of(&self->users, users)) < 0 ||
+        put(out, "services", counts_of(&self->services, services)) < 0)
+        goto done;
+    for (int i = 0; i < 5; i++)
+        if (!(parts[i] = PyDict_New())) goto done;
+    if (hits_into(&self->user_windows, users, parts[0]) < 0 ||
+        hits_into(&self->user_errors, users, parts[4]) < 0 ||
+        pairs_into(&self->service_windows, services, 0, parts[1], parts[3]) < 0 ||
+        pairs_into(&self->service_windows, services, 1, parts[2], NULL) < 0)
+        goto done;
+    rc = 0;
+    for (int i = 0; i < 5; i++) {
+        PyObject *part = parts[i];
+        parts[i] = NULL;
+        if (rc == 0)
+            rc = put(out, names[i], part);
+        else
+            Py_DECREF(part);
+    }
+done:
+    for (int i = 0; i < 5; i++) Py_XDECREF(parts[i]);
+    Py_XDECREF(users);
+    Py_XDECREF(services);
+    return rc;
+}
+
+/* The tables as columns: the names by index, and (ids, windows, counts) of int64 bytes per
+ * table; the lines and the error lines per window as dicts. */
+static int columns_into(Kernel *self, PyObject *out) {
+    PyObject *lines = PyDict_New(), *errors = PyDict_New();
+    if (!lines || !errors || pairs_windows(&self->service_windows, lines, errors) < 0) {
+        Py_XDECREF(lines);
+        Py_XDECREF(errors);
+        return -1;
+    }
+    if (put(out, "window_lines", lines) < 0 || put(out, "window_errors", errors) < 0 ||
+        put(out, "user_names", strings_of(&self->users)) < 0 ||
+        put(out, "service_names", strings_of(&self->services)) < 0 ||
+        put(out, "user_lines", hits_columns(&self->user_windows)) < 0 ||
+        put(out, "user_errors", hits_columns(&self->user_errors)) < 0 ||
+        put(out, "service_errors", pairs_columns(&self->service_windows, 0)) < 0 ||
+        put(out, "service_others", pairs_columns(&self->service_windows, 1)) < 0)
+        return -1;
+    return 0;
+}
+
+/* drain(columns=False) -> dict of the counts since the last drain, named as Partial's fields,
+ * and empties the tables. Counters are plain dicts holding only nonzero counts; with
+ * ``columns``, the tables come as columns instead (see columns_into) and there are no users
+ * and services totals (they are the tables' sums). */
+static PyObject *Kernel_drain(Kernel *self, PyObject *args) {
+    int columns = 0;
+    if (!PyArg_ParseTuple(args, "|p", &columns)) return NULL;
+    PyObject *out = PyDict_New();
     if (!out) return NULL;
     if (put(out, "lines", PyLong_FromUnsignedLongLong(self->lines)) < 0 ||
         put(out, "valid", PyLong_FromUnsignedLongLong(self->valid)) < 0 ||
@@ -896,34 +1037,11 @@ static PyObject *Kernel_drain(Kernel *self, PyObject *Py_UNUSED(ignored)) {
         put(out, "malformed", reason_counts(self)) < 0 ||
         put(out, "levels", level_counts(self)) < 0 || put(out, "hours", hour_counts(self)) < 0 ||
         put(out, "min_ts", self->has_range ? from_i128(self->min_ts) : Py_NewRef(Py_None)) < 0 ||
-        put(out, "max_ts", self->has_range ? from_i128(self->max_ts) : Py_NewRef(Py_None)) < 0)
-        goto fail;
-    if (!(users = strings_of(&self->users)) || !(services = strings_of(&self->services)))
-        goto fail;
-    if (put(out, "users", counts_of(&self->users, users)) < 0 ||
-        put(out, "services", counts_of(&self->services, services)) < 0)
-        goto fail;
-    if (!(user_lines = PyDict_New()) || !(errors = PyDict_New()) || !(others = PyDict_New()) ||
-        !(windows = PyDict_New()))
-        goto fail;
-    if (hits_into(&self->user_windows, users, user_lines) < 0 ||
-        pairs_into(&self->service_windows, services, 0, errors, windows) < 0 ||
-        pairs_into(&self->service_windows, services, 1, others, NULL) < 0)
-        goto fail;
-    PyObject *parts[4] = {user_lines, errors, others, windows};
-    static const char *const names[4] = {"user_lines", "service_errors", "service_others",
-                                         "window_lines"};
-    user_lines = errors = others = windows = NULL;
-    int rc = 0;
-    for (int i = 0; i < 4; i++) {
-        if (rc == 0)
-            rc = put(out, names[i], parts[i]);
-        else
-            Py_DECREF(parts[i]);
+        put(out, "max_ts", self->has_range ? from_i128(self->max_ts) : Py_NewRef(Py_None)) < 0 ||
+        (columns ? columns_into(self, out) : tables_into(self, out)) < 0) {
+        Py_DECREF(out);
+        return NULL;
     }
-    if (rc < 0) goto fail;
-    Py_DECREF(users);
-    Py_DECREF(services);
     int64_t window = self->window;
     i128 future_after = self->future_after, skew = self->skew;
     kernel_clear(self);
@@ -931,15 +1049,6 @@ static PyObject *Kernel_drain(Kernel *self, PyObject *Py_UNUSED(ignored)) {
     self->future_after = future_after;
     self->skew = skew;
     return out;
-fail:
-    Py_XDECREF(user_lines);
-    Py_XDECREF(errors);
-    Py_XDECREF(others);
-    Py_XDECREF(windows);
-    Py_XDECREF(users);
-    Py_XDECREF(services);
-    Py_DECREF(out);
-    return NULL;
 }
 
 /* parse_timestamp(token) -> instant in ns or None: the kernel's timestamp grammar alone, for
@@ -956,7 +1065,8 @@ static PyObject *kernel_parse_timestamp(PyObject *Py_UNUSED(module), PyObject *a
 
 static PyMethodDef Kernel_methods[] = {
     {"scan", (PyCFunction)Kernel_scan, METH_VARARGS, "Count lines of a block until one needs Python."},
-    {"drain", (PyCFunction)Kernel_drain, METH_NOARGS, "The counts so far as Partial fields; empties."},
+    {"drain", (PyCFunction)Kernel_drain, METH_VARARGS,
+     "drain(columns=False): the counts so far as Partial fields (or columns); empties."},
     {NULL, NULL, 0, NULL},
 };
 

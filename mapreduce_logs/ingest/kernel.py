@@ -99,7 +99,7 @@ def drain_into(kernel: Any, p: Partial, segment: Segment, window_errors: Counter
     if high is not None and (p.max_ts is None or high > p.max_ts):
         p.max_ts = high
     for name in ("malformed", "levels", "users", "services", "user_lines", "service_errors",
-                 "service_others", "window_lines"):
+                 "service_others", "window_lines", "user_errors"):
         add_counts(getattr(p, name), counts[name])
     for (_service, window), n in counts["service_errors"].items():
         window_errors[window] += n

@@ -108,8 +108,7 @@ class Scanner:
         self.hour_start: dict[bytes, int] = {}
         self.local_hour = zones.local_hour(settings.tz)
         """--tz: the local hour of a UTC second; None for UTC (the hour of the second)."""
-        self.since = settings.since_ns
-        self.until = settings.until_ns
+        self.since, self.until = settings.since_ns, settings.until_ns
         self.ranged = self.since is not None or self.until is not None
         """--since / --until: valid lines outside [since, until) only count in lines and outside."""
         self.read = 0
@@ -117,8 +116,7 @@ class Scanner:
         self.long_prefix: bytes | None = None
         self.long_blank = True
         self.flush: Callable[[Partial], None] | None = None
-        self.flush_bytes = 0
-        self.flushed = 0
+        self.flush_bytes = self.flushed = 0
         self.trim = False
         self.tokens: Collection[bytes] | None = None
         self.window_errors: Counter[int] = Counter()
@@ -316,7 +314,8 @@ class Scanner:
         p.user_lines.update(zip(users, window_of, strict=True))
         for level, n in Counter(levels).items():
             p.levels[LEVELS[level]] += n
-        is_error = map(fast.ERROR_TOKENS.__contains__, levels)
+        is_error = list(map(fast.ERROR_TOKENS.__contains__, levels))
+        p.user_errors.update(itertools.compress(zip(users, window_of, strict=True), is_error))
         for (service, error, window), n in Counter(zip(services, is_error, window_of, strict=True)).items():
             p.services[service] += n
             p.window_lines[window] += n
@@ -404,6 +403,7 @@ class Scanner:
             window = ts // self.window_ns
             if level in ERROR_LEVELS:
                 p.service_errors[(service, window)] += 1
+                p.user_errors[(user, window)] += 1
                 self.window_errors[window] += 1
             else:
                 p.service_others[(service, window)] += 1

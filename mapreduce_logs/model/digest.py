@@ -26,13 +26,15 @@ class Tables(NamedTuple):
     user_lines: dict[Key, int]
     service_errors: dict[Key, int]
     service_others: dict[Key, int]
+    user_errors: dict[Key, int]
+    """ERROR, CRITICAL and FATAL lines of each user (for the error share of the top users)."""
 
     @classmethod
     def empty(cls) -> Tables:
-        return cls({}, {}, {})
+        return cls({}, {}, {}, {})
 
     def entries(self) -> int:
-        return len(self.user_lines) + len(self.service_errors) + len(self.service_others)
+        return sum(map(len, self))
 
 
 def rules_of(settings: Settings) -> tuple[int, float, int, float, int]:
@@ -61,6 +63,8 @@ class Digest:
     bursts: list[Found]
     service_errors: dict[bytes, int] | None = None
     """ERROR, CRITICAL and FATAL lines of each of ``top_services`` (None: not counted)."""
+    user_errors: dict[bytes, int] | None = None
+    """ERROR, CRITICAL and FATAL lines of each of ``top_users`` (None: not counted)."""
 
     def check(self, settings: Settings) -> None:
         """Refuse to report with settings this digest was not computed for."""
@@ -80,3 +84,5 @@ class PartDigest(NamedTuple):
     """The busiest share among their users: the run's is the largest of these."""
     service_errors: Mapping[bytes, int] = {}
     """Error lines of each of ``top_services``."""
+    user_errors: Mapping[bytes, int] = {}
+    """Error lines of each of ``top_users``."""

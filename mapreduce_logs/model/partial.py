@@ -310,6 +310,8 @@ class Partial:
     """window index -> valid lines."""
     user_lines: Counter[tuple[bytes, int]] = field(default_factory=Counter)
     """(user, window index) -> valid lines."""
+    user_errors: Counter[tuple[bytes, int]] = field(default_factory=Counter)
+    """(user, window index) -> ERROR, CRITICAL and FATAL lines (the report's error share)."""
     timeline: Timeline = field(default_factory=Timeline)
     """Valid and error lines over time, in at most TIMELINE_BUCKETS buckets (the report's
     timeline: ``window_lines`` may be millions of windows, and is not kept once digested)."""
@@ -345,6 +347,7 @@ class Partial:
         add_counts(self.service_others, other.service_others)
         add_counts(self.window_lines, other.window_lines)
         add_counts(self.user_lines, other.user_lines)
+        add_counts(self.user_errors, other.user_errors)
         self.timeline.update(other.timeline)
         if self.clock_skew_ns is None:
             self.clock_skew_ns = other.clock_skew_ns
@@ -360,8 +363,9 @@ class Partial:
 
     def take_tables(self) -> Tables:
         """Move the (subject, window) counters out, leaving empty ones."""
-        tables = Tables(self.user_lines, self.service_errors, self.service_others)
+        tables = Tables(self.user_lines, self.service_errors, self.service_others, self.user_errors)
         self.user_lines, self.service_errors, self.service_others = Counter(), Counter(), Counter()
+        self.user_errors = Counter()
         return tables
 
     def retain_unknown(self, keep: Collection[bytes]) -> None:

@@ -32,9 +32,10 @@ def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, Written | 
         nonlocal written
         if kept is not None:
             part.retain_unknown(kept)
+        errors = sum(part.service_errors.values())
         if sum(part.users.values()) != sum(part.user_lines.values()) or sum(
             part.services.values()
-        ) != sum(part.service_errors.values()) + sum(part.service_others.values()):
+        ) != errors + sum(part.service_others.values()) or sum(part.user_errors.values()) != errors:
             raise RuntimeError("the mapper's users or services are not the sums of its window counts")
         part.users, part.services = Counter(), Counter()
         if target is not None:

@@ -76,6 +76,8 @@ class PageData:
     """file name as shown -> why it could not be read."""
     service_errors: Mapping[str, int] | None = None
     """ERROR, CRITICAL and FATAL lines of each top service (None: not known)."""
+    user_errors: Mapping[str, int] | None = None
+    """ERROR, CRITICAL and FATAL lines of each top user (None: not known)."""
     metrics: Mapping[str, Any] | None = None
     """The run figures (metrics.json), if any: the only part that changes from run to run."""
     window: int = 60
@@ -93,26 +95,37 @@ def page_data(
     for (path, _), segments in partial.segments.items():
         name = shown(path)
         sizes[name] = sizes.get(name, 0) + sum(s.end - s.start for s in segments)
-    errors: dict[str, int] | None = None
     if partial.digest is not None:
-        known = partial.digest.service_errors
-        if known is not None:
-            errors = {k.decode("utf-8", "replace"): v for k, v in known.items()}
+        service_errors = _named(partial.digest.service_errors)
+        user_errors = _named(partial.digest.user_errors)
     else:
-        totals: dict[bytes, int] = {}
-        for (service, _), n in partial.service_errors.items():
-            totals[service] = totals.get(service, 0) + n
-        errors = {k.decode("utf-8", "replace"): v for k, v in totals.items()}
+        service_errors = _named(_per_subject(partial.service_errors))
+        user_errors = _named(_per_subject(partial.user_errors))
     return PageData(
         summary=summary,
         anomalies=anomalies,
         timeline=partial.timeline,
         inputs=sorted(sizes.items()),
         failures={shown(path): why for path, why in sorted(partial.failures.items())},
-        service_errors=errors,
+        service_errors=service_errors,
+        user_errors=user_errors,
         metrics=metrics,
         window=window,
     )
+
+
+def _per_subject(counts: Mapping[tuple[bytes, int], int]) -> dict[bytes, int]:
+    totals: dict[bytes, int] = {}
+    for (subject, _), n in counts.items():
+        totals[subject] = totals.get(subject, 0) + n
+    return totals
+
+
+def _named(counts: Mapping[bytes, int] | None) -> dict[str, int] | None:
+    """Counts keyed by the names the page shows (None: not known)."""
+    if counts is None:
+        return None
+    return {k.decode("utf-8", "replace"): v for k, v in counts.items()}
 
 
 def build_page(data: PageData, limits: Limits | None = None) -> bytes:
@@ -433,7 +446,7 @@ class Page:
         counts = list(self.summary.get(counts_key, {}).items())
         distinct = self.summary.get(distinct_key, 0)
         valid = self.summary.get("totals", {}).get("valid", 0)
-        errors = self.data.service_errors if anchor == "services" else None
+        errors = self.data.service_errors if anchor == "services" else self.data.user_errors
         shown = counts[: self.limits.top]
         self.w(f"<section id=\"{anchor}\" aria-labelledby=\"h-{anchor}\"><h2 id=\"h-{anchor}\">Top {title.lower()}</h2>",
                f"<p class=\"note\">{self.count_note(len(shown), distinct, title.lower()[:-1])} ",
@@ -461,8 +474,6 @@ class Page:
         if not shown:
             self.w("<tr><td colspan=\"5\" class=\"muted\">None.</td></tr>")
         self.w("</tbody></table></div>")
-        if anchor == "users":
-            self.w("<p class=\"note\">Errors are counted per service and per window, not per user.</p>")
         self.w("</section>\n")
 
     def anomalies_section(self) -> None:

@@ -44,7 +44,7 @@ from .pieces import PIECE_PREFIX, remove_pieces
 from .state import FileRecord, State
 from .store import CountStore
 
-FORMAT = 7
+FORMAT = 8
 DATABASE = "state.sqlite"
 WAL_KEPT = 64 << 20
 """Bytes of write-ahead log left on disk after it is copied into the database."""

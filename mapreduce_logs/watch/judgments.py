@@ -287,7 +287,11 @@ class Judgments:
         part = part._replace(service_errors={
             service: int(self.db.execute(
                 "SELECT total(errors) FROM service_windows WHERE service = ?", (service,)).fetchone()[0])
-            for service, _ in part.top_services})
+            for service, _ in part.top_services},
+            user_errors={
+                user: int(self.db.execute(
+                    "SELECT total(n) FROM user_errors WHERE user = ?", (user,)).fetchone()[0])
+                for user, _ in part.top_users})
         for service in sorted(self.unjudged):
             self._judge(service)
         self.unjudged.clear()

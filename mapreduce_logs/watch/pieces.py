@@ -28,10 +28,11 @@ class Counts(NamedTuple):
     user_lines: dict[Key, int]
     service_errors: dict[Key, int]
     service_others: dict[Key, int]
+    user_errors: dict[Key, int]
 
     @classmethod
     def empty(cls) -> Counts:
-        return cls({}, {}, {}, {}, {})
+        return cls({}, {}, {}, {}, {}, {})
 
     def _pairs(self, other: Counts) -> Iterator[tuple[dict[Any, int], dict[Any, int]]]:
         yield self.users, other.users
@@ -39,6 +40,7 @@ class Counts(NamedTuple):
         yield self.user_lines, other.user_lines
         yield self.service_errors, other.service_errors
         yield self.service_others, other.service_others
+        yield self.user_errors, other.user_errors
 
     def add(self, other: Counts) -> None:
         for mine, theirs in self._pairs(other):
@@ -54,22 +56,23 @@ class Counts(NamedTuple):
             for key in mine:
                 mine[key] = -mine[key]
 
+    def windowed(self) -> tuple[dict[Key, int], ...]:
+        """The (subject, window) tables, in the order of ``Tables``."""
+        return self.user_lines, self.service_errors, self.service_others, self.user_errors
+
     def rows(self) -> Iterator[tuple[int, bytes, int, int]]:
-        """(kind, subject, window, n) of every (subject, window) count."""
-        for kind, table in enumerate((self.user_lines, self.service_errors, self.service_others)):
+        """(kind, subject, window, n) of every (subject, window) count; kind is the table's
+        index in ``windowed()``."""
+        for kind, table in enumerate(self.windowed()):
             for (subject, window), n in table.items():
                 yield kind, subject, window, n
 
 
 def take_counts(partial: Partial) -> Counts:
     """Move the high-cardinality counters out of ``partial``, leaving it empty ones."""
-    counts = Counts(partial.users, partial.services, partial.user_lines,
-                    partial.service_errors, partial.service_others)
+    users, services = partial.users, partial.services
     partial.users, partial.services = type(partial.users)(), type(partial.services)()
-    partial.user_lines = type(partial.user_lines)()
-    partial.service_errors = type(partial.service_errors)()
-    partial.service_others = type(partial.service_others)()
-    return counts
+    return Counts(users, services, *partial.take_tables())
 
 
 Piece = tuple[Counts, list[UnknownRow], list[FutureRow]]

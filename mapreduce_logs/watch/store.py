@@ -7,6 +7,7 @@ and inside its transaction (``checkpoint``), so an update writes only the rows i
     user_windows(user, window, n)                   valid lines per (user, window)
     services(service, n)                            valid lines per service
     service_windows(service, window, errors, others)
+    user_errors(user, n)                            ERROR, CRITICAL and FATAL lines per user
     tail_rows(rid, kind, subject, window, n)        what a provisional tail added, to take back
 
 What is kept incrementally, exactly:
@@ -54,9 +55,6 @@ TOP_LIST_SIZE = 1024
 busiest share to stop early on traffic with thousands of similar users."""
 
 
-USER_LINES, SERVICE_ERRORS, SERVICE_OTHERS = 0, 1, 2
-"""``tail_rows.kind``."""
-
 SCHEMA = """
 CREATE TABLE users(user BLOB PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE user_windows(
@@ -66,6 +64,7 @@ CREATE TABLE services(service BLOB PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWI
 CREATE TABLE service_windows(
     service BLOB NOT NULL, window INTEGER NOT NULL, errors INTEGER NOT NULL,
     others INTEGER NOT NULL, PRIMARY KEY (service, window)) WITHOUT ROWID;
+CREATE TABLE user_errors(user BLOB PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE tail_rows(
     rid INTEGER NOT NULL, kind INTEGER NOT NULL, subject BLOB NOT NULL,
     window INTEGER NOT NULL, n INTEGER NOT NULL);
@@ -75,6 +74,7 @@ CREATE INDEX user_windows_by_window ON user_windows(window);
 
 TEMP_SCHEMA = """
 CREATE TEMP TABLE IF NOT EXISTS d_users(user BLOB, n INTEGER);
+CREATE TEMP TABLE IF NOT EXISTS d_user_errors(user BLOB, n INTEGER);
 CREATE TEMP TABLE IF NOT EXISTS d_services(service BLOB, n INTEGER);
 CREATE TEMP TABLE IF NOT EXISTS d_user_windows(user BLOB, window INTEGER, n INTEGER);
 CREATE TEMP TABLE IF NOT EXISTS d_service_windows(
@@ -172,10 +172,12 @@ class CountStore(Judgments):
         users, user_total = db.execute("SELECT count(*), total(n) FROM users").fetchone()
         services, service_total = db.execute("SELECT count(*), total(n) FROM services").fetchone()
         (window_total,) = db.execute("SELECT total(n) FROM user_windows").fetchone()
-        (error_total,) = db.execute(
-            "SELECT total(errors) + total(others) FROM service_windows").fetchone()
-        found = (users, services, user_total, service_total, window_total, error_total)
-        want = (self.distinct_users, self.distinct_services, valid, valid, valid, valid)
+        error_total, service_errors = db.execute(
+            "SELECT total(errors) + total(others), total(errors) FROM service_windows").fetchone()
+        (user_errors,) = db.execute("SELECT total(n) FROM user_errors").fetchone()
+        found = (users, services, user_total, service_total, window_total, error_total, user_errors)
+        want = (self.distinct_users, self.distinct_services, valid, valid, valid, valid,
+                int(service_errors))
         if tuple(map(int, found)) != want:
             raise StoreError(f"its counters do not add up: {found} instead of {want}")
 
@@ -236,6 +238,7 @@ class CountStore(Judgments):
         self.distinct_users += new_users
         self.distinct_services += new_services
         self._add_user_windows(counts.user_lines)
+        self._add_user_errors(counts.user_errors)
         touched = self._add_service_windows(counts.service_errors, counts.service_others)
         self.users.update(users)
         self.services.update(services)
@@ -253,12 +256,13 @@ class CountStore(Judgments):
         first = True
         while rows := cursor.fetchmany(PIECE_ROWS):
             counts = Counts.empty()
-            tables = (counts.user_lines, counts.service_errors, counts.service_others)
-            totals = (counts.users, counts.services, counts.services)
+            tables = counts.windowed()
+            totals = (counts.users, counts.services, counts.services, None)
             for kind, subject, window, n in rows:
                 key = (subject, window)
                 tables[kind][key] = tables[kind].get(key, 0) + n
-                totals[kind][subject] = totals[kind].get(subject, 0) + n
+                if (total := totals[kind]) is not None:
+                    total[subject] = total.get(subject, 0) + n
             yield counts, first and len(rows) < PIECE_ROWS
             first = False
 
@@ -304,6 +308,26 @@ class CountStore(Judgments):
                 "(SELECT user, window FROM temp.d_user_windows WHERE n < 0)"
             )
         db.execute("DELETE FROM temp.d_user_windows")
+
+    def _add_user_errors(self, delta: Mapping[Key, int]) -> None:
+        """Add the error lines of (user, window) to their users' totals (a user whose total
+        falls to 0 is removed)."""
+        per_user: dict[bytes, int] = {}
+        for (user, _), n in delta.items():
+            per_user[user] = per_user.get(user, 0) + n
+        rows = [(u, n) for u, n in per_user.items() if n]
+        if not rows:
+            return
+        db = self.db
+        db.executemany("INSERT INTO temp.d_user_errors VALUES (?, ?)", rows)
+        db.execute(
+            "INSERT INTO main.user_errors SELECT * FROM temp.d_user_errors WHERE true "
+            "ORDER BY 1 ON CONFLICT DO UPDATE SET n = n + excluded.n"
+        )
+        if any(n < 0 for _, n in rows):
+            db.execute("DELETE FROM main.user_errors WHERE n <= 0 AND user IN "
+                       "(SELECT user FROM temp.d_user_errors WHERE n < 0)")
+        db.execute("DELETE FROM temp.d_user_errors")
 
     def _add_service_windows(self, errors: Mapping[Key, int], others: Mapping[Key, int]) -> set[bytes]:
         """Add the (service, window) counts; the services whose windows changed."""

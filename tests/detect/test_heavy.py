@@ -49,14 +49,16 @@ def series(draw: st.DrawFn, span: int = 60) -> dict[int, int]:
 
 
 @st.composite
-def traffic(draw: st.DrawFn) -> tuple[dict[Key, int], dict[Key, int], dict[Key, int]]:
-    """(user lines, service errors, service other lines) of a few subjects."""
+def traffic(draw: st.DrawFn) -> tuple[dict[Key, int], ...]:
+    """(user lines, service errors, service other lines, user errors) of a few subjects."""
     names = [b"a", b"b", b"c"]
     tables: list[dict[Key, int]] = [{}, {}, {}]
     for table in tables:
         for name in names[: draw(st.integers(1, 3))]:
             table.update({(name, w): n for w, n in draw(series()).items()})
-    return tables[0], tables[1], tables[2]
+    divisor = draw(st.integers(1, 4))
+    user_errors = {key: n // divisor for key, n in tables[0].items() if n // divisor}
+    return tables[0], tables[1], tables[2], user_errors
 
 
 def subject_of(name: bytes, tables: tuple[dict[Key, int], ...]) -> heavy.Subject:
@@ -81,10 +83,9 @@ def one(table: dict[Key, int], name: bytes) -> dict[Key, int]:
 @given(t=traffic(), arrays=st.booleans(), knobs=st.sampled_from([KNOBS, OTHER_KNOBS]),
        floor=st.sampled_from([None, 0.0, 0.2]))
 def test_a_subject_alone_digests_as_with_dicts(
-    t: tuple[dict[Key, int], dict[Key, int], dict[Key, int]], arrays: bool, knobs: Settings,
-    floor: float | None,
+    t: tuple[dict[Key, int], ...], arrays: bool, knobs: Settings, floor: float | None,
 ) -> None:
-    user_lines, errors, others = t
+    user_lines, errors, others, user_errors = t
     counted: Counter[int] = Counter()
     for (_, window), n in user_lines.items():
         counted[window] += n
@@ -96,7 +97,7 @@ def test_a_subject_alone_digests_as_with_dicts(
     assert arrays_table.all_lines == table.all_lines and arrays_table.drop == table.drop
     for name in (b"a", b"b", b"c"):
         mine = one(user_lines, name)
-        tables = (mine, one(errors, name), one(others, name))
+        tables = (mine, one(errors, name), one(others, name), one(user_errors, name))
         if not any(tables):
             continue
         subject = subject_of(name, tables)
@@ -127,12 +128,13 @@ def test_a_heavy_subject_is_flagged_the_same() -> None:
     counted: Counter[int] = Counter()
     for (_, window), n in user_lines.items():
         counted[window] += n
-    tables = (one(user_lines, b"a"), errors, others)
+    user_errors = {key: n // 30 for key, n in user_lines.items() if key[0] == b"a" and n >= 30}
+    tables = (one(user_lines, b"a"), errors, others, user_errors)
     subject = heavy.Subject.of(heavy.Columns.of(tables))
     seen: list[list[anomalies.BurstCandidate]] = []
     got: list[list[anomalies.BurstCandidate]] = []
     expected = digest.digest_tables(Tables(*tables), counted, KNOBS, seen.append)
-    assert expected.spikes and any(seen)
+    assert expected.spikes and any(seen) and expected.user_errors == {b"a": 18}
     assert digest.digest_subject(subject, counted, KNOBS, got.append) == expected
     assert got == seen
 

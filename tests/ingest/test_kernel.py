@@ -156,10 +156,7 @@ def test_flushed_partials_equal(content: bytes, block: int, every: int) -> None:
         shipped: list[dict[str, Any]] = []
 
         def flush(part: Partial) -> None:
-            shipped.append({k: dict(getattr(part, k)) for k in ("user_lines", "service_errors",
-                                                                "service_others")})
-            part.user_lines, part.service_errors, part.service_others = (
-                Counter(), Counter(), Counter())
+            shipped.append({k: dict(t) for k, t in part.take_tables()._asdict().items()})
 
         final = map_split(split, Settings(), flush=flush, flush_bytes=every)
         return [*shipped, facts(final)]
@@ -261,3 +258,66 @@ def test_metrics_say_which_mapper_ran(tmp_path: Any, kernel: str) -> None:
         assert main(["run", str(tmp_path / "a.log"), "--quiet", "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["kernel"] == kernel
     assert json.loads((out / "summary.json").read_text())["user_counts"] == {"u1": 1}
+
+
+def _scan_all(k: Any, block: bytes) -> None:
+    """Scan ``block`` (ending in a newline) whole, with no example wanted."""
+    assert native.compiled is not None
+    pos, last = 0, None
+    while pos < len(block):
+        status, _start, stop, _n, ts, last = k.scan(block, pos, len(block), last, 0)
+        pos = len(block) if status == native.compiled.DONE else stop + 1
+        last = ts if ts is not None else last
+
+
+def _as_dicts(columns: dict[str, Any]) -> dict[str, Any]:
+    """A ``drain(columns=True)`` answer in the terms of ``drain()``."""
+    import numpy as np
+
+    out = {k: v for k, v in columns.items()
+           if k not in ("user_names", "service_names", "window_errors")}
+    users: Counter[bytes] = Counter()
+    services: Counter[bytes] = Counter()
+    for table, names, totals in (("user_lines", "user_names", users),
+                                 ("user_errors", "user_names", None),
+                                 ("service_errors", "service_names", services),
+                                 ("service_others", "service_names", services)):
+        ids, windows, counts = (np.frombuffer(c, np.int64).tolist() for c in columns[table])
+        pairs: Counter[tuple[bytes, int]] = Counter()
+        for i, w, n in zip(ids, windows, counts, strict=True):
+            assert n > 0
+            pairs[(columns[names][i], w)] += n
+            if totals is not None:
+                totals[columns[names][i]] += n
+        out[table] = dict(pairs)
+    out["users"], out["services"] = dict(users), dict(services)
+    return out
+
+
+@settings(max_examples=strategies.examples(200))
+@given(content=contents(mixed_lines, 60), window=st.sampled_from([1, 60, 86_400]),
+       compact=st.sampled_from([1, 3, 1 << 20]))
+def test_columns_hold_what_the_dicts_hold(content: bytes, window: int, compact: int) -> None:
+    """drain(columns=True) gives the same counts as drain(), as names and int64 columns, each
+    (user, window) once, plus the error lines per window."""
+    assert native.compiled is not None
+    block = content if content.endswith(b"\n") or not content else content + b"\n"
+    previous = native.compiled.set_compact_threshold(compact)
+    try:
+        one = native.compiled.Kernel(window, 1 << 80, 0)
+        two = native.compiled.Kernel(window, 1 << 80, 0)
+        _scan_all(one, block)
+        _scan_all(two, block)
+        dicts, columns = one.drain(), two.drain(True)
+    finally:
+        native.compiled.set_compact_threshold(previous)
+    assert _as_dicts(columns) == dicts
+    errors: Counter[int] = Counter()
+    for (_, w), n in dicts["service_errors"].items():
+        errors[w] += n
+    assert columns["window_errors"] == dict(errors)
+    import numpy as np
+
+    ids, windows, _ = (np.frombuffer(c, np.int64) for c in columns["user_lines"])
+    assert len(set(zip(ids.tolist(), windows.tolist(), strict=True))) == len(ids)
+    assert two.drain(True)["user_names"] == []

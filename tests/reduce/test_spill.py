@@ -59,6 +59,7 @@ from mapreduce_logs.ingest import scan
 from mapreduce_logs.reduce import cleanup, spill
 from mapreduce_logs.reduce.budget import Budget
 from mapreduce_logs.reduce.reducer import FirstTokens
+from mapreduce_logs.report.html import page_data
 from mapreduce_logs.settings import Limits
 
 KNOBS = Settings(
@@ -70,17 +71,29 @@ CHUNK_SIZES = [1, 13, 200, 1 << 20]
 
 
 def documents(paths: list[str], knobs: Settings, executor: Executor) -> tuple[bytes, bytes]:
-    partial = run_files(paths, knobs, executor)
-    return to_json(build_summary(partial, knobs)), to_json(build_anomalies(partial, knobs))
+    summary, anomalies, _ = outputs(run_files(paths, knobs, executor), knobs)
+    return summary, anomalies
 
 
-def raw_documents(paths: list[str], knobs: Settings) -> tuple[bytes, bytes]:
+def outputs(partial: Partial, knobs: Settings) -> tuple[bytes, bytes, bytes]:
+    """summary.json, anomalies.json, and the error lines of the top services and users that
+    report.html shows."""
+    summary, anomalies = build_summary(partial, knobs), build_anomalies(partial, knobs)
+    page = page_data(partial, summary, anomalies, knobs.window)
+    errors = {
+        "services": {s: (page.service_errors or {}).get(s, 0) for s in summary["service_counts"]},
+        "users": {u: (page.user_errors or {}).get(u, 0) for u in summary["user_counts"]},
+    }
+    return to_json(summary), to_json(anomalies), to_json(errors)
+
+
+def raw_outputs(paths: list[str], knobs: Settings) -> tuple[bytes, bytes, bytes]:
     """The plain in-memory path: every chunk merged into one raw Partial (no digest)."""
     chunks = [s for s in split_files(paths, 64) if isinstance(s, Split)]
     partial = reduce_partials((map_split(s, knobs) for s in chunks), knobs)
     for path, reason in (s for s in split_files(paths, 64) if not isinstance(s, Split)):
         partial.failures.setdefault(path, reason)
-    return to_json(build_summary(partial, knobs)), to_json(build_anomalies(partial, knobs))
+    return outputs(partial, knobs)
 
 
 @contextlib.contextmanager
@@ -171,14 +184,14 @@ def test_spilled_run_equals_in_memory_run(files: list[strategies.LogFile], pool:
     with tempfile.TemporaryDirectory() as data, tempfile.TemporaryDirectory() as spills:
         strategies.write_run(data, files)
         paths = discover([data])
-        expected = documents(paths, KNOBS, SerialExecutor())
-        assert raw_documents(paths, KNOBS) == expected
+        expected = outputs(run_files(paths, KNOBS, SerialExecutor()), KNOBS)
+        assert raw_outputs(paths, KNOBS) == expected
         executors: list[Executor] = [SerialExecutor(), pool]
         for executor in executors:
             for chunk in CHUNK_SIZES:
                 knobs = dataclasses.replace(KNOBS, chunk_size=chunk)
                 with forced_spill(spills) as stores:
-                    got = documents(paths, knobs, executor)
+                    got = outputs(run_files(paths, knobs, executor), knobs)
                 assert got[0].decode().splitlines() == expected[0].decode().splitlines()
                 assert got[1].decode().splitlines() == expected[1].decode().splitlines()
                 assert got == expected

@@ -235,6 +235,9 @@ def test_the_shipped_data_has_every_section(tmp_path: Any) -> None:
             assert f"href=\"#a{i}\"".encode() in page
     svgs = [attrs for tag, attrs in tags.tags if tag == "svg"]
     assert svgs and all(a.get("role") == "img" and a.get("aria-labelledby") for a in svgs)
+    for section in ("services", "users"):  # both top lists with their errors and error share
+        body = page.split(f"<section id=\"{section}\"".encode())[1].split(b"</section>")[0]
+        assert b">Errors</th>" in body and b">Error share</th>" in body
 
 
 def test_the_same_input_gives_the_same_page(tmp_path: Any) -> None:
