@@ -35,7 +35,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple
 from ..detect.digest import combine, digest_subject, digest_tables, forget_tables
 from ..detect.rules import BurstCandidate
 from ..model import windows
-from ..model.digest import Key, PartDigest, Tables
+from ..model.digest import ColumnRun, Key, PartDigest, Tables
 from ..model.partial import add_counts
 from ..model.windows import WindowLines
 from ..settings import Settings
@@ -190,10 +190,20 @@ def _route(
                 write(i, table, bucket)
 
 
-def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = "") -> list[int]:
-    """Append ``tables`` as one run to ``writer``'s partition files, empty them, and return how
-    many entries went to each partition. The files stay open for the next run. With ``tag``
-    (a task's, see ``new_tag``), each record carries it."""
+def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = "",
+              runs: Iterable[ColumnRun] = ()) -> list[int]:
+    """Append ``tables`` and the column ``runs`` as one run to ``writer``'s partition files,
+    empty them, and return how many entries went to each partition. The files stay open for
+    the next run. With ``tag`` (a task's, see ``new_tag``), each record carries it."""
+    for run in runs:
+        for table, (ids, at, counts) in zip(tables, run.tables, strict=True):
+            keys = list(zip(map(run.names.__getitem__, ids.tolist()), at.tolist(), strict=True))
+            more = dict(zip(keys, counts.tolist(), strict=True))
+            if len(more) < len(keys):  # a pair listed twice: summed one by one
+                more = {}
+                for key, n in zip(keys, counts.tolist(), strict=True):
+                    more[key] = more.get(key, 0) + n
+            add_counts(table, more)
     close_writers(keep=folder)
     counts = [0] * fanout
 
