@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from ..errors import KernelUnavailableError
+from ..model.digest import ColumnRun
 from ..model.partial import MAX_EXAMPLES, Partial, Segment, add_counts
 from ..settings import Settings
 
@@ -83,10 +84,13 @@ def wanted(segment: Segment) -> int:
     return want
 
 
-def drain_into(kernel: Any, p: Partial, segment: Segment, window_errors: Counter[int]) -> None:
+def drain_into(kernel: Any, p: Partial, segment: Segment, window_errors: Counter[int],
+               columns: bool = False) -> None:
     """Move what ``kernel`` counted since its last drain into ``p``, ``segment`` and
-    ``window_errors`` (window -> ERROR, CRITICAL and FATAL lines); the kernel starts again empty."""
-    counts = kernel.drain()
+    ``window_errors`` (window -> ERROR, CRITICAL and FATAL lines); the kernel starts again empty.
+    With ``columns`` its (subject, window) tables go to ``p.runs`` as one ColumnRun (and
+    ``p.users`` and ``p.services``, their sums, get nothing of them)."""
+    counts = kernel.drain(columns)
     p.lines += counts["lines"]
     p.valid += counts["valid"]
     p.blank += counts["blank"]
@@ -98,8 +102,32 @@ def drain_into(kernel: Any, p: Partial, segment: Segment, window_errors: Counter
         p.min_ts = low
     if high is not None and (p.max_ts is None or high > p.max_ts):
         p.max_ts = high
-    for name in ("malformed", "levels", "users", "services", "user_lines", "service_errors",
-                 "service_others", "window_lines", "user_errors"):
+    if not columns:
+        for name in ("users", "services", "user_lines", "service_errors", "service_others",
+                     "user_errors"):
+            add_counts(getattr(p, name), counts[name])
+        for (_service, window), n in counts["service_errors"].items():
+            window_errors[window] += n
+    else:
+        add_counts(window_errors, counts["window_errors"])
+        run = _column_run(counts)
+        if run.entries():
+            p.runs.append(run)
+    for name in ("malformed", "levels", "window_lines"):
         add_counts(getattr(p, name), counts[name])
-    for (_service, window), n in counts["service_errors"].items():
-        window_errors[window] += n
+
+
+def _column_run(counts: dict[str, Any]) -> ColumnRun:
+    """The kernel's columns as a ColumnRun: users, then services, in one list of names."""
+    import numpy as np
+
+    users = counts["user_names"]
+    offset = len(users)
+
+    def table(name: str, shift: int = 0) -> tuple[Any, Any, Any]:
+        ids, windows, n = (np.frombuffer(c, np.int64) for c in counts[name])
+        return (ids + shift if shift else ids), windows, n
+
+    return ColumnRun(users + counts["service_names"],
+                     (table("user_lines"), table("service_errors", offset),
+                      table("service_others", offset), table("user_errors")))

@@ -45,6 +45,7 @@ def map_split(
     tokens: Collection[bytes] | None = None,
     trim: bool = True,
     future_lines: bool = False,
+    columns: bool = False,
 ) -> Partial:
     """Count every line that starts in ``split``. A read error is recorded, not raised.
 
@@ -53,8 +54,10 @@ def map_split(
     larger than a chunk). With ``trim`` the unknown level tokens are then cut, there and at the
     end, to ``tokens``, or by default to the split's first ``limits().unknown_levels``: the only ones
     that can be reported unless an earlier file reports another (``pipeline`` counts those again
-    with ``tokens``). With ``future_lines`` the segment lists every future-stamped line."""
-    scanner = scanner_for(split, settings)
+    with ``tokens``). With ``future_lines`` the segment lists every future-stamped line. With
+    ``columns`` the compiled kernel, where it runs, hands its (subject, window) counts over as
+    ``Partial.runs`` (cheaper to write to the spill folder than dicts)."""
+    scanner = scanner_for(split, settings, columns)
     if future_lines:
         scanner.segment.future_lines = []
     if flush is not None:
@@ -448,10 +451,11 @@ class KernelScanner(Scanner):
     """A Scanner whose blocks of complete lines are counted by the compiled kernel
     (``_kernel.c``); the lines it hands back go the exact way, as in the Python path."""
 
-    def __init__(self, split: Split, settings: Settings) -> None:
+    def __init__(self, split: Split, settings: Settings, columns: bool = False) -> None:
         super().__init__(split, settings)
         assert native.compiled is not None
         self.kernel = native.compiled.Kernel(settings.window, self.future_after, self.skew_ns)
+        self.columns = columns
 
     def lines(self, buf: bytes, end: int) -> None:
         """Count ``buf[:end]`` in the kernel. The lines it hands back are counted here: whole
@@ -477,7 +481,8 @@ class KernelScanner(Scanner):
 
     def drain(self) -> None:
         """Move what the kernel counted so far into the partial and the segment."""
-        native.drain_into(self.kernel, self.partial, self.segment, self.window_errors)
+        native.drain_into(self.kernel, self.partial, self.segment, self.window_errors,
+                          self.columns)
 
     def _flush(self, flush: Callable[[Partial], None]) -> None:
         self.drain()
@@ -491,8 +496,8 @@ class KernelScanner(Scanner):
         return super().finish()
 
 
-def scanner_for(split: Split, settings: Settings) -> Scanner:
+def scanner_for(split: Split, settings: Settings, columns: bool = False) -> Scanner:
     """The compiled kernel's Scanner where it applies (``kernel.applies``), else the Python one."""
     if native.applies(settings):
-        return KernelScanner(split, settings)
+        return KernelScanner(split, settings, columns)
     return Scanner(split, settings)

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .digest import Digest, Tables
+from .digest import ColumnRun, Digest, Tables
 
 K = TypeVar("K")
 
@@ -312,6 +312,9 @@ class Partial:
     """(user, window index) -> valid lines."""
     user_errors: Counter[tuple[bytes, int]] = field(default_factory=Counter)
     """(user, window index) -> ERROR, CRITICAL and FATAL lines (the report's error share)."""
+    runs: list[ColumnRun] = field(default_factory=list)
+    """More (subject, window) counts, as columns (a mapper that writes to the spill folder
+    asks the kernel for them so): they add to the four tables above."""
     timeline: Timeline = field(default_factory=Timeline)
     """Valid and error lines over time, in at most TIMELINE_BUCKETS buckets (the report's
     timeline: ``window_lines`` may be millions of windows, and is not kept once digested)."""
@@ -348,6 +351,7 @@ class Partial:
         add_counts(self.window_lines, other.window_lines)
         add_counts(self.user_lines, other.user_lines)
         add_counts(self.user_errors, other.user_errors)
+        self.runs += other.runs
         self.timeline.update(other.timeline)
         if self.clock_skew_ns is None:
             self.clock_skew_ns = other.clock_skew_ns
@@ -367,6 +371,11 @@ class Partial:
         self.user_lines, self.service_errors, self.service_others = Counter(), Counter(), Counter()
         self.user_errors = Counter()
         return tables
+
+    def take_runs(self) -> list[ColumnRun]:
+        """Move the column runs out."""
+        runs, self.runs = self.runs, []
+        return runs
 
     def retain_unknown(self, keep: Collection[bytes]) -> None:
         """Forget the counts and examples of the unknown level tokens that are not in ``keep``."""

@@ -29,7 +29,7 @@ import socket
 import threading
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any, NamedTuple
 
 import numpy as np
@@ -38,7 +38,7 @@ from ..detect.arrays import Columns, Subject, numbered
 from ..detect.digest import combine, digest_columns, digest_subject, forget_tables
 from ..detect.rules import BurstCandidate
 from ..model import windows
-from ..model.digest import PartDigest, Tables
+from ..model.digest import ColumnRun, PartDigest, Tables
 from ..model.windows import WindowLines
 from ..settings import Settings
 from . import cleanup
@@ -255,18 +255,23 @@ class _Appender:
             f.close()
 
 
-def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = "") -> list[int]:
-    """Append ``tables`` as one run to ``writer``'s partition files, empty them, and return how
-    many entries went to each partition. The files stay open for the next run. With ``tag``
-    (a task's, see ``new_tag``), each record carries it.
+def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = "",
+              runs: Iterable[ColumnRun] = ()) -> list[int]:
+    """Append ``tables`` and the column ``runs`` (the kernel's, see ``Partial.runs``) as one
+    run to ``writer``'s partition files, empty them, and return how many entries went to each
+    partition. The files stay open for the next run. With ``tag`` (a task's, see ``new_tag``),
+    each record carries it.
 
-    An entry goes to partition ``crc32(subject) % fanout`` (see ``_records_of``)."""
+    An entry goes to partition ``crc32(subject) % fanout`` (see ``_records_of``). The runs'
+    columns are written as they are: a name listed twice, or a (subject, window) more than
+    once, are summed where the partition is read back."""
     if len(_WRITERS) > 1 or folder not in _WRITERS:
         close_writers(keep=folder)
     files = _WRITERS.setdefault(folder, {})
     prefix = os.path.join(folder, f"{writer}.")
     counts = [0] * fanout
-    for columns in _pieces(tables):
+    pieces = itertools.chain(_pieces(tables), (Columns(run.names, list(run.tables)) for run in runs))
+    for columns in pieces:
         for i, record, entries in _records_of(columns, fanout, 1, tag):
             _append(files, f"{prefix}{i}", record)
             counts[i] += entries
@@ -277,6 +282,8 @@ def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = 
 
 def _pieces(tables: Tables) -> Iterator[Columns]:
     """``tables`` as columns, BATCH entries at a time (a chunk's are usually fewer)."""
+    if not tables.entries():
+        return
     if tables.entries() <= BATCH:
         yield Columns.of(tables, summed=False)
         return

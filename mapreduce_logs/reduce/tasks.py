@@ -40,13 +40,17 @@ def map_chunk(item: Chunk, settings: Settings) -> tuple[int, Partial, Written | 
         part.users, part.services = Counter(), Counter()
         if target is not None:
             folder, fanout = target
-            counts = write_run(folder, fanout, part.take_tables(), writer_name(), tag)
+            counts = write_run(folder, fanout, part.take_tables(), writer_name(), tag,
+                               part.take_runs())
             written = counts if written is None else [a + b for a, b in zip(written, counts, strict=True)]
 
+    # Counts bound for the spill folder come from the kernel as columns, not dicts.
+    columns = target is not None
     if target is not None and flush_bytes > 0:
-        part = map_split(split, settings, flush=ship, flush_bytes=flush_bytes, tokens=kept)
+        part = map_split(split, settings, flush=ship, flush_bytes=flush_bytes, tokens=kept,
+                         columns=columns)
     else:
-        part = map_split(split, settings)
+        part = map_split(split, settings, columns=columns)
     ship(part)
     return seq, part, None if written is None else Written(tag, written)
 

@@ -394,10 +394,10 @@ def test_spill_folder_removed_after_a_mapper_fails(tmp_path: Path, workers: int)
     spills.mkdir()
     real = tasks.map_split
 
-    def failing(split: Split, knobs: Settings) -> Partial:
+    def failing(split: Split, knobs: Settings, **options: Any) -> Partial:
         if split.start > 20_000:
             raise RuntimeError("disk on fire")
-        return real(split, knobs)
+        return real(split, knobs, **options)
 
     knobs = dataclasses.replace(KNOBS, chunk_size=4096)
     with forced_spill(str(spills), partition_entries=300) as stores:
