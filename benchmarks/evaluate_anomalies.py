@@ -449,7 +449,7 @@ SWEEP_SHARES = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 
 
 def share_sweep(trials: int, seed: int = 1, windows: int = 120) -> str:
-    """error_spike on one service alone, straight on ``anomalies.spikes`` with the default
+    """error_spike on one service alone, straight on ``digest.spikes`` with the default
     settings: Poisson errors at a usual rate of ``lam`` a window among 50 times as many other
     lines, and a burst of max(20, 10 * lam) errors a window (10x, at least 20) in two runs
     covering a share of the windows. Recall: the share of trials where every burst window is
@@ -457,7 +457,7 @@ def share_sweep(trials: int, seed: int = 1, windows: int = 120) -> str:
     import numpy as np
 
     from mapreduce_logs import Settings
-    from mapreduce_logs.detect.rules import spikes
+    from mapreduce_logs.detect.digest import spikes
 
     settings = Settings()
     rng = np.random.default_rng(seed)
@@ -497,7 +497,7 @@ BURST_USERS = 50
 
 
 def burst_sweep(trials: int, seed: int = 1, windows: int = 120) -> str:
-    """user_burst straight on ``anomalies.detect_bursts`` with the default settings: 50 users
+    """user_burst straight on ``digest.detect_bursts`` with the default settings: 50 users
     with Zipf (exponent 1) weights, Poisson lines a window, the busiest writing ``busiest`` a
     window; a spammer at 10x the busiest user's rate (at least 1 line a window) in two runs
     covering a share of the windows. The spammer is either a user seen only in its burst, or an
@@ -506,7 +506,7 @@ def burst_sweep(trials: int, seed: int = 1, windows: int = 120) -> str:
     import numpy as np
 
     from mapreduce_logs import Settings
-    from mapreduce_logs.detect.rules import detect_bursts
+    from mapreduce_logs.detect.digest import detect_bursts
     from mapreduce_logs.model.partial import Partial
 
     settings = Settings()

@@ -1,26 +1,26 @@
-"""The partitions' columns, and the user rules over numpy arrays, for any number of users.
+"""The window rules over numpy arrays, written once, for any number of subjects.
 
-A spilled partition is read as ``Columns``: its subjects' names once, and per table numpy
-arrays of (subject index, window, count), sorted and added up with numpy. The user rules of
-``rules`` (share and usual rate: trim, local median, weighted median share, suspect windows;
-burst candidates) are written here once, over arrays, for every user of a partition at once
-(``user_rates``, ``users_burst_candidates``): integer sums first, then the same float
-operations in the same order as the rule states them, user by user, so the result is the same
-to the last bit as the reference (the tests check it). ``rules.user_rate`` and friends of dicts
-are these.
+The user rules of the module doc of ``rules`` (share and usual rate: trim, local median,
+weighted median share, suspect windows; burst candidates) run for every user of a partition at
+once (``user_rates``, ``users_burst_candidates``, on ``columns.Users``); error_spike runs per
+service (``spikes``, ``service_spikes``). Integer sums first, then the same float operations in
+the same order as the rules state them, user by user, so the result is the same to the last bit
+as the reference (the tests check it). The dict entry points (``digest.user_rate`` and
+friends) are these on the dicts' columns.
 
 One subject's windows cannot be split between partitions: a service that logs every minute of
 a year has 525,600 of them, a heartbeat user at ``--window 1`` 86,400 a day. Such a subject,
-alone in a piece, is a ``Subject`` (16 bytes a window, a few times that while the rules run),
-judged by the same functions (one user) and, for a service, by ``spikes`` here.
+alone in a piece, is a ``columns.Subject`` (16 bytes a window, a few times that while the rules
+run), judged by the same functions (one user or service); with millions of windows the local
+medians are made only near each user's windows, and the window table is read a stretch at a
+time.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ import numpy.typing as npt
 from ..model.digest import Found
 from ..model.windows import WindowLines, release
 from ..settings import Settings
+from .columns import Columns, Subject, Users, segments
 from .rules import (
     MAX_SHARE,
     NEIGHBOURS,
@@ -47,116 +48,6 @@ Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
 
-@dataclass
-class Columns:
-    """Tables of (subject, window) counts as arrays, tables in the order of ``Tables``: the
-    subjects' ``names`` once, then per table (subject index into ``names``, window, count) of
-    its entries, by subject then window, each (subject, window) once when ``summed``."""
-
-    names: list[bytes]
-    tables: list[tuple[Ints, Ints, Ints]]
-
-    def entries(self) -> int:
-        return sum(len(t[0]) for t in self.tables)
-
-    def users(self) -> Users:
-        """The first table (user lines) as ``Users``."""
-        return Users(self.names, *self.tables[0])
-
-    def as_dict(self, table: int) -> dict[tuple[bytes, int], int]:
-        """One table as a dict (subject, window) -> count."""
-        subjects, windows, counts = self.tables[table]
-        names = self.names
-        keys = zip([names[i] for i in subjects.tolist()], windows.tolist(), strict=True)
-        return dict(zip(keys, counts.tolist(), strict=True))
-
-    @classmethod
-    def of(cls, tables: Iterable[Mapping[tuple[bytes, int], int]], summed: bool = True) -> Columns:
-        """Dicts (subject, window) -> count as columns, read in C; sorted if ``summed``."""
-        tables = list(tables)
-        names, subjects = numbered(itertools.chain.from_iterable(
-            map(itemgetter(0), table) for table in tables), sum(map(len, tables)))
-        columns = []
-        at = 0
-        for table in tables:
-            n = len(table)
-            columns.append((subjects[at : at + n],
-                            np.fromiter(map(itemgetter(1), table), np.int64, n),
-                            np.fromiter(table.values(), np.int64, n)))
-            at += n
-        out = cls(names, columns)
-        return out.summed() if summed else out
-
-    @classmethod
-    def gather(cls, pieces: Iterable[Columns]) -> Columns:
-        """The sum of ``pieces`` (which may share subjects and windows)."""
-        pieces = list(pieces)
-        if len(pieces) == 1:
-            return pieces[0].summed()
-        names, mapped = numbered(itertools.chain.from_iterable(p.names for p in pieces),
-                                 sum(len(p.names) for p in pieces))
-        width = max((len(p.tables) for p in pieces), default=0)
-        parts: list[list[list[Ints]]] = [[[], [], []] for _ in range(width)]
-        at = 0
-        while pieces:
-            piece = pieces.pop(0)  # let go of each piece once read
-            mine = mapped[at : at + len(piece.names)]
-            at += len(piece.names)
-            for columns, (subjects, windows, counts) in zip(parts, piece.tables, strict=False):
-                columns[0].append(mine[subjects])
-                columns[1].append(windows)
-                columns[2].append(counts)
-        return cls(names, [(_joined(s), _joined(w), _joined(c)) for s, w, c in parts]).summed()
-
-    def summed(self) -> Columns:
-        """Sorted by subject then window, counts of the same (subject, window) added up."""
-        return Columns(self.names, [_sum_pairs(*table) for table in self.tables])
-
-
-def numbered(subjects: Iterable[bytes], count: int) -> tuple[list[bytes], Ints]:
-    """(the distinct ``subjects`` in order of first appearance, each one's index there), in
-    one pass in C (``count``: how many there are)."""
-    first: dict[bytes, int] = {}
-    seen = np.fromiter(map(first.setdefault, subjects, itertools.count()), np.int64, count)
-    rank = np.empty(count, dtype=np.int64)  # at each first appearance: its subject's number
-    rank[np.fromiter(first.values(), np.int64, len(first))] = np.arange(len(first))
-    return list(first), rank[seen]
-
-
-def _sum_pairs(subjects: Ints, windows: Ints, counts: Ints) -> tuple[Ints, Ints, Ints]:
-    """Entries sorted by subject then window, the counts of equal pairs added up."""
-    if not len(subjects):
-        return subjects, windows, counts
-    order = np.lexsort((windows, subjects))
-    subjects, windows, counts = subjects[order], windows[order], counts[order]
-    del order
-    new = np.empty(len(subjects), dtype=bool)
-    new[0] = True
-    np.not_equal(subjects[1:], subjects[:-1], out=new[1:])
-    new[1:] |= windows[1:] != windows[:-1]
-    if new.all():
-        return subjects, windows, counts
-    starts = np.flatnonzero(new)
-    return subjects[starts], windows[starts], np.add.reduceat(counts, starts)
-
-
-@dataclass
-class Subject:
-    """One subject's windows (ascending, distinct) and counts, per table of ``Tables`` (user
-    lines, service errors, service other lines, user errors); a table it is absent from is
-    empty."""
-
-    name: bytes
-    windows: list[Ints]
-    counts: list[Ints]
-
-    @classmethod
-    def of(cls, columns: Columns) -> Subject:
-        """The one subject of ``columns`` (summed)."""
-        return cls(columns.names[0] if columns.names else b"",
-                   [w for _, w, _ in columns.tables], [c for _, _, c in columns.tables])
-
-
 def user(name: bytes, windows: Any, counts: Any) -> Subject:
     """A user from buffers (``array('q')``) of its windows, ascending, and lines."""
     w, c = _ints(windows), _ints(counts)
@@ -170,17 +61,6 @@ def service(name: bytes, windows: Any, errors: Any, others: Any) -> Subject:
     has_errors, has_others = e > 0, o > 0
     return Subject(name, [w[:0], w[has_errors], w[has_others], w[:0]],
                    [e[:0], e[has_errors], o[has_others], e[:0]])
-
-
-def _joined(pieces: list[Ints]) -> Ints:
-    """One array of ``pieces``, which is emptied (each piece let go as soon as it is copied)."""
-    out = np.empty(sum(map(len, pieces)), dtype=np.int64)
-    at = 0
-    while pieces:
-        piece = pieces.pop(0)
-        out[at : at + len(piece)] = piece
-        at += len(piece)
-    return out
 
 
 # --- error_spike: rules.spikes for one service --------------------------------------------
@@ -222,6 +102,29 @@ def spikes(subject: Subject, settings: Settings) -> list[Found]:
         for i, x in zip(flagged.tolist(), expected.tolist(), strict=True)
     ]
     return _window_anomalies(found, "service", subject.name, "errors", settings)
+
+
+def service_spikes(columns: Columns, settings: Settings) -> list[Found]:
+    """``rules.spikes`` of the services of ``columns`` (summed): ``spikes`` of each service
+    with errors whose busiest window reaches the floor (the others have none)."""
+    subjects, windows, counts = columns.tables[1]
+    if not len(subjects):
+        return []
+    starts, lengths = segments(subjects)
+    busy = np.flatnonzero(np.maximum.reduceat(counts, starts) >= settings.spike_min_errors)
+    if not len(busy):
+        return []
+    others, other_windows, other_counts = columns.tables[2]
+    found: list[Found] = []
+    for i in busy.tolist():
+        a, b = starts[i], starts[i] + lengths[i]
+        service = int(subjects[a])
+        c, d = np.searchsorted(others, [service, service + 1])
+        empty = windows[:0]
+        subject = Subject(columns.names[service], [empty, windows[a:b], other_windows[c:d], empty],
+                          [empty, counts[a:b], other_counts[c:d], empty])
+        found += spikes(subject, settings)
+    return found
 
 
 def _median(ordered: Ints, total: int, width: int) -> float:
@@ -297,6 +200,12 @@ class Table:
             release(self.source)
         return pos, lines
 
+    @functools.cached_property
+    def neighbourhoods(self) -> tuple[Ints, Ints]:
+        """For every window: where its neighbourhood starts and ends (``edges``)."""
+        every = np.arange(len(self.order))
+        return self.edges(every, -1), self.edges(every, 1)
+
     def edges(self, positions: Ints, side: int) -> Ints:
         """For each of ``positions`` (ascending): where its neighbourhood starts (side -1) or
         ends (side 1, exclusive), in positions, a stretch at a time."""
@@ -337,28 +246,6 @@ def user_rate(subject: Subject, table: Table, settings: Settings) -> UserRate | 
     rates = user_rates(Users([subject.name], np.zeros(len(w), dtype=np.int64), w, c), table,
                        settings)
     return UserRate(float(rates.share[0]), float(rates.usual[0]))
-
-
-@dataclass
-class Users:
-    """The windows of many users: entries by user (``user``: an index into ``names``), then
-    window ascending, distinct; every user listed has one at least."""
-
-    names: Sequence[bytes]
-    user: Ints
-    windows: Ints
-    counts: Ints
-
-    def segments(self) -> tuple[Ints, Ints]:
-        """(where each user's entries start, how many it has), users in entry order."""
-        return _segments(self.user)
-
-
-def _segments(user: Ints) -> tuple[Ints, Ints]:
-    if not len(user):
-        return user[:0], user[:0]
-    starts = np.flatnonzero(np.diff(user, prepend=user[0] - 1))
-    return starts, np.diff(starts, append=len(user))
 
 
 @dataclass
@@ -474,10 +361,17 @@ def _limits(share: Any, usual: Any, c: Ints, lines: Ints, settings: Settings) ->
     return limits
 
 
+DENSE_CELLS = 1 << 18
+"""Users x windows whose local sums are made at a time as a dense table; with more windows
+than this, the sums are made only near each user's windows."""
+
+
 def _local_medians(seg: Ints, c: Ints, pos: Ints, starts: Ints, table: Table) -> Floats:
-    """``rules.local_median`` of every user: only the windows near one of its own have a sum
-    above 0."""
+    """``rules.local_median`` of every user."""
     windows = len(table.order)
+    if windows < DENSE_CELLS:
+        return _dense_local_medians(seg, c, pos, len(starts), table)
+    # Only the windows near one of the user's have a sum above 0.
     # (user, position) of the windows within NEIGHBOURS positions of one of the user's: a
     # superset of those within NEIGHBOURS windows (the windows are distinct integers); the
     # others' sums are 0, left out.
@@ -514,6 +408,33 @@ def _local_medians(seg: Ints, c: Ints, pos: Ints, starts: Ints, table: Table) ->
     sums, near_seg = sums[above], near_seg[above]
     order = np.lexsort((sums, near_seg))
     return _medians(sums[order], near_seg[order], len(starts), windows, 2 * NEIGHBOURS + 1)
+
+
+def _dense_local_medians(seg: Ints, c: Ints, pos: Ints, users: int, table: Table) -> Floats:
+    """``rules.local_median`` of every user, a group of users at a time: each one's lines at
+    every window (0 where it has none), their prefix sums, the sum around each window, the
+    middle ones. Users seen in more than a tenth of the windows: at most 10 cells an entry."""
+    windows = len(table.order)
+    first, end = table.neighbourhoods
+    group = max(1, DENSE_CELLS // (windows + 1))
+    width, mid = 2 * NEIGHBOURS + 1, windows // 2
+    middle = [mid] if windows % 2 else [mid - 1, mid]
+    bounds = np.searchsorted(seg, np.arange(0, users + group, group)).tolist()
+    out = np.empty(users)
+    for g, g0 in enumerate(range(0, users, group)):
+        a, b = bounds[g], bounds[g + 1]
+        prefix = np.zeros((min(users, g0 + group) - g0, windows + 1), dtype=np.int64)
+        prefix[seg[a:b] - g0, pos[a:b] + 1] = c[a:b]
+        np.cumsum(prefix, axis=1, out=prefix)
+        sums = prefix[:, end]
+        sums -= prefix[:, first]
+        del prefix
+        sums.partition(middle, axis=1)
+        if windows % 2:
+            out[g0 : g0 + len(sums)] = sums[:, mid] / width
+        else:
+            out[g0 : g0 + len(sums)] = (sums[:, mid - 1] / width + sums[:, mid] / width) / 2
+    return out
 
 
 def _medians(ordered: Ints, seg: Ints, users: int, total: int, width: int) -> Floats:
@@ -563,7 +484,7 @@ def _weighted_median_shares(seg: Ints, c: Ints, lines: Ints, starts: Ints, lengt
     pick = np.repeat(take, lengths)
     s, cs, ls = seg[pick], c[pick], lines[pick]
     del pick
-    first, count = _segments(s)
+    first, count = segments(s)
     others = table.all_lines - np.add.reduceat(cs, first)
     below = table.all_lines - np.add.reduceat(ls, first)
     zero = (count < len(table.order)) & (2 * below >= others)

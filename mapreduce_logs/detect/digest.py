@@ -6,8 +6,10 @@ results combine: the top k of the partitions' top-k lists is exact because they 
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import compress
@@ -17,10 +19,13 @@ from typing import Any
 import numpy as np
 
 from ..model.digest import Digest, Found, Key, PartDigest, Tables, rules_of
+from ..model.partial import Partial
+from ..model.windows import WindowLines, release
 from ..settings import Settings
 from . import arrays
-from .arrays import Columns, Subject, Table
-from .rules import BurstCandidate, bursts, spikes
+from .arrays import Table
+from .columns import Columns, Subject
+from .rules import BurstCandidate, UserRate, bursts, trim_count
 
 
 def top_k(counts: Iterable[tuple[bytes, int]], k: int) -> list[tuple[bytes, int]]:
@@ -70,11 +75,15 @@ def digest_columns(
     settings: Settings,
     put_candidates: Callable[[list[BurstCandidate]], None],
 ) -> PartDigest:
-    """``digest_tables`` of a partition read as arrays (``arrays.Columns``, summed)."""
-    service_errors, service_others = columns.as_dict(1), columns.as_dict(2)
-    services = subject_totals(service_errors, service_others)
-    top_services = top_of(services, settings.top)
-    errors = _errors_of(service_errors, {s for s, _ in top_services})
+    """``digest_tables`` of a partition read as arrays (``columns.Columns``, summed)."""
+    names = columns.names
+    # Services: lines per service over both of their tables, the top ones, their errors.
+    service = np.concatenate([columns.tables[1][0], columns.tables[2][0]])
+    lines = np.zeros(len(names), dtype=np.int64)
+    np.add.at(lines, service, np.concatenate([columns.tables[1][2], columns.tables[2][2]]))
+    services = np.unique(service)
+    del service
+    chosen, top_services = _top_of_arrays(names, services, lines[services], settings.top)
     users = columns.users()
     starts, _ = users.segments()
     table = _arrays_of(window_lines)
@@ -91,9 +100,9 @@ def digest_columns(
         top_users=top_users,
         distinct_services=len(services),
         distinct_users=len(starts),
-        spikes=spikes(service_errors, service_others, settings),
+        spikes=arrays.service_spikes(columns, settings),
         share=own,
-        service_errors=errors,
+        service_errors=_errors_of_arrays(columns.tables[1], names, chosen),
         user_errors=_errors_of_arrays(columns.tables[3], users.names, top),
     )
 
@@ -138,7 +147,7 @@ def digest_subject(
     settings: Settings,
     put_candidates: Callable[[list[BurstCandidate]], None],
 ) -> PartDigest:
-    """``digest_tables`` of one user or service too big for dicts (a ``arrays.Subject``)."""
+    """``digest_tables`` of one user or service too big for dicts (a ``columns.Subject``)."""
     users, services = arrays.totals(subject)
     share = 0.0
     if users:
@@ -226,3 +235,120 @@ def finish(
     )
 
 
+# --- the rules of dict tables: the array rules on the columns of the dicts ------------------
+
+
+def detect_spikes(p: Partial, settings: Settings) -> list[Found]:
+    """error_spike anomalies, one per run of adjacent flagged windows of a service."""
+    return spikes(p.service_errors, p.service_others, settings)
+
+
+def spikes(
+    errors: Mapping[tuple[bytes, int], int],
+    others: Mapping[tuple[bytes, int], int],
+    settings: Settings,
+) -> list[Found]:
+    """error_spike anomalies of the services in these (service, window) counts (computed over
+    arrays: ``arrays.service_spikes``).
+
+    Each service is judged on its own windows only, so the services can be split into groups
+    (as the spilling reducer does) as long as every window of a service is in its group.
+    """
+    return arrays.service_spikes(Columns.of([{}, errors, others, {}]), settings)
+
+
+class WindowTable:
+    """What every user's rates are computed against: the windows with traffic. Built once;
+    as numpy arrays (``arrays.Table``, which the user rules run on) when a rate needs them."""
+
+    def __init__(self, lines: Mapping[int, int], all_lines: int, drop: int,
+                 order: Sequence[int]) -> None:
+        self.lines = lines
+        """window index -> all its lines."""
+        self.all_lines = all_lines
+        self.drop = drop
+        """How many windows the trim leaves out."""
+        self.order = order
+        """The windows, ascending."""
+
+    @functools.cached_property
+    def arrays(self) -> arrays.Table:
+            return arrays.Table.of(self.lines)
+
+    @classmethod
+    def of(cls, window_lines: Mapping[int, int]) -> WindowTable:
+        order: Sequence[int]
+        if isinstance(window_lines, WindowLines):
+            order = window_lines.sorted_keys()
+        else:
+            order = sorted(window_lines)
+        total = sum(window_lines.values())
+        release(window_lines)
+        return cls(window_lines, total, trim_count(len(order)), order)
+
+
+def user_rate(counts: Mapping[int, int], table: WindowTable, settings: Settings) -> UserRate | None:
+    """A user's share and usual rate (see the module doc) from all its windows (window -> its
+    lines, each at least 1); None for a user seen in at most a tenth of the windows, whose
+    share and rate are 0. Neither is ever above the plain trimmed one. Computed over arrays
+    (``arrays.user_rates``, where the rule is written once for any number of users)."""
+    if len(counts) <= table.drop:
+        return None
+    windows = sorted(counts)
+    return arrays.user_rate(
+        arrays.user(b"", array("q", windows), array("q", map(counts.__getitem__, windows))),
+        table.arrays, settings)
+
+
+def busiest_share(p: Partial, settings: Settings) -> float:
+    """S, the busiest ordinary user's share of all lines (see the module doc)."""
+    return user_share(p.user_lines, p.window_lines, settings)
+
+
+def user_share(
+    user_lines: Mapping[tuple[bytes, int], int],
+    window_lines: Mapping[int, int],
+    settings: Settings,
+) -> float:
+    """The largest share among the users of ``user_lines`` (0 when there is none).
+
+    Every window of a user must be in ``user_lines``; the run's share is the largest over any
+    split of the users into groups.
+    """
+    rates = arrays.user_rates(Columns.of([user_lines]).users(),
+                              arrays.Table.of(window_lines), settings)
+    return float(rates.share.max()) if len(rates.share) else 0.0
+
+
+def burst_candidates(
+    user_lines: Mapping[Key, int],
+    window_lines: Mapping[int, int],
+    share_floor: float,
+    settings: Settings,
+) -> list[BurstCandidate]:
+    """The windows that can be flagged in a reported run once the run's share is known to be at
+    least ``share_floor``: every window of each run of windows flagged under ``share_floor``
+    whose lines reach ``burst_min_lines``.
+
+    The threshold only grows with the share, so a run flagged under the run's share lies inside
+    one flagged under the floor, and has no more lines: filtering a group of users with the
+    group's own share (never above the run's) keeps every window of every reported run. What is
+    kept is bounded by those runs, however small the expectation (a share of 0 flags every
+    window), so a crowd of users with a few lines here and there leaves nothing.
+    Every window of a user must be in ``user_lines``. Computed over arrays
+    (``arrays.users_burst_candidates``).
+    """
+    users = Columns.of([user_lines]).users()
+    table = arrays.Table.of(window_lines)
+
+    def usual_of(which: Any) -> Any:
+        return arrays.user_rates(users, table, settings).usual_of(which)
+
+    return arrays.users_burst_candidates(users, usual_of, share_floor, table, settings)
+
+
+def detect_bursts(p: Partial, settings: Settings) -> list[Found]:
+    """user_burst anomalies, one per run of adjacent flagged windows of a user with enough lines."""
+    share = busiest_share(p, settings)
+    candidates = burst_candidates(p.user_lines, p.window_lines, share, settings)
+    return bursts(candidates, share, p.window_lines, settings)

@@ -44,21 +44,14 @@ Adjacent flagged windows of one subject form one anomaly.
 
 from __future__ import annotations
 
-import functools
 import math
-from array import array
 from collections import defaultdict
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 from ..ingest.parse import NS, format_utc
 from ..model.digest import Found, Key
-from ..model.partial import Partial
-from ..model.windows import WindowLines, release
 from ..settings import Settings
-
-if TYPE_CHECKING:  # arrays imports this module: it is imported where the user rules run
-    from . import arrays
 
 ANOMALY_TYPES = (
     "malformed_lines",
@@ -87,15 +80,6 @@ def severity_for_excess(excess: float) -> str:
     if excess < 1.5:
         return "info"
     return "warning" if excess < 5 else "critical"
-
-
-def median_with_zeros(values: list[float], total: int) -> float:
-    """The median of ``values`` together with ``total - len(values)`` zeros."""
-    if total <= 0:
-        return 0.0
-    ordered = [0.0] * (total - len(values)) + sorted(values)
-    mid = total // 2
-    return ordered[mid] if total % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 class Flagged(NamedTuple):
@@ -168,76 +152,9 @@ def _window_anomalies(
     return found
 
 
-def detect_spikes(p: Partial, settings: Settings) -> list[Found]:
-    """error_spike anomalies, one per run of adjacent flagged windows of a service."""
-    return spikes(p.service_errors, p.service_others, settings)
-
-
 SPIKE_RULE_VERSION = 2
 """Changes whenever ``spikes`` judges the same counts differently: results saved by a watch
 checkpoint under another version are judged again."""
-
-
-def spikes(
-    errors: Mapping[tuple[bytes, int], int],
-    others: Mapping[tuple[bytes, int], int],
-    settings: Settings,
-) -> list[Found]:
-    """error_spike anomalies of the services in these (service, window) counts.
-
-    Each service is judged on its own windows only, so the services can be split into groups
-    (as the spilling reducer does) as long as every window of a service is in its group.
-    """
-    windows: dict[bytes, dict[int, list[int]]] = defaultdict(dict)
-    for (service, window), count in errors.items():
-        windows[service][window] = [count, 0]
-    for (service, window), count in others.items():
-        windows[service].setdefault(window, [0, 0])[1] = count
-    found: list[Found] = []
-    least, factor = settings.spike_min_errors, settings.spike_factor
-    for service, counts in windows.items():
-        if max(e for e, _ in counts.values()) < least:
-            continue
-        usual = median_with_zeros([float(e) for e, _ in counts.values()], len(counts))
-
-        def threshold(rate: float, lines: int, usual: float = usual) -> float:
-            return max(least, factor * max(rate * lines, usual))
-
-        robust = weighted_median_ratio(counts.values())
-        suspect = {w for w, (count, n) in counts.items() if count >= threshold(robust, n)}
-        rate = usual_ratio(counts, suspect)
-        flagged = []
-        for w, (count, n) in counts.items():
-            limit = threshold(rate, n)
-            if count >= limit:
-                flagged.append(Flagged(w, count, max(rate * n, usual), limit))
-        found += _window_anomalies(flagged, "service", service, "errors", settings)
-    return found
-
-
-def weighted_median_ratio(counts: Iterable[Sequence[int]]) -> float:
-    """The traffic-weighted median of errors / other lines over (errors, other lines) pairs: the
-    smallest ratio such that the pairs at or below it hold at least half of the other lines
-    (0 when there are none). Pairs without other lines weigh nothing."""
-    ratios = sorted((e / n, n) for e, n in counts if n)
-    total = sum(n for _, n in ratios)
-    below = 0
-    for ratio, n in ratios:
-        below += n
-        if 2 * below >= total:
-            return ratio
-    return 0.0
-
-
-def usual_ratio(counts: Mapping[int, Sequence[int]], suspect: Container[int]) -> float:
-    """Errors / other lines summed over the windows of ``counts`` (window -> (errors, other
-    lines)) that are not ``suspect``, less the tenth of all the windows (rounded up, never all
-    that are left) with most errors; ties drop the earlier window."""
-    rest = [w for w in counts if w not in suspect]
-    drop = min((len(counts) + 9) // 10, max(len(rest) - 1, 0))
-    kept = sorted(rest, key=lambda w: (-counts[w][0], w))[drop:]
-    kept_others = sum(counts[w][1] for w in kept)
-    return sum(counts[w][0] for w in kept) / kept_others if kept_others else 0.0
 
 
 def trim_count(windows: int) -> int:
@@ -254,75 +171,6 @@ class UserRate(NamedTuple):
 
 NEIGHBOURS = 2
 """Windows on each side of a window that a user's local mean there takes in."""
-
-
-class WindowTable:
-    """What every user's rates are computed against: the windows with traffic. Built once;
-    as numpy arrays (``arrays.Table``, which the user rules run on) when a rate needs them."""
-
-    def __init__(self, lines: Mapping[int, int], all_lines: int, drop: int,
-                 order: Sequence[int]) -> None:
-        self.lines = lines
-        """window index -> all its lines."""
-        self.all_lines = all_lines
-        self.drop = drop
-        """How many windows the trim leaves out."""
-        self.order = order
-        """The windows, ascending."""
-
-    @functools.cached_property
-    def arrays(self) -> arrays.Table:
-        from . import arrays
-
-        return arrays.Table.of(self.lines)
-
-    @classmethod
-    def of(cls, window_lines: Mapping[int, int]) -> WindowTable:
-        order: Sequence[int]
-        if isinstance(window_lines, WindowLines):
-            order = window_lines.sorted_keys()
-        else:
-            order = sorted(window_lines)
-        total = sum(window_lines.values())
-        release(window_lines)
-        return cls(window_lines, total, trim_count(len(order)), order)
-
-
-def user_rate(counts: Mapping[int, int], table: WindowTable, settings: Settings) -> UserRate | None:
-    """A user's share and usual rate (see the module doc) from all its windows (window -> its
-    lines, each at least 1); None for a user seen in at most a tenth of the windows, whose
-    share and rate are 0. Neither is ever above the plain trimmed one. Computed over arrays
-    (``arrays.user_rates``, where the rule is written once for any number of users)."""
-    if len(counts) <= table.drop:
-        return None
-    from . import arrays
-
-    windows = sorted(counts)
-    return arrays.user_rate(
-        arrays.user(b"", array("q", windows), array("q", map(counts.__getitem__, windows))),
-        table.arrays, settings)
-
-
-def busiest_share(p: Partial, settings: Settings) -> float:
-    """S, the busiest ordinary user's share of all lines (see the module doc)."""
-    return user_share(p.user_lines, p.window_lines, settings)
-
-
-def user_share(
-    user_lines: Mapping[tuple[bytes, int], int],
-    window_lines: Mapping[int, int],
-    settings: Settings,
-) -> float:
-    """The largest share among the users of ``user_lines`` (0 when there is none).
-
-    Every window of a user must be in ``user_lines``; the run's share is the largest over any
-    split of the users into groups.
-    """
-    from . import arrays
-
-    rates = arrays.user_rates(arrays.Columns.of([user_lines]).users(),
-                              arrays.Table.of(window_lines), settings)
-    return float(rates.share.max()) if len(rates.share) else 0.0
 
 
 def _burst_limits(
@@ -366,35 +214,6 @@ def long_runs(entries: Iterable[Entry], least: int) -> Iterator[list[Entry]]:
         yield run
 
 
-def burst_candidates(
-    user_lines: Mapping[Key, int],
-    window_lines: Mapping[int, int],
-    share_floor: float,
-    settings: Settings,
-) -> list[BurstCandidate]:
-    """The windows that can be flagged in a reported run once the run's share is known to be at
-    least ``share_floor``: every window of each run of windows flagged under ``share_floor``
-    whose lines reach ``burst_min_lines``.
-
-    The threshold only grows with the share, so a run flagged under the run's share lies inside
-    one flagged under the floor, and has no more lines: filtering a group of users with the
-    group's own share (never above the run's) keeps every window of every reported run. What is
-    kept is bounded by those runs, however small the expectation (a share of 0 flags every
-    window), so a crowd of users with a few lines here and there leaves nothing.
-    Every window of a user must be in ``user_lines``. Computed over arrays
-    (``arrays.users_burst_candidates``).
-    """
-    from . import arrays
-
-    users = arrays.Columns.of([user_lines]).users()
-    table = arrays.Table.of(window_lines)
-
-    def usual_of(which: Any) -> Any:
-        return arrays.user_rates(users, table, settings).usual_of(which)
-
-    return arrays.users_burst_candidates(users, usual_of, share_floor, table, settings)
-
-
 def bursts(
     candidates: Iterable[BurstCandidate],
     share: float,
@@ -416,10 +235,3 @@ def bursts(
             items, "user", user, "lines", settings, least=settings.burst_min_lines
         )
     return found
-
-
-def detect_bursts(p: Partial, settings: Settings) -> list[Found]:
-    """user_burst anomalies, one per run of adjacent flagged windows of a user with enough lines."""
-    share = busiest_share(p, settings)
-    candidates = burst_candidates(p.user_lines, p.window_lines, share, settings)
-    return bursts(candidates, share, p.window_lines, settings)

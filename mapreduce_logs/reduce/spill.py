@@ -34,7 +34,7 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from ..detect.arrays import Columns, Subject, numbered
+from ..detect.columns import Columns, Subject, numbered
 from ..detect.digest import combine, digest_columns, digest_subject, forget_tables
 from ..detect.rules import BurstCandidate
 from ..model import windows
@@ -55,7 +55,7 @@ MAX_FANOUT = 256
 # A partition file is named WRITER.INDEX (WRITER: "m" for the reducer, ``writer_name()`` for a
 # worker) and holds records (subject names, entries, tag) pickled one after another: each
 # subject's name once, then the bytes of its entries as ``ROW``s, which refer to the names by
-# index (``arrays.Columns`` once read back). The tag is a task's (see ``new_tag``), or "" for
+# index (``columns.Columns`` once read back). The tag is a task's (see ``new_tag``), or "" for
 # the reducer. Splits of a partition go to split/, burst candidates to cand/.
 
 
@@ -298,7 +298,7 @@ def _sum_runs(paths: list[str], accepted: str | None, owned: bool) -> Columns:
 
 
 def _one_subject(path: str) -> Subject:
-    """The one subject in ``path`` as a ``arrays.Subject``; the file is deleted once read."""
+    """The one subject in ``path`` as a ``columns.Subject``; the file is deleted once read."""
     return Subject.of(Columns.gather(_batches([path], None, True)))
 
 
@@ -417,8 +417,8 @@ def digest_partition(
 
 def summed(job: PartitionJob, attempt: str = "") -> Iterator[Columns | Subject]:
     """The partition's runs summed, in pieces of at most ``job.capacity`` entries (split on
-    further hash digits) as ``arrays.Columns``, except that one subject's windows are never divided: a
-    subject with more comes alone, as a ``arrays.Subject`` of arrays. Scratch files are named
+    further hash digits) as ``columns.Columns``, except that one subject's windows are never divided: a
+    subject with more comes alone, as a ``columns.Subject`` of arrays. Scratch files are named
     after ``attempt`` (one run of the task), so that two runs never share one."""
     scratch = os.path.join(job.folder, "split", f"{job.number}{'.' + attempt if attempt else ''}")
     return _partition(job.paths, job.written, job.divisor, job.capacity, scratch, job.accepted,

@@ -8,8 +8,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..detect.digest import top_k
-from ..detect.rules import ANOMALY_TYPES, detect_bursts, detect_spikes, severity_for_count
+from ..detect.digest import detect_bursts, detect_spikes, top_k
+from ..detect.rules import ANOMALY_TYPES, severity_for_count
 from ..ingest.parse import REASONS, format_utc
 from ..ingest.split import STREAM
 from ..model.digest import Found

@@ -16,17 +16,8 @@ from itertools import compress
 from operator import itemgetter
 
 from ..detect import arrays
-from ..detect.digest import finish
-from ..detect.rules import (
-    MAX_SHARE,
-    BurstCandidate,
-    UserRate,
-    WindowTable,
-    burst_cut,
-    long_runs,
-    spikes,
-    user_rate,
-)
+from ..detect.digest import WindowTable, finish, spikes, user_rate
+from ..detect.rules import MAX_SHARE, BurstCandidate, UserRate, burst_cut, long_runs
 from ..model.digest import Digest, Found, Key, PartDigest
 from ..settings import Settings
 from .toplist import TopList

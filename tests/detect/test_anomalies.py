@@ -204,7 +204,13 @@ def test_quiet_on_office_hours(tmp_path: Path, exponent: float) -> None:
 
 def test_weighted_median_ratio() -> None:
     """The smallest ratio at or below which windows hold half of the other lines."""
-    from mapreduce_logs.detect.rules import weighted_median_ratio
+    import numpy as np
+
+    from mapreduce_logs.detect.arrays import _weighted_median_ratio
+
+    def weighted_median_ratio(pairs: list[tuple[int, int]]) -> float:
+        return _weighted_median_ratio(np.array([e for e, _ in pairs], dtype=np.int64),
+                                      np.array([n for _, n in pairs], dtype=np.int64))
 
     assert weighted_median_ratio([(1, 100), (2, 100), (50, 100)]) == 2 / 100
     assert weighted_median_ratio([(1, 100), (3, 100)]) == 1 / 100  # exactly half: the lower
@@ -326,7 +332,7 @@ def test_burst_candidates_are_bounded_by_long_runs() -> None:
     """With a share of 0 every window is at least 5x its expectation; the candidates a partition
     keeps are still only the windows of runs with --burst-min-lines lines or more: none of a
     crowd of users with a few lines here and there, nor of runs of 19 lines."""
-    from mapreduce_logs.detect.rules import burst_candidates
+    from mapreduce_logs.detect.digest import burst_candidates
 
     rng = random.Random(3)
     user_lines: dict[tuple[bytes, int], int] = {}
@@ -576,26 +582,6 @@ def test_trim_count_is_a_tenth_rounded_up_never_all(n: int) -> None:
     assert {9: 1, 10: 1, 11: 2, 19: 2}.get(n, tenth(n)) == tenth(n)
 
 
-@pytest.mark.parametrize("n", TRIM_SIZES)
-def test_error_ratio_trims_the_tenth_with_most_errors(n: int) -> None:
-    """Window w has w + 1 errors and 10 other lines: the tenth with most errors is the last."""
-    from mapreduce_logs.detect.rules import usual_ratio
-
-    k = tenth(n)
-    counts = {w: (w + 1, 10) for w in range(n)}
-    assert usual_ratio(counts, set()) == sum(range(1, n - k + 1)) / (10 * (n - k))
-
-
-@pytest.mark.parametrize("n", TRIM_SIZES)
-def test_error_ratio_ties_drop_the_earlier_windows(n: int) -> None:
-    """Every window has 5 errors: the trim drops the earliest, with the fewest other lines."""
-    from mapreduce_logs.detect.rules import usual_ratio
-
-    k = tenth(n)
-    counts = {w: (5, 10 * (w + 1)) for w in range(n)}
-    assert usual_ratio(counts, set()) == 5 * (n - k) / sum(10 * (w + 1) for w in range(k, n))
-
-
 QUIET_KNOBS = Settings(burst_factor=10.0, burst_min_lines=20)
 """Thresholds no window of the examples below reaches: no suspect, the plain rate alone."""
 
@@ -604,7 +590,7 @@ QUIET_KNOBS = Settings(burst_factor=10.0, burst_min_lines=20)
 def test_user_rate_trims_its_tenth_of_busiest_windows(n: int) -> None:
     """A user with w + 1 lines in window w of 100: its busiest tenth (the last) is left out of
     its share (of all lines there) and its usual rate (per window kept)."""
-    from mapreduce_logs.detect.rules import UserRate, WindowTable, user_rate
+    from mapreduce_logs.detect.digest import UserRate, WindowTable, user_rate
 
     k = tenth(n)
     kept = sum(range(1, n - k + 1))
@@ -615,7 +601,7 @@ def test_user_rate_trims_its_tenth_of_busiest_windows(n: int) -> None:
 
 @pytest.mark.parametrize("n", TRIM_SIZES[1:])
 def test_user_rate_ties_drop_the_earlier_windows(n: int) -> None:
-    from mapreduce_logs.detect.rules import UserRate, WindowTable, user_rate
+    from mapreduce_logs.detect.digest import UserRate, WindowTable, user_rate
 
     k = tenth(n)
     table = WindowTable.of({w: 100 + w for w in range(n)})
@@ -624,7 +610,7 @@ def test_user_rate_ties_drop_the_earlier_windows(n: int) -> None:
 
 
 def test_a_user_in_at_most_a_tenth_of_the_windows_has_no_rate() -> None:
-    from mapreduce_logs.detect.rules import WindowTable, user_rate
+    from mapreduce_logs.detect.digest import WindowTable, user_rate
 
     table = WindowTable.of(dict.fromkeys(range(11), 100))  # a tenth of 11, rounded up: 2
     assert user_rate({0: 50, 5: 50}, table, QUIET_KNOBS) is None
@@ -632,15 +618,6 @@ def test_a_user_in_at_most_a_tenth_of_the_windows_has_no_rate() -> None:
 
 
 # --- ties and floors, fixed examples -------------------------------------------------------------
-
-
-def test_the_median_of_an_even_count_is_the_mean_of_the_middle_two() -> None:
-    from mapreduce_logs.detect.rules import median_with_zeros
-
-    assert median_with_zeros([1.0, 3.0, 10.0, 20.0], 4) == (3.0 + 10.0) / 2
-    assert median_with_zeros([4.0, 8.0], 4) == (0.0 + 4.0) / 2
-    assert median_with_zeros([4.0, 8.0, 9.0], 3) == 8.0
-    assert median_with_zeros([], 0) == 0.0
 
 
 @pytest.mark.parametrize(("count", "lines", "severity"), [
@@ -699,7 +676,7 @@ def test_a_service_without_other_lines_is_judged_by_its_median() -> None:
     """With no other lines the ratio gives 0 expected errors; the median of its errors per
     window is the floor: median 5, so the threshold is max(20, 5 x 5) = 25 (22 is not a spike,
     40 is)."""
-    from mapreduce_logs.detect.rules import spikes
+    from mapreduce_logs.detect.digest import spikes
 
     counts = dict.fromkeys(range(20), 5)
     counts.update({7: 22, 20: 40})

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapreduce_logs.detect import arrays as heavy
-from mapreduce_logs.detect import digest
+from mapreduce_logs.detect import columns, digest
 from mapreduce_logs.detect import rules as anomalies
 from mapreduce_logs.model import windows
 from mapreduce_logs.model.digest import Tables
@@ -61,7 +61,7 @@ def traffic(draw: st.DrawFn) -> tuple[dict[Key, int], ...]:
     return tables[0], tables[1], tables[2], user_errors
 
 
-def subject_of(name: bytes, tables: tuple[dict[Key, int], ...]) -> heavy.Subject:
+def subject_of(name: bytes, tables: tuple[dict[Key, int], ...]) -> columns.Subject:
     """``name``'s entries, read as the spill records would bring them: in several records, a
     window's count split between two of them, windows in no order."""
     records = []
@@ -71,8 +71,8 @@ def subject_of(name: bytes, tables: tuple[dict[Key, int], ...]) -> heavy.Subject
                      [(key, n - 1 if n > 1 else n) for key, n in items]):
             record: list[dict[Key, int]] = [{} for _ in tables]
             record[index] = dict(part)
-            records.append(heavy.Columns.of(record, summed=False))
-    return heavy.Subject.of(heavy.Columns.gather(records))
+            records.append(columns.Columns.of(record, summed=False))
+    return columns.Subject.of(columns.Columns.gather(records))
 
 
 def one(table: dict[Key, int], name: bytes) -> dict[Key, int]:
@@ -92,7 +92,7 @@ def test_a_subject_alone_digests_as_with_dicts(
     window_lines: anomalies.Mapping[int, int] = counted
     if arrays:
         window_lines = windows.merged([windows.run_of(counted)])
-    table = anomalies.WindowTable.of(window_lines)
+    table = digest.WindowTable.of(window_lines)
     arrays_table = heavy.Table.of(window_lines)
     assert arrays_table.all_lines == table.all_lines and arrays_table.drop == table.drop
     for name in (b"a", b"b", b"c"):
@@ -108,11 +108,11 @@ def test_a_subject_alone_digests_as_with_dicts(
         assert sorted(c for g in got for c in g) == sorted(c for g in seen for c in g)
         if mine:
             counts = {w: n for (_, w), n in mine.items()}
-            rate = anomalies.user_rate(counts, table, knobs)
+            rate = digest.user_rate(counts, table, knobs)
             assert heavy.user_rate(subject, arrays_table, knobs) == rate
             share = expected.share if floor is None else floor
             assert heavy.burst_candidates(subject, rate, share, arrays_table, knobs) == (
-                anomalies.burst_candidates(mine, window_lines, share, knobs))
+                digest.burst_candidates(mine, window_lines, share, knobs))
 
 
 def test_a_heavy_subject_is_flagged_the_same() -> None:
@@ -130,7 +130,7 @@ def test_a_heavy_subject_is_flagged_the_same() -> None:
         counted[window] += n
     user_errors = {key: n // 30 for key, n in user_lines.items() if key[0] == b"a" and n >= 30}
     tables = (one(user_lines, b"a"), errors, others, user_errors)
-    subject = heavy.Subject.of(heavy.Columns.of(tables))
+    subject = columns.Subject.of(columns.Columns.of(tables))
     seen: list[list[anomalies.BurstCandidate]] = []
     got: list[list[anomalies.BurstCandidate]] = []
     expected = digest.digest_tables(Tables(*tables), counted, KNOBS, seen.append)
@@ -207,3 +207,42 @@ def test_weighted_median_ratio_on_arrays() -> None:
     assert ratio([(0, 10), (0, 10), (0, 10), (1, 1000)]) == 1 / 1000
     assert ratio([(30, 10), (0, 1000), (5, 0)]) == 0.0
     assert ratio([(5, 0)]) == 0.0
+
+
+@st.composite
+def crowd(draw: st.DrawFn) -> dict[Key, int]:
+    """User lines of several users over the same windows, some with bursts."""
+    lines: dict[Key, int] = {}
+    for name in (b"a", b"b", b"c", b"d")[: draw(st.integers(1, 4))]:
+        lines.update({(name, w): n for w, n in draw(series(span=40)).items()})
+    return lines
+
+
+@settings(max_examples=200, deadline=None)
+@given(user_lines=crowd(), extra=st.lists(st.integers(0, 90), max_size=5),
+       knobs=st.sampled_from([KNOBS, OTHER_KNOBS]))
+def test_local_medians_dense_and_sparse_agree(user_lines: dict[Key, int], extra: list[int],
+                                              knobs: Settings) -> None:
+    """The local medians made from a dense table of users x windows (a few windows) and from
+    the windows near each user's only (millions of windows) are the same, float for float,
+    and so are the rates of every user, judged all at once or one at a time."""
+    counted: Counter[int] = Counter()
+    for (_, window), n in user_lines.items():
+        counted[window] += n
+    for w in extra:  # windows without any of these users
+        counted[w * 7 + 1000] += 1
+    users = columns.Columns.of([user_lines]).users()
+    table = heavy.Table.of(counted)
+    dense = heavy.user_rates(users, table, knobs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(heavy, "DENSE_CELLS", 1)
+        sparse = heavy.user_rates(users, table, knobs)
+    assert dense.user.tolist() == sparse.user.tolist()
+    assert dense.share.tolist() == sparse.share.tolist()
+    assert dense.usual.tolist() == sparse.usual.tolist()
+    one_by_one = digest.WindowTable.of(counted)
+    for u, share, usual in zip(dense.user.tolist(), dense.share.tolist(), dense.usual.tolist(),
+                               strict=True):
+        name = users.names[u]
+        counts = {w: n for (who, w), n in user_lines.items() if who == name}
+        assert digest.user_rate(counts, one_by_one, knobs) == anomalies.UserRate(share, usual)

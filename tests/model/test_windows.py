@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapreduce_logs import Settings
-from mapreduce_logs.detect.rules import WindowTable, user_rate
+from mapreduce_logs.detect.digest import WindowTable, user_rate
 from mapreduce_logs.model import windows
 from mapreduce_logs.model.windows import WindowLines, load, merged, run_of, save, with_more
 

@@ -54,6 +54,7 @@ from mapreduce_logs import (
     to_json,
 )
 from mapreduce_logs.detect import arrays as heavy
+from mapreduce_logs.detect import columns
 from mapreduce_logs.errors import MapError
 from mapreduce_logs.ingest import scan
 from mapreduce_logs.reduce import cleanup, spill
@@ -218,6 +219,7 @@ def test_detectors_group_by_group_equal_detectors_on_all(
     """Users and services judged group by group, as the spilling reducer does with its
     partitions (a group's own busiest share filters its burst candidates), give the anomalies
     found on all of them at once."""
+    from mapreduce_logs.detect import digest
     from mapreduce_logs.detect import rules as anomalies
 
     window_lines: Counter[int] = Counter()
@@ -233,19 +235,19 @@ def test_detectors_group_by_group_equal_detectors_on_all(
     candidates: list[anomalies.BurstCandidate] = []
     spikes: list[anomalies.Found] = []
     for g in range(3):
-        own = anomalies.user_share(group(user_lines, g), window_lines, KNOBS)
+        own = digest.user_share(group(user_lines, g), window_lines, KNOBS)
         share = max(share, own)
-        candidates += anomalies.burst_candidates(group(user_lines, g), window_lines, own, KNOBS)
-        spikes += anomalies.spikes(group(errors, g), group(others, g), KNOBS)
-    assert share == anomalies.busiest_share(whole, KNOBS)
+        candidates += digest.burst_candidates(group(user_lines, g), window_lines, own, KNOBS)
+        spikes += digest.spikes(group(errors, g), group(others, g), KNOBS)
+    assert share == digest.busiest_share(whole, KNOBS)
     found = anomalies.bursts(candidates, share, window_lines, KNOBS)
-    assert sorted(found) == sorted(anomalies.detect_bursts(whole, KNOBS))
-    assert sorted(spikes) == sorted(anomalies.detect_spikes(whole, KNOBS))
+    assert sorted(found) == sorted(digest.detect_bursts(whole, KNOBS))
+    assert sorted(spikes) == sorted(digest.detect_spikes(whole, KNOBS))
 
 
-def as_tables(piece: heavy.Columns | heavy.Subject) -> spill.Tables:
+def as_tables(piece: columns.Columns | columns.Subject) -> spill.Tables:
     """A piece of a partition as Tables (columns, or a subject alone)."""
-    if isinstance(piece, heavy.Columns):
+    if isinstance(piece, columns.Columns):
         return spill.Tables(*(piece.as_dict(i) for i in range(len(piece.tables))))
     tables = spill.Tables.empty()
     for table, windows, counts in zip(tables, piece.windows, piece.counts, strict=True):
@@ -279,7 +281,7 @@ def test_spill_store_splits_partitions_that_do_not_fit(tmp_path: Path) -> None:
     alone = []
     for job in store.jobs():
         for piece in spill.summed(job):
-            if isinstance(piece, heavy.Subject):
+            if isinstance(piece, columns.Subject):
                 alone.append(piece.name)
             part = as_tables(piece)
             mine = {user for user, _ in part.user_lines}
