@@ -438,11 +438,11 @@ def test_unexpected_failure_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "boom" in err
 
 
-def _explode_on_b(split: Any, settings: Any) -> Any:
+def _explode_on_b(split: Any, settings: Any, **options: Any) -> Any:
     """A mapper that fails on one file (top level, so a worker process can unpickle it)."""
     if os.path.basename(split.path).startswith("b"):
         raise ValueError("mapper failed")
-    return map_split(split, settings)
+    return map_split(split, settings, **options)
 
 
 @pytest.mark.parametrize("workers", [
