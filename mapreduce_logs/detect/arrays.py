@@ -29,7 +29,7 @@ import numpy.typing as npt
 from ..model.digest import Found
 from ..model.windows import WindowLines, release
 from ..settings import Settings
-from .columns import Columns, Subject, Users, segments
+from .columns import Columns, Subject, Users, by_pairs, segments
 from .rules import (
     MAX_SHARE,
     NEIGHBOURS,
@@ -284,7 +284,7 @@ def user_rates(users: Users, table: Table, settings: Settings) -> Rates:
     pos, lines = table.find(w)
     totals = np.add.reduceat(c, starts)
     # Plain: every window but the user's ``drop`` busiest (lines descending, then window).
-    ranked = np.lexsort((w, -c, seg))
+    ranked = _busiest_first(seg, w, c)
     trimmed = np.arange(len(c)) - np.repeat(starts, lengths) < drop
     share, usual = _kept_rates(totals, _sums(c[ranked], trimmed, starts),
                                _sums(lines[ranked], trimmed, starts),
@@ -313,6 +313,16 @@ def user_rates(users: Users, table: Table, settings: Settings) -> Rates:
         share = np.where(has, np.minimum(share, r_share), share)
         usual = np.where(has, np.minimum(usual, r_usual), usual)
     return Rates(who, share, usual)
+
+
+def _busiest_first(seg: Ints, w: Ints, c: Ints) -> Ints:
+    """Each user's entries by lines descending, then window ascending (users in order)."""
+    low = int(w.min())
+    span = int(w.max()) - low + 1
+    top = int(c.max())
+    if (top + 1) * span < 1 << 61:
+        return by_pairs(seg, (top - c) * span + (w - low))
+    return np.lexsort((w, -c, seg))
 
 
 def _sums(values: Ints, chosen: Bools, starts: Ints) -> Ints:

@@ -98,7 +98,7 @@ def _sum_pairs(subjects: Ints, windows: Ints, counts: Ints) -> tuple[Ints, Ints,
     """Entries sorted by subject then window, the counts of equal pairs added up."""
     if not len(subjects):
         return subjects, windows, counts
-    order = np.lexsort((windows, subjects))
+    order = by_pairs(subjects, windows)
     subjects, windows, counts = subjects[order], windows[order], counts[order]
     del order
     new = np.empty(len(subjects), dtype=bool)
@@ -159,3 +159,16 @@ def _joined(pieces: list[Ints]) -> Ints:
         out[at : at + len(piece)] = piece
         at += len(piece)
     return out
+
+
+def by_pairs(major: Ints, minor: Ints) -> Ints:
+    """The order of (``major``, ``minor``) pairs of integers (``major`` 0 or more), ascending; equal
+    pairs in any order. One sort of a combined key when it fits in 62 bits, else two."""
+    low = int(minor.min())
+    span = int(minor.max()) - low + 1
+    if (int(major.max()) + 1) * span < 1 << 62:
+        key = major * span
+        key += minor
+        key -= low
+        return np.argsort(key)
+    return np.lexsort((minor, major))
