@@ -204,7 +204,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "error_spike forgets the median floor"),
     M("heavy", 'ranked = np.argsort(-c, kind="stable")  # lines descending',
       'ranked = np.argsort(c, kind="stable")  # lines descending', "the plain trim drops the quietest"),
-    M("heavy", "kept_total = table.all_lines - int(lines[left_out].sum())",
+    M("heavy", "kept_total = table.all_lines - left_all",
       "kept_total = table.all_lines", "the trimmed windows' lines stay in the total"),
     M("heavy", "return (float(at(mid - 1)) + float(at(mid))) / 2", "return float(at(mid))",
       "the even median takes the upper middle"),
