@@ -189,6 +189,25 @@ def test_user_rate_ties_drop_the_earlier_windows(n: int) -> None:
     assert got == anomalies.UserRate(5 * (n - k) / sum(100 + w for w in range(k, n)), 5.0)
 
 
+def test_a_suspect_run_of_exactly_the_floor_and_the_robust_tenth() -> None:
+    """21 windows of 100 lines; the user has 2 lines in each, 3 in windows 1, 16 and 19, and
+    10 in windows 8 to 11: a run of 40 lines, 5 times its usual local mean and share.
+
+    With burst_min_lines 40 the run reaches the floor, so its windows are suspect: the robust
+    pass leaves them out, and a tenth of all 21 windows rounded up (3) with most lines among the
+    rest (the three 3s): 14 windows of 2 lines, share 28 / 1400, usual rate 2. With a floor of
+    41 nothing is suspect, and the plain pass alone leaves out its 3 busiest windows (8 to 10):
+    47 lines in 18 windows of 100."""
+    counts = dict.fromkeys(range(21), 2) | dict.fromkeys((1, 16, 19), 3) | dict.fromkeys(
+        range(8, 12), 10)
+    subject = heavy.user(b"u", array("q", counts), array("q", counts.values()))
+    table = heavy.Table.of(dict.fromkeys(range(21), 100))
+    at_floor = heavy.user_rate(subject, table, Settings(burst_factor=2.0, burst_min_lines=40))
+    assert at_floor == anomalies.UserRate(28 / 1400, 28 / 14)
+    above = heavy.user_rate(subject, table, Settings(burst_factor=2.0, burst_min_lines=41))
+    assert above == anomalies.UserRate(47 / 1800, 47 / 18)
+
+
 def test_the_even_median_is_the_mean_of_the_middle_two() -> None:
     assert heavy._median(ints([1, 3, 10, 20]), 4, 1) == (3 + 10) / 2
     assert heavy._median(ints([4, 8]), 4, 1) == (0 + 4) / 2
