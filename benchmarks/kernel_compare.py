@@ -117,7 +117,8 @@ def table(doc: dict[str, Any]) -> list[str]:
 
 def kernel_only(path: str, chunk: int) -> dict[str, Any]:
     """The kernel alone on one core, as a worker runs it: a new kernel per ``chunk`` bytes, fed
-    1 MiB blocks, drained (into Python dicts) at the end of each chunk."""
+    1 MiB blocks, drained at the end of each chunk as columns (as a chunk bound for the spill
+    folder is)."""
     from mapreduce_logs.ingest import kernel as native
 
     k_module = native.compiled
@@ -143,10 +144,10 @@ def kernel_only(path: str, chunk: int) -> dict[str, Any]:
                 carry = buf[end:]
                 size += end
             started = time.process_time()
-            counts = k.drain()
+            counts = k.drain(True)
             drained += time.process_time() - started
-            users += len(counts["users"])
-            pairs += len(counts["user_lines"])
+            users += len(counts["user_names"])
+            pairs += len(counts["user_lines"][0]) // 8  # int64 ids
             chunks += 1
             if carry:  # a chunk ends on a line end; this one may be cut: put it back
                 f.seek(-len(carry), os.SEEK_CUR)
