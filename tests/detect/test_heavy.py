@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -89,7 +89,7 @@ def test_a_subject_alone_digests_as_with_dicts(
     counted: Counter[int] = Counter()
     for (_, window), n in user_lines.items():
         counted[window] += n
-    window_lines: anomalies.Mapping[int, int] = counted
+    window_lines: Mapping[int, int] = counted
     if arrays:
         window_lines = windows.merged([windows.run_of(counted)])
     table = digest.WindowTable.of(window_lines)
