@@ -373,13 +373,18 @@ def _limits(share: Any, usual: Any, c: Ints, lines: Ints, settings: Settings) ->
 
 DENSE_CELLS = 1 << 18
 """Users x windows whose local sums are made at a time as a dense table; with more windows
-than this, the sums are made only near each user's windows."""
+than this, the sums may be made only near each user's windows (see SPARSE_ENTRIES)."""
+SPARSE_ENTRIES = 1 / (2 * NEIGHBOURS + 1)
+"""Entries per window below which, past DENSE_CELLS windows, the sums are made near each
+user's windows only: that takes some arrays of 2 * NEIGHBOURS + 1 cells an entry, where the
+dense table takes one row of every window a user at a time (a user with millions of windows:
+one row, not five times its entries in several arrays)."""
 
 
 def _local_medians(seg: Ints, c: Ints, pos: Ints, starts: Ints, table: Table) -> Floats:
     """``rules.local_median`` of every user."""
     windows = len(table.order)
-    if windows < DENSE_CELLS:
+    if windows < DENSE_CELLS or len(c) > windows * SPARSE_ENTRIES:
         return _dense_local_medians(seg, c, pos, len(starts), table)
     # Only the windows near one of the user's have a sum above 0.
     # (user, position) of the windows within NEIGHBOURS positions of one of the user's: a
@@ -563,9 +568,9 @@ def users_burst_candidates(users: Users, usual_of: Any, share_floor: float, tabl
     flagged = kept[lines_kept >= _limits(share_floor, usual, lines_kept, lines[kept], settings)]
     out = _in_long_runs(flagged, w, c, least, user)
     names = users.names
-    rate = dict(zip(kept.tolist(), usual.tolist(), strict=True))
-    return [(names[u], win, n, rate[i]) for i, u, win, n in
-            zip(out.tolist(), user[out].tolist(), w[out].tolist(), c[out].tolist(), strict=True)]
+    rates = usual[np.searchsorted(kept, out)]  # out is within kept; both ascend
+    return [(names[u], win, n, r) for u, win, n, r in
+            zip(user[out].tolist(), w[out].tolist(), c[out].tolist(), rates.tolist(), strict=True)]
 
 
 def reaches_cut(c: Ints, lines: Ints, fs: float) -> Bools:

@@ -10,8 +10,9 @@ MB = 1_000_000
 
 PROCESS_BYTES = 25 * MB
 """The parent: interpreter, modules, the memory sampler, the small totals."""
-WORKER_BYTES = 24 * MB
-"""A worker: its share of the interpreter, its 1 MiB read blocks and the lists made from them."""
+WORKER_BYTES = 38 * MB
+"""A worker: its share of the interpreter and of numpy (which the spill and the window rules
+use in every worker), its 1 MiB read blocks and the lists made from them."""
 CHUNK_GROWTH = 16
 """Most bytes a chunk's Partial takes per input byte, its pickle included. Measured worst case:
 every line a new unknown level token (lines full of new users take 6 to 9, typical logs 3)."""

@@ -101,7 +101,7 @@ def test_every_option_takes_effect(tmp_path: Path, capsys: pytest.CaptureFixture
     (data / "sub" / "c.log").write_bytes(strategies.log_line(strategies.NOON, b"INFO", b"deep",
                                                              b"u9") + b"\n")
     status, _, err = run(["run", str(data), "--out", str(out), "--workers", "2",
-                          "--chunk-size", "7", "--memory-mb", "200", "--top", "1",
+                          "--chunk-size", "7", "--memory-mb", "300", "--top", "1",
                           "--peak-hours", "1", "--window", "30", "--clock-skew", "10",
                           "--recursive", "--quiet"], capsys)
     assert (status, err) == (0, "")

@@ -255,6 +255,7 @@ def test_local_medians_dense_and_sparse_agree(user_lines: dict[Key, int], extra:
     dense = heavy.user_rates(users, table, knobs)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(heavy, "DENSE_CELLS", 1)
+        patch.setattr(heavy, "SPARSE_ENTRIES", float("inf"))
         sparse = heavy.user_rates(users, table, knobs)
     assert dense.user.tolist() == sparse.user.tolist()
     assert dense.share.tolist() == sparse.share.tolist()

@@ -706,7 +706,7 @@ def test_sigterm_stops_a_busy_watch_quickly_with_its_checkpoint(tmp_path: Any) -
     assert totals(out)["lines"] >= before.get("lines", 0)
 
 
-@pytest.mark.parametrize(("workers", "memory"), [("1", "100"), ("2", "200")])
+@pytest.mark.parametrize(("workers", "memory"), [("1", "100"), ("2", "300")])
 def test_sigterm_stops_a_watch_in_the_middle_of_a_big_gz(
     tmp_path: Any, workers: str, memory: str
 ) -> None:
