@@ -1,6 +1,6 @@
 /* The mapper's hot loop in C: a block of complete lines in, counts in native tables out.
  *
- * A Kernel classifies each line exactly as parse.parse_line does (SPEC section 1: fields split
+ * A Kernel classifies each line exactly as parse.parse_line does (docs/input.md: fields split
  * on ASCII whitespace, the whole timestamp grammar with fractions and offsets, levels, UTF-8 of
  * service and user) and counts it without making a Python object. It stops and hands a line
  * back to Python only when Python has to see it: an unknown level token (its counter and

@@ -1,5 +1,5 @@
 """The compiled kernel against the pure-Python path: for any bytes, cut into any splits and read
-in any block size, both mappers give the same Partial (SPEC.md section 1). The kernel reads
+in any block size, both mappers give the same Partial (docs/input.md). The kernel reads
 untrusted bytes, so the inputs are hostile: NUL bytes, invalid UTF-8, lines of separators only,
 CRLF, tabs, lines around 65,536 bytes, stamps cut at block edges, leap days, years 0000 and 9999
 and every malformed reason. ``tests/sanitize.sh`` runs this module under ASan and UBSan."""

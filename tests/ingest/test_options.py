@@ -1,4 +1,4 @@
-"""--tz, --since / --until and standard input (SPEC.md section 2) against the oracle: the same
+"""--tz, --since / --until and standard input (docs/options.md) against the oracle: the same
 summary.json and anomalies.json bytes for every worker count and chunk size."""
 
 from __future__ import annotations
