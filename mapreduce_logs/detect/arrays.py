@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..model.columns import Columns, Subject, Users, by_pairs, segments
 from ..model.digest import Found
 from ..model.windows import WindowLines, release
 from ..settings import Settings
-from .columns import Columns, Subject, Users, by_pairs, segments
 from .rules import (
     MAX_SHARE,
     NEIGHBOURS,

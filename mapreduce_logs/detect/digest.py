@@ -10,21 +10,19 @@ import functools
 import heapq
 import itertools
 from array import array
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import compress
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
+from ..model.columns import Columns, Subject
 from ..model.digest import Digest, Found, Key, PartDigest, Tables, rules_of
 from ..model.partial import Partial
 from ..model.windows import WindowLines, release
 from ..settings import Settings
 from . import arrays
 from .arrays import Table
-from .columns import Columns, Subject
 from .rules import BurstCandidate, UserRate, bursts, trim_count
 
 
@@ -42,21 +40,6 @@ def top_of(totals: Mapping[bytes, int], k: int) -> list[tuple[bytes, int]]:
         return top_k(totals.items(), k)
     least = heapq.nlargest(k, totals.values())[-1]
     return top_k(compress(totals.items(), map(least.__le__, totals.values())), k)
-
-
-def subject_totals(*tables: Mapping[Key, int]) -> Counter[bytes]:
-    """Lines per subject, summed over windows (and over the given tables)."""
-    totals: Counter[bytes] = Counter()
-    for table in tables:
-        totals.update(map(itemgetter(0), table))
-        _add_above_one(totals, table)
-    return totals
-
-
-def _add_above_one(totals: Counter[bytes], table: Mapping[Key, int]) -> None:
-    # ``totals`` counted each entry once, in C; what counts above 1 add is done in Python: few.
-    for (subject, _), n in compress(table.items(), map((1).__lt__, table.values())):
-        totals[subject] += n - 1
 
 
 def digest_tables(
@@ -124,21 +107,12 @@ def _top_of_arrays(names: Sequence[bytes], who: Any, totals: Any, k: int
 
 def _errors_of_arrays(table: tuple[Any, Any, Any], names: Sequence[bytes], which: Any
                       ) -> dict[bytes, int]:
-    """``_errors_of`` a table of columns, for the subjects ``which`` (indexes, a few)."""
+    """Error lines of each of the subjects ``which`` (indexes, a few) in a table of columns,
+    summed over their windows."""
     subjects, _, counts = table
     chosen = np.isin(subjects, which)
     mine, n = subjects[chosen], counts[chosen]
     return {names[i]: int(n[mine == i].sum()) for i in which.tolist()}
-
-
-def _errors_of(errors_at: Mapping[Key, int], subjects: set[bytes]) -> dict[bytes, int]:
-    """Error lines of each of ``subjects`` (a few), summed over their windows."""
-    errors = dict.fromkeys(subjects, 0)
-    if subjects:
-        for (subject, _), n in errors_at.items():
-            if subject in errors:
-                errors[subject] += n
-    return errors
 
 
 def digest_subject(
@@ -273,7 +247,7 @@ class WindowTable:
 
     @functools.cached_property
     def arrays(self) -> arrays.Table:
-            return arrays.Table.of(self.lines)
+        return arrays.Table.of(self.lines)
 
     @classmethod
     def of(cls, window_lines: Mapping[int, int]) -> WindowTable:

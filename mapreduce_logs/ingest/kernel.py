@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 from collections import Counter
 from types import ModuleType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import KernelUnavailableError
-from ..model.digest import ColumnRun
 from ..model.partial import MAX_EXAMPLES, Partial, Segment, add_counts
 from ..settings import Settings
+
+if TYPE_CHECKING:  # numpy is imported only when the kernel hands columns over
+    from ..model.columns import Columns
 
 ENV: Final = "MAPREDUCE_LOGS_KERNEL"
 
@@ -88,7 +90,7 @@ def drain_into(kernel: Any, p: Partial, segment: Segment, window_errors: Counter
                columns: bool = False) -> None:
     """Move what ``kernel`` counted since its last drain into ``p``, ``segment`` and
     ``window_errors`` (window -> ERROR, CRITICAL and FATAL lines); the kernel starts again empty.
-    With ``columns`` its (subject, window) tables go to ``p.runs`` as one ColumnRun (and
+    With ``columns`` its (subject, window) tables go to ``p.runs`` as one ``Columns`` (and
     ``p.users`` and ``p.services``, their sums, get nothing of them)."""
     counts = kernel.drain(columns)
     p.lines += counts["lines"]
@@ -117,9 +119,12 @@ def drain_into(kernel: Any, p: Partial, segment: Segment, window_errors: Counter
         add_counts(getattr(p, name), counts[name])
 
 
-def _column_run(counts: dict[str, Any]) -> ColumnRun:
-    """The kernel's columns as a ColumnRun: users, then services, in one list of names."""
+def _column_run(counts: dict[str, Any]) -> Columns:
+    """The kernel's columns as ``Columns`` (not summed): users, then services, in one list of
+    names (a name may be both)."""
     import numpy as np
+
+    from ..model.columns import Columns
 
     users = counts["user_names"]
     offset = len(users)
@@ -128,6 +133,6 @@ def _column_run(counts: dict[str, Any]) -> ColumnRun:
         ids, windows, n = (np.frombuffer(c, np.int64) for c in counts[name])
         return (ids + shift if shift else ids), windows, n
 
-    return ColumnRun(users + counts["service_names"],
-                     (table("user_lines"), table("service_errors", offset),
-                      table("service_others", offset), table("user_errors")))
+    return Columns(users + counts["service_names"],
+                   [table("user_lines"), table("service_errors", offset),
+                    table("service_others", offset), table("user_errors")])

@@ -37,19 +37,6 @@ class Tables(NamedTuple):
         return sum(map(len, self))
 
 
-class ColumnRun(NamedTuple):
-    """Tables as columns, as the compiled kernel hands them over: subject ``names``, then per
-    table of ``Tables`` (subject index into ``names``, window index, count), int64 arrays.
-    A name may be listed twice (as a user and as a service); a (subject, window) may come
-    more than once: readers sum."""
-
-    names: list[bytes]
-    tables: tuple[Any, Any, Any, Any]
-
-    def entries(self) -> int:
-        return sum(len(ids) for ids, _, _ in self.tables)
-
-
 def rules_of(settings: Settings) -> tuple[int, float, int, float, int]:
     return (
         settings.window,

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .digest import ColumnRun, Digest, Tables
+from .digest import Digest, Tables
+
+if TYPE_CHECKING:  # numpy is imported only when a mapper hands columns over
+    from .columns import Columns
 
 K = TypeVar("K")
 
@@ -312,7 +315,7 @@ class Partial:
     """(user, window index) -> valid lines."""
     user_errors: Counter[tuple[bytes, int]] = field(default_factory=Counter)
     """(user, window index) -> ERROR, CRITICAL and FATAL lines (the report's error share)."""
-    runs: list[ColumnRun] = field(default_factory=list)
+    runs: list[Columns] = field(default_factory=list)
     """More (subject, window) counts, as columns (a mapper that writes to the spill folder
     asks the kernel for them so): they add to the four tables above."""
     timeline: Timeline = field(default_factory=Timeline)
@@ -372,7 +375,7 @@ class Partial:
         self.user_errors = Counter()
         return tables
 
-    def take_runs(self) -> list[ColumnRun]:
+    def take_runs(self) -> list[Columns]:
         """Move the column runs out."""
         runs, self.runs = self.runs, []
         return runs

@@ -34,11 +34,11 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from ..detect.columns import Columns, Subject, numbered
 from ..detect.digest import combine, digest_columns, digest_subject, forget_tables
 from ..detect.rules import BurstCandidate
 from ..model import windows
-from ..model.digest import ColumnRun, PartDigest, Tables
+from ..model.columns import Columns, Subject, numbered
+from ..model.digest import PartDigest, Tables
 from ..model.windows import WindowLines
 from ..settings import Settings
 from . import cleanup
@@ -256,7 +256,7 @@ class _Appender:
 
 
 def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = "",
-              runs: Iterable[ColumnRun] = ()) -> list[int]:
+              runs: Iterable[Columns] = ()) -> list[int]:
     """Append ``tables`` and the column ``runs`` (the kernel's, see ``Partial.runs``) as one
     run to ``writer``'s partition files, empty them, and return how many entries went to each
     partition. The files stay open for the next run. With ``tag`` (a task's, see ``new_tag``),
@@ -270,7 +270,7 @@ def write_run(folder: str, fanout: int, tables: Tables, writer: str, tag: str = 
     files = _WRITERS.setdefault(folder, {})
     prefix = os.path.join(folder, f"{writer}.")
     counts = [0] * fanout
-    pieces = itertools.chain(_pieces(tables), (Columns(run.names, list(run.tables)) for run in runs))
+    pieces = itertools.chain(_pieces(tables), runs)
     for columns in pieces:
         for i, record, entries in _records_of(columns, fanout, 1, tag):
             _append(files, f"{prefix}{i}", record)

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapreduce_logs.detect import arrays as heavy
-from mapreduce_logs.detect import columns, digest
+from mapreduce_logs.detect import digest
 from mapreduce_logs.detect import rules as anomalies
-from mapreduce_logs.model import windows
+from mapreduce_logs.model import columns, windows
 from mapreduce_logs.model.digest import Tables
 from mapreduce_logs.settings import Settings
 

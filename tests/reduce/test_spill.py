@@ -54,9 +54,9 @@ from mapreduce_logs import (
     to_json,
 )
 from mapreduce_logs.detect import arrays as heavy
-from mapreduce_logs.detect import columns
 from mapreduce_logs.errors import MapError
 from mapreduce_logs.ingest import scan
+from mapreduce_logs.model import columns
 from mapreduce_logs.reduce import cleanup, spill
 from mapreduce_logs.reduce.budget import Budget
 from mapreduce_logs.reduce.reducer import FirstTokens

@@ -1,4 +1,5 @@
-"""Tables of (subject, window) counts as numpy columns: how a spilled partition is read.
+"""Tables of (subject, window) counts as numpy columns: how the kernel hands a spilling chunk's
+counts over, and how a spilled partition is read.
 
 ``Columns`` holds the subjects' names once and, per table of ``Tables``, arrays of (subject
 index, window, count); ``Users`` is its first table, the user lines, as the user rules of
@@ -22,7 +23,9 @@ Ints = npt.NDArray[np.int64]
 class Columns:
     """Tables of (subject, window) counts as arrays, tables in the order of ``Tables``: the
     subjects' ``names`` once, then per table (subject index into ``names``, window, count) of
-    its entries, by subject then window, each (subject, window) once when ``summed``."""
+    its entries, by subject then window, each (subject, window) once when ``summed``. Columns
+    not yet summed (a mapper's, see ``Partial.runs``) may list a name twice and a (subject,
+    window) more than once."""
 
     names: list[bytes]
     tables: list[tuple[Ints, Ints, Ints]]
