@@ -191,6 +191,13 @@ class Table:
     def find(self, w: Ints) -> tuple[Ints, Ints]:
         """(positions in ``order``, lines there) of the windows ``w`` (ascending, all present),
         a stretch of the file at a time (see ``windows.lines_at``)."""
+        if self.contiguous:  # every window from the first to the last: no search
+            pos = w - self.order[0] if len(w) else np.zeros(0, dtype=np.int64)
+            lines = np.empty(len(w), dtype=np.int64)
+            for start in range(0, len(w), STRETCH):
+                lines[start : start + STRETCH] = self.lines[pos[start : start + STRETCH]]
+                release(self.source)
+            return pos, lines
         pos = np.empty(len(w), dtype=np.int64)
         lines = np.empty(len(w), dtype=np.int64)
         for start in range(0, len(w), STRETCH):
@@ -199,6 +206,13 @@ class Table:
             lines[start:end] = self.lines[pos[start:end]]
             release(self.source)
         return pos, lines
+
+    @functools.cached_property
+    def contiguous(self) -> bool:
+        """True when the windows are every one from the first to the last (a window's position
+        is then its distance from the first)."""
+        n = len(self.order)
+        return n > 0 and int(self.order[-1]) - int(self.order[0]) == n - 1
 
     @functools.cached_property
     def neighbourhoods(self) -> tuple[Ints, Ints]:
