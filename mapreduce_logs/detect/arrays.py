@@ -206,10 +206,24 @@ class Table:
         lines = np.empty(len(w), dtype=np.int64)
         for start in range(0, len(w), STRETCH):
             end = start + STRETCH
-            pos[start:end] = np.searchsorted(self.order, w[start:end])
+            pos[start:end] = self._search(w[start:end])
             lines[start:end] = self.lines[pos[start:end]]
             release(self.source)
         return pos, lines
+
+    def _search(self, keys: Ints, side: Any = "left") -> Ints:
+        """``np.searchsorted(self.order, keys, side)``. On mapped windows (where ``_ascending``
+        gives the keys in order) only between the places of the first and the last key: numpy
+        searches each key from the last answer to the end of the array, and those probes,
+        scattered over the rest of the file, would bring most of it into the process."""
+        if not isinstance(self.source, WindowLines) or not len(keys):
+            plain: Ints = np.searchsorted(self.order, keys, side)
+            return plain
+        lo = int(np.searchsorted(self.order, keys[0], side))
+        hi = int(np.searchsorted(self.order, keys[-1], side))
+        found: Ints = np.searchsorted(self.order[lo:hi], keys, side)
+        found += lo
+        return found
 
     def _ascending(self, keys: Ints, stretched: Callable[[Ints], tuple[Ints, ...]]
                    ) -> tuple[Ints, ...]:
@@ -260,8 +274,8 @@ class Table:
             out = np.empty(len(positions), dtype=np.int64)
             for start in range(0, len(positions), STRETCH):
                 end = start + STRETCH
-                out[start:end] = np.searchsorted(
-                    self.order, self.order[positions[start:end]] + side * NEIGHBOURS, side=how)
+                out[start:end] = self._search(
+                    self.order[positions[start:end]] + side * NEIGHBOURS, how)
                 release(self.source)
             return (out,)
 
