@@ -69,11 +69,15 @@ static inline uint64_t hash_bytes(const unsigned char *p, size_t n) {
     return mix64(h);
 }
 
-/* --- a table of distinct byte strings: arena + entries + 8-byte slots ---------------------- */
+/* --- a table of distinct byte strings: 8-byte slots into an arena of records --------------- */
 
+/* A record in the arena: its string's index and length (two uint32), then the bytes, padded to
+ * 8. A slot holds the high 32 bits of the hash and (the record's offset / 8) + 1, 0 being empty,
+ * so a lookup that finds its string reads the slot and one record: two cache misses, which
+ * Kernel_scan prefetches a batch of lines ahead. The entries (by index) are for the drain; the
+ * counts are not kept per line but summed from the other tables when drained (settle_counts). */
 typedef struct {
-    uint64_t hash;
-    size_t off;
+    size_t off; /* of the bytes in the arena (the record's header is the 8 bytes before) */
     size_t len;
     uint64_t count;
 } Entry;
@@ -83,9 +87,12 @@ typedef struct {
     size_t arena_len, arena_cap;
     Entry *entries;
     size_t n, cap;
-    uint64_t *slots; /* (high 32 bits of the hash) << 32 | (entry index + 1); 0 is empty */
+    uint64_t *slots;
     size_t mask;
+    int shift; /* 64 - log2(slots) */
 } StrTable;
+
+#define ARENA_LIMIT ((size_t)1 << 35) /* record offsets / 8 fit in 32 bits */
 
 static void strtab_free(StrTable *t) {
     PyMem_Free(t->arena);
@@ -94,67 +101,98 @@ static void strtab_free(StrTable *t) {
     memset(t, 0, sizeof *t);
 }
 
-static int strtab_grow_slots(StrTable *t) {
-    size_t size = t->slots ? (t->mask + 1) * 2 : 1024;
-    if (size > ((size_t)1 << 40)) return -1;
+static inline uint64_t slot_of(uint64_t hash, size_t record) {
+    return ((hash >> 32) << 32) | (uint64_t)((record >> 3) + 1);
+}
+
+/* A hash's home slot: its top bits (so a slot's tag, the top 32, gives it back when the table
+ * doubles, and the slots keep their order: growing streams through both tables). */
+static inline size_t home_of(const StrTable *t, uint64_t h) { return (size_t)(h >> t->shift); }
+
+/* Makes room for ``more`` new strings at a load of at most one half; -1 when out of memory. */
+static int strtab_reserve(StrTable *t, size_t more) {
+    if (t->slots && (t->n + more) * 2 <= t->mask + 1) return 0;
+    if (t->n + more > ((size_t)1 << 31)) return -1; /* then the slots' index fits in a tag */
+    int bits = t->slots ? 64 - t->shift : 9;
+    while ((t->n + more) * 2 > ((size_t)1 << bits)) bits++;
+    size_t size = (size_t)1 << bits, mask = size - 1;
     uint64_t *slots = PyMem_Calloc(size, sizeof *slots);
     if (!slots) return -1;
-    size_t mask = size - 1;
-    for (size_t i = 0; i < t->n; i++) {
-        uint64_t h = t->entries[i].hash;
-        size_t s = (size_t)h & mask;
+    for (size_t i = 0; t->slots && i <= t->mask; i++) {
+        uint64_t slot = t->slots[i];
+        if (!slot) continue;
+        size_t s = (size_t)(slot >> (64 - bits));
         while (slots[s]) s = (s + 1) & mask;
-        slots[s] = ((h >> 32) << 32) | (uint64_t)(i + 1);
+        slots[s] = slot;
     }
     PyMem_Free(t->slots);
     t->slots = slots;
     t->mask = mask;
+    t->shift = 64 - bits;
     return 0;
 }
 
-/* Index of the string p[0:n), added with count 0 if new; -1 when out of memory. */
-static Py_ssize_t strtab_find(StrTable *t, const unsigned char *p, size_t n) {
-    if (!t->slots || (t->n + 1) * 2 > t->mask + 1) {
-        if (t->n >= 0xFFFFFFFEu || strtab_grow_slots(t) < 0) return -1;
-    }
-    uint64_t h = hash_bytes(p, n);
-    uint64_t tag = (h >> 32) << 32;
-    size_t s = (size_t)h & t->mask;
+/* Prefetches the slot of a hash (before strtab_find_hashed; a hint only). */
+static inline void strtab_prefetch_slot(const StrTable *t, uint64_t h) {
+    __builtin_prefetch(&t->slots[home_of(t, h)]);
+}
+
+/* Prefetches the record the slot of a hash points to, if its tag matches (a hint only). */
+static inline void strtab_prefetch_record(const StrTable *t, uint64_t h) {
+    uint64_t slot = t->slots[home_of(t, h)];
+    if (slot && (slot >> 32) == (h >> 32))
+        __builtin_prefetch(t->arena + (((size_t)(uint32_t)slot - 1) << 3));
+}
+
+/* Index of the string p[0:n) whose hash_bytes is h, added if new; -1 when out of memory. */
+static Py_ssize_t strtab_find_hashed(StrTable *t, const unsigned char *p, size_t n, uint64_t h) {
+    if (strtab_reserve(t, 1) < 0) return -1;
+    size_t s = home_of(t, h);
     for (;;) {
         uint64_t slot = t->slots[s];
         if (!slot) break;
-        if ((slot & 0xFFFFFFFF00000000ULL) == tag) {
-            size_t i = (size_t)(slot & 0xFFFFFFFFu) - 1;
-            Entry *e = &t->entries[i];
-            if (e->hash == h && e->len == n && memcmp(t->arena + e->off, p, n) == 0)
-                return (Py_ssize_t)i;
+        if ((slot >> 32) == (h >> 32)) {
+            const unsigned char *r = t->arena + (((size_t)(uint32_t)slot - 1) << 3);
+            uint32_t head[2];
+            memcpy(head, r, sizeof head);
+            if (head[1] == n && memcmp(r + 8, p, n) == 0) return (Py_ssize_t)head[0];
         }
         s = (s + 1) & t->mask;
     }
+    if (n > 0xFFFFFFFFu) return -1;
+    size_t need = 8 + ((n + 7) & ~(size_t)7);
+    if (t->arena_len + need > ARENA_LIMIT) return -1;
     if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 512;
+        size_t cap = t->cap ? t->cap * 2 : 256;
         Entry *entries = PyMem_Realloc(t->entries, cap * sizeof *entries);
         if (!entries) return -1;
         t->entries = entries;
         t->cap = cap;
     }
-    if (t->arena_cap - t->arena_len < n) {
+    if (t->arena_cap - t->arena_len < need) {
         size_t cap = t->arena_cap ? t->arena_cap : 4096;
-        while (cap - t->arena_len < n) cap *= 2;
+        while (cap - t->arena_len < need) cap *= 2;
         unsigned char *arena = PyMem_Realloc(t->arena, cap);
         if (!arena) return -1;
         t->arena = arena;
         t->arena_cap = cap;
     }
-    memcpy(t->arena + t->arena_len, p, n);
+    size_t record = t->arena_len;
+    uint32_t head[2] = {(uint32_t)t->n, (uint32_t)n};
+    memcpy(t->arena + record, head, sizeof head);
+    memcpy(t->arena + record + 8, p, n);
+    memset(t->arena + record + 8 + n, 0, need - 8 - n);
+    t->arena_len += need;
     Entry *e = &t->entries[t->n];
-    e->hash = h;
-    e->off = t->arena_len;
+    e->off = record + 8;
     e->len = n;
     e->count = 0;
-    t->arena_len += n;
-    t->slots[s] = tag | (uint64_t)(t->n + 1);
+    t->slots[s] = slot_of(h, record);
     return (Py_ssize_t)t->n++;
+}
+
+static Py_ssize_t strtab_find(StrTable *t, const unsigned char *p, size_t n) {
+    return strtab_find_hashed(t, p, n, hash_bytes(p, n));
 }
 
 /* --- a table of (string index, window) -> two counts --------------------------------------- */
@@ -235,6 +273,7 @@ typedef struct {
 typedef struct {
     Hit *items, *spare;
     size_t n, cap, compact_at;
+    int sorted; /* items[0:n) sorted by (id, window), equal pairs summed, since the last add */
 } HitList;
 
 static size_t compact_threshold = (size_t)1 << 20;
@@ -252,51 +291,60 @@ static int hit_cmp(const void *a, const void *b) {
     return 0;
 }
 
-/* Sorts items[0:n) by (id, window): LSD radix on 16-bit digits of id << 32 | window - low
- * when the windows span less than 2^32, else qsort. -1 when out of memory. */
+static inline int bit_width(uint64_t x) { return x ? 64 - __builtin_clzll(x) : 0; }
+
+/* Sorts items[0:n) by (id, window): LSD radix, in passes of at most 11 bits (the counts stay in
+ * L1), over the bits id << b | (window - low) needs, b being the width of the windows' span;
+ * qsort when the windows span 2^32 or more. -1 when out of memory. */
 static int hits_sort(HitList *h) {
     size_t n = h->n;
-    if (n < 2) return 0;
+    if (n < 2 || h->sorted) return 0;
     int64_t low = h->items[0].window, high = low;
-    for (size_t i = 1; i < n; i++) {
+    uint32_t top = 0;
+    for (size_t i = 0; i < n; i++) {
         int64_t w = h->items[i].window;
         if (w < low) low = w;
         if (w > high) high = w;
+        if (h->items[i].id > top) top = h->items[i].id;
     }
-    if ((uint64_t)high - (uint64_t)low > 0xFFFFFFFFu || n < 256) {
+    uint64_t span = (uint64_t)high - (uint64_t)low;
+    if (span > 0xFFFFFFFFu || n < 256) {
         qsort(h->items, n, sizeof(Hit), hit_cmp);
         return 0;
     }
+    int wbits = bit_width(span), bits = wbits + bit_width(top);
+    if (bits == 0) return 0; /* one key */
+    int passes = (bits + 10) / 11, digit = (bits + passes - 1) / passes;
+    size_t buckets = (size_t)1 << digit, dmask = buckets - 1;
     if (!h->spare) {
         h->spare = PyMem_Malloc(h->cap * sizeof(Hit));
         if (!h->spare) return -1;
     }
-    size_t *counts = PyMem_Malloc(65536 * sizeof(size_t));
+    size_t *counts = PyMem_Calloc((size_t)passes * buckets, sizeof(size_t));
     if (!counts) return -1;
+#define HIT_KEY(x) (((uint64_t)(x).id << wbits) | ((uint64_t)(x).window - (uint64_t)low))
     Hit *src = h->items, *dst = h->spare;
-    for (int pass = 0; pass < 4; pass++) {
-        int shift = 16 * pass;
-        memset(counts, 0, 65536 * sizeof(size_t));
-        for (size_t i = 0; i < n; i++) {
-            uint64_t key = ((uint64_t)src[i].id << 32) | (uint32_t)((uint64_t)src[i].window - (uint64_t)low);
-            counts[(key >> shift) & 0xFFFF]++;
-        }
-        if (counts[(((((uint64_t)src[0].id << 32) | (uint32_t)((uint64_t)src[0].window - (uint64_t)low))) >> shift) & 0xFFFF] == n)
-            continue; /* every key has this digit */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = HIT_KEY(src[i]);
+        for (int pass = 0; pass < passes; pass++)
+            counts[(size_t)pass * buckets + ((key >> (pass * digit)) & dmask)]++;
+    }
+    for (int pass = 0; pass < passes; pass++) {
+        size_t *c = counts + (size_t)pass * buckets;
+        int shift = pass * digit;
+        if (c[(HIT_KEY(src[0]) >> shift) & dmask] == n) continue; /* every key has this digit */
         size_t sum = 0;
-        for (size_t d = 0; d < 65536; d++) {
-            size_t c = counts[d];
-            counts[d] = sum;
-            sum += c;
+        for (size_t d = 0; d < buckets; d++) {
+            size_t k = c[d];
+            c[d] = sum;
+            sum += k;
         }
-        for (size_t i = 0; i < n; i++) {
-            uint64_t key = ((uint64_t)src[i].id << 32) | (uint32_t)((uint64_t)src[i].window - (uint64_t)low);
-            dst[counts[(key >> shift) & 0xFFFF]++] = src[i];
-        }
+        for (size_t i = 0; i < n; i++) dst[c[(HIT_KEY(src[i]) >> shift) & dmask]++] = src[i];
         Hit *t = src;
         src = dst;
         dst = t;
     }
+#undef HIT_KEY
     PyMem_Free(counts);
     if (src != h->items) {
         h->spare = h->items;
@@ -318,6 +366,7 @@ static int hits_compact(HitList *h) {
             h->items[out++] = *x;
     }
     h->n = out;
+    h->sorted = 1;
     return 0;
 }
 
@@ -336,6 +385,7 @@ static int hits_add(HitList *h, uint32_t id, int64_t window) {
         PyMem_Free(h->spare);
         h->spare = NULL;
     }
+    h->sorted = 0;
     Hit *x = &h->items[h->n++];
     x->window = window;
     x->id = id;
@@ -344,10 +394,6 @@ static int hits_add(HitList *h, uint32_t id, int64_t window) {
 }
 
 /* --- the grammar --------------------------------------------------------------------------- */
-
-static inline int is_space(unsigned char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
 
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
@@ -470,6 +516,14 @@ static int level_of(const unsigned char *s, size_t n) {
 static int is_utf8(const unsigned char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
+        if (n - i >= 8) { /* eight ASCII bytes at once */
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (!(v & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned char c = s[i];
         if (c < 0x80) {
             i++;
@@ -590,9 +644,99 @@ static void Kernel_dealloc(Kernel *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* 1 for the bytes bytes.split() splits on (ASCII whitespace), by byte. */
+static const unsigned char SPACE[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1,
+                                         ['\r'] = 1, ['\v'] = 1, ['\f'] = 1};
+
+/* The last valid timestamp token parsed and what it gives: lines come in runs of one stamp. */
 typedef struct {
-    size_t start, len;
-} Field;
+    unsigned char token[32];
+    size_t len; /* 0: none */
+    int64_t sec, nanos, window;
+    int hour;
+} Stamp;
+
+enum { P_BLANK, P_BAD, P_PYTHON, P_VALID };
+
+/* A line of a batch, classified (no counting yet). */
+typedef struct {
+    size_t ls, le;
+    int kind;   /* P_* */
+    int detail; /* P_BAD: the reason; P_VALID: the level */
+    const unsigned char *user, *service;
+    size_t user_len, service_len;
+    uint64_t user_hash;
+    int64_t sec, nanos, window;
+    int hour;
+} Parsed;
+
+#define BATCH 64
+
+/* Classifies buf[x->ls:x->le) as parse.parse_line does, without side effects. */
+static void parse_line(const unsigned char *buf, Parsed *x, Stamp *stamp, int64_t width) {
+    size_t ls = x->ls, le = x->le;
+    if (le - ls > MAX_LINE) {
+        x->kind = P_PYTHON;
+        return;
+    }
+    size_t fs[4], fl[4];
+    int nf = 0;
+    size_t i = ls;
+    while (nf < 4) {
+        while (i < le && SPACE[buf[i]]) i++;
+        if (i >= le) break;
+        size_t b = i;
+        while (i < le && !SPACE[buf[i]]) i++;
+        fs[nf] = b;
+        fl[nf] = i - b;
+        nf++;
+    }
+    if (nf == 0) {
+        x->kind = P_BLANK;
+        return;
+    }
+    if (nf < 4) {
+        x->kind = P_BAD, x->detail = R_TOO_FEW;
+        return;
+    }
+    const unsigned char *token = buf + fs[0];
+    if (!(fl[0] == stamp->len && memcmp(token, stamp->token, fl[0]) == 0)) {
+        int64_t sec, nanos;
+        if (!parse_timestamp(token, fl[0], &sec, &nanos)) {
+            x->kind = P_BAD, x->detail = R_BAD_TS;
+            return;
+        }
+        stamp->len = 0;
+        if (fl[0] <= sizeof stamp->token) {
+            memcpy(stamp->token, token, fl[0]);
+            stamp->len = fl[0];
+        }
+        stamp->sec = sec;
+        stamp->nanos = nanos;
+        stamp->window = floor_div(sec, width);
+        int64_t hour = floor_div(sec, 3600) % 24;
+        stamp->hour = (int)(hour < 0 ? hour + 24 : hour);
+    }
+    int level = level_of(buf + fs[1], fl[1]);
+    if (level < 0) {
+        x->kind = P_PYTHON; /* unknown_level: Python counts its token */
+        return;
+    }
+    if (!is_utf8(buf + fs[2], fl[2]) || !is_utf8(buf + fs[3], fl[3])) {
+        x->kind = P_BAD, x->detail = R_BAD_ENC;
+        return;
+    }
+    x->kind = P_VALID;
+    x->detail = level;
+    x->service = buf + fs[2];
+    x->service_len = fl[2];
+    x->user = buf + fs[3];
+    x->user_len = fl[3];
+    x->sec = stamp->sec;
+    x->nanos = stamp->nanos;
+    x->window = stamp->window;
+    x->hour = stamp->hour;
+}
 
 /* scan(buf, pos, end, last_ts, want) -> (status, start, stop, skipped, ts, last_ts)
  *
@@ -601,7 +745,11 @@ typedef struct {
  * line buf[start:stop] is Python's to count whole; for ORDER, it was counted here but its order
  * checks (parse.Scanner.order with ``ts``) are Python's. ``last_ts`` is the segment's previous
  * valid instant in and out (None before the first). ``want`` says which examples Python still
- * wants (WANT_* bits). */
+ * wants (WANT_* bits).
+ *
+ * Lines go in batches: each batch is classified and its users' slots prefetched, then their
+ * records, then the lines are counted one after another (memory latency, not instructions,
+ * bounds this loop). A batch is cut short at a line Python must see. */
 static PyObject *Kernel_scan(Kernel *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t pos, end;
@@ -625,100 +773,94 @@ static PyObject *Kernel_scan(Kernel *self, PyObject *args) {
     i128 event_ts = 0;
     size_t p = (size_t)pos, stop_at = (size_t)end;
     const int64_t width = self->window;
+    Parsed batch[BATCH];
+    Stamp stamp;
+    stamp.len = 0;
+    StrTable *users = &self->users;
     while (p < stop_at) {
-        const unsigned char *nl = memchr(buf + p, '\n', stop_at - p);
-        size_t le = nl ? (size_t)(nl - buf) : stop_at; /* always found: buf[end-1] is \n */
-        size_t ls = p;
-        if (le - ls > MAX_LINE) {
-            status = LINE, start = ls, stop = le;
-            break;
-        }
-        Field f[4];
-        int nf = 0;
-        size_t i = ls;
-        while (nf < 4) {
-            while (i < le && is_space(buf[i])) i++;
-            if (i >= le) break;
-            size_t b = i;
-            while (i < le && !is_space(buf[i])) i++;
-            f[nf].start = b;
-            f[nf].len = i - b;
-            nf++;
-        }
-        int reason = -1;
-        int64_t sec = 0, nanos = 0;
-        int level = -1;
-        if (nf == 0) {
-            self->lines++;
-            self->blank++;
-            skipped++;
-            p = le + 1;
-            continue;
-        }
-        if (nf < 4) {
-            reason = R_TOO_FEW;
-        } else if (!parse_timestamp(buf + f[0].start, f[0].len, &sec, &nanos)) {
-            reason = R_BAD_TS;
-        } else if ((level = level_of(buf + f[1].start, f[1].len)) < 0) {
-            status = LINE, start = ls, stop = le; /* unknown_level: Python counts its token */
-            break;
-        } else if (!is_utf8(buf + f[2].start, f[2].len) || !is_utf8(buf + f[3].start, f[3].len)) {
-            reason = R_BAD_ENC;
-        }
-        if (reason >= 0) {
-            if (want & REASON_WANT[reason]) {
-                status = LINE, start = ls, stop = le;
-                break;
-            }
-            self->lines++;
-            self->malformed[reason]++;
-            skipped++;
-            p = le + 1;
-            continue;
-        }
-        /* A valid line. */
-        i128 ts = (i128)sec * NS + nanos;
-        int64_t window = floor_div(sec, width);
-        Py_ssize_t user = strtab_find(&self->users, buf + f[3].start, f[3].len);
-        Py_ssize_t service = user < 0 ? -1 : strtab_find(&self->services, buf + f[2].start, f[2].len);
-        Pair *sw = service < 0 ? NULL : pairs_find(&self->service_windows, (uint32_t)service, window);
-        if (!sw || hits_add(&self->user_windows, (uint32_t)user, window) < 0 ||
-            (level >= FIRST_ERROR_LEVEL && hits_add(&self->user_errors, (uint32_t)user, window) < 0)) {
+        if (strtab_reserve(users, BATCH) < 0) {
             PyErr_NoMemory();
             goto out;
         }
-        self->users.entries[user].count++;
-        self->services.entries[service].count++;
-        if (level >= FIRST_ERROR_LEVEL)
-            sw->a++;
-        else
-            sw->b++;
-        self->lines++;
-        self->valid++;
-        self->levels[level]++;
-        int64_t hour = floor_div(sec, 3600) % 24;
-        if (hour < 0) hour += 24;
-        self->hours[hour]++;
-        if (!self->has_range) {
-            self->min_ts = self->max_ts = ts;
-            self->has_range = 1;
-        } else if (ts < self->min_ts) {
-            self->min_ts = ts;
-        } else if (ts > self->max_ts) {
-            self->max_ts = ts;
+        int nb = 0;
+        for (size_t q = p; nb < BATCH && q < stop_at;) {
+            Parsed *x = &batch[nb++];
+            const unsigned char *nl = memchr(buf + q, '\n', stop_at - q);
+            x->ls = q;
+            x->le = nl ? (size_t)(nl - buf) : stop_at; /* always found: buf[end-1] is \n */
+            q = x->le + 1;
+            parse_line(buf, x, &stamp, width);
+            if (x->kind == P_PYTHON) break; /* the scan stops there */
+            if (x->kind == P_VALID) {
+                x->user_hash = hash_bytes(x->user, x->user_len);
+                strtab_prefetch_slot(users, x->user_hash);
+            }
         }
-        int backwards = has_last && ts < last - self->skew;
-        int future = ts > self->future_after;
-        if (!has_last || (backwards && (want & WANT_BACKWARDS)) || (future && (want & WANT_FUTURE))) {
-            status = ORDER, start = ls, stop = le, event_ts = ts;
-            break;
+        for (int b = 0; b < nb; b++)
+            if (batch[b].kind == P_VALID) strtab_prefetch_record(users, batch[b].user_hash);
+        for (int b = 0; b < nb; b++) {
+            const Parsed *x = &batch[b];
+            size_t ls = x->ls, le = x->le;
+            if (x->kind == P_PYTHON) {
+                status = LINE, start = ls, stop = le;
+                goto scanned;
+            }
+            if (x->kind == P_BLANK || x->kind == P_BAD) {
+                if (x->kind == P_BAD && (want & REASON_WANT[x->detail])) {
+                    status = LINE, start = ls, stop = le;
+                    goto scanned;
+                }
+                self->lines++;
+                if (x->kind == P_BLANK)
+                    self->blank++;
+                else
+                    self->malformed[x->detail]++;
+                skipped++;
+                p = le + 1;
+                continue;
+            }
+            /* A valid line. */
+            int level = x->detail;
+            int64_t window = x->window;
+            i128 ts = (i128)x->sec * NS + x->nanos;
+            Py_ssize_t user = strtab_find_hashed(users, x->user, x->user_len, x->user_hash);
+            Py_ssize_t service = user < 0 ? -1 : strtab_find(&self->services, x->service, x->service_len);
+            Pair *sw = service < 0 ? NULL : pairs_find(&self->service_windows, (uint32_t)service, window);
+            if (!sw || hits_add(&self->user_windows, (uint32_t)user, window) < 0 ||
+                (level >= FIRST_ERROR_LEVEL && hits_add(&self->user_errors, (uint32_t)user, window) < 0)) {
+                PyErr_NoMemory();
+                goto out;
+            }
+            if (level >= FIRST_ERROR_LEVEL)
+                sw->a++;
+            else
+                sw->b++;
+            self->lines++;
+            self->valid++;
+            self->levels[level]++;
+            self->hours[x->hour]++;
+            if (!self->has_range) {
+                self->min_ts = self->max_ts = ts;
+                self->has_range = 1;
+            } else if (ts < self->min_ts) {
+                self->min_ts = ts;
+            } else if (ts > self->max_ts) {
+                self->max_ts = ts;
+            }
+            int backwards = has_last && ts < last - self->skew;
+            int future = ts > self->future_after;
+            if (!has_last || (backwards && (want & WANT_BACKWARDS)) || (future && (want & WANT_FUTURE))) {
+                status = ORDER, start = ls, stop = le, event_ts = ts;
+                goto scanned;
+            }
+            self->backwards += backwards;
+            self->future += future;
+            last = ts;
+            skipped++;
+            p = le + 1;
         }
-        self->backwards += backwards;
-        self->future += future;
-        last = ts;
-        skipped++;
-        p = le + 1;
     }
+scanned:;
     PyObject *ts_obj = NULL, *last_out = NULL;
     if (status == ORDER) {
         ts_obj = from_i128(event_ts);
@@ -839,6 +981,21 @@ static int hits_into(HitList *h, PyObject *names, PyObject *dict) {
         Py_DECREF(key);
         i = j;
     }
+    return 0;
+}
+
+/* Sets the tables' counts, not kept per line: a user's is the sum of its (user, window) hits, a
+ * service's the sum of its (service, window) pairs. -1 when out of memory. */
+static int settle_counts(Kernel *self) {
+    StrTable *users = &self->users, *services = &self->services;
+    HitList *h = &self->user_windows;
+    PairTable *t = &self->service_windows;
+    if (hits_compact(h) < 0) return -1;
+    for (size_t i = 0; i < users->n; i++) users->entries[i].count = 0;
+    for (size_t i = 0; i < services->n; i++) services->entries[i].count = 0;
+    for (size_t i = 0; i < h->n; i++) users->entries[h->items[i].id].count += h->items[i].count;
+    for (size_t s = 0; t->slots && s <= t->mask; s++)
+        if (t->slots[s].id) services->entries[t->slots[s].id - 1].count += t->slots[s].a + t->slots[s].b;
     return 0;
 }
 
@@ -1027,6 +1184,7 @@ static int columns_into(Kernel *self, PyObject *out) {
 static PyObject *Kernel_drain(Kernel *self, PyObject *args) {
     int columns = 0;
     if (!PyArg_ParseTuple(args, "|p", &columns)) return NULL;
+    if (settle_counts(self) < 0) return PyErr_NoMemory();
     PyObject *out = PyDict_New();
     if (!out) return NULL;
     if (put(out, "lines", PyLong_FromUnsignedLongLong(self->lines)) < 0 ||
