@@ -51,22 +51,45 @@ static inline uint64_t mix64(uint64_t h) {
     return h;
 }
 
+static inline uint64_t load64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint64_t load32(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Reads only p[0:n): the tail by one load that overlaps what came before (a byte-wise copy of
+ * it would cost a store-forwarding stall). */
 static inline uint64_t hash_bytes(const unsigned char *p, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h = (h ^ v) * 0xbf58476d1ce4e5b9ULL;
-        h ^= h >> 31;
-        p += 8;
-        n -= 8;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, v;
+    if (n > 8) {
+        const unsigned char *last = p + n - 8;
+        for (; p < last; p += 8) {
+            h = (h ^ load64(p)) * 0xbf58476d1ce4e5b9ULL;
+            h ^= h >> 31;
+        }
+        v = load64(last);
+    } else if (n >= 4) {
+        v = load32(p) | load32(p + n - 4) << 32;
+    } else if (n) {
+        v = (uint64_t)p[0] | (uint64_t)p[n >> 1] << 8 | (uint64_t)p[n - 1] << 16;
+    } else {
+        return mix64(h);
     }
-    if (n) {
-        uint64_t v = 0;
-        memcpy(&v, p, n);
-        h = (h ^ v) * 0x94d049bb133111ebULL;
-    }
-    return mix64(h);
+    return mix64((h ^ v) * 0x94d049bb133111ebULL);
+}
+
+/* a[0:n) == b[0:n), reading nothing past either end. */
+static inline int same_bytes(const unsigned char *a, const unsigned char *b, size_t n) {
+    if (n >= 8 && n <= 16)
+        return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+    if (n >= 4 && n < 8) return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    return memcmp(a, b, n) == 0;
 }
 
 /* --- a table of distinct byte strings: 8-byte slots into an arena of records --------------- */
@@ -155,7 +178,7 @@ static Py_ssize_t strtab_find_hashed(StrTable *t, const unsigned char *p, size_t
             const unsigned char *r = t->arena + (((size_t)(uint32_t)slot - 1) << 3);
             uint32_t head[2];
             memcpy(head, r, sizeof head);
-            if (head[1] == n && memcmp(r + 8, p, n) == 0) return (Py_ssize_t)head[0];
+            if (head[1] == n && same_bytes(r + 8, p, n)) return (Py_ssize_t)head[0];
         }
         s = (s + 1) & t->mask;
     }
@@ -648,6 +671,26 @@ static void Kernel_dealloc(Kernel *self) {
 static const unsigned char SPACE[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1,
                                          ['\r'] = 1, ['\v'] = 1, ['\f'] = 1};
 
+/* The end of the run of non-space bytes buf[i:...), at most le: eight bytes at a time, looking
+ * for a byte below 0x21 (the first one flagged is exact; then the table says if it splits). */
+static inline size_t token_end(const unsigned char *buf, size_t i, size_t le) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (le - i >= 8) {
+        uint64_t v = load64(buf + i);
+        uint64_t m = (v - 0x2121212121212121ULL) & ~v & 0x8080808080808080ULL;
+        if (!m) {
+            i += 8;
+            continue;
+        }
+        i += (size_t)__builtin_ctzll(m) >> 3;
+        if (SPACE[buf[i]]) return i;
+        i++; /* a control byte, not a space */
+    }
+#endif
+    while (i < le && !SPACE[buf[i]]) i++;
+    return i;
+}
+
 /* The last valid timestamp token parsed and what it gives: lines come in runs of one stamp. */
 typedef struct {
     unsigned char token[32];
@@ -686,7 +729,7 @@ static void parse_line(const unsigned char *buf, Parsed *x, Stamp *stamp, int64_
         while (i < le && SPACE[buf[i]]) i++;
         if (i >= le) break;
         size_t b = i;
-        while (i < le && !SPACE[buf[i]]) i++;
+        i = token_end(buf, i, le);
         fs[nf] = b;
         fl[nf] = i - b;
         nf++;
