@@ -137,6 +137,21 @@ def test_kernel_equals_python(content: bytes, knobs: Settings, chunk: int, block
              lambda split: [facts(map_split(split, knobs, future_lines=future))])
 
 
+name_bytes = st.lists(st.sampled_from(list(b"abuser019-_.\x00\x01\x08\t\x0b\x1c\x1f !\x7f\x80\xc3\xa9\xff")),
+                     max_size=40).map(bytes)
+named_lines = st.tuples(st.integers(0, 90), st.sampled_from([b"INFO", b"ERROR"]), name_bytes,
+                        name_bytes).map(lambda p: strategies.log_line(NOON + p[0], *p[1:]))
+"""Valid-looking lines whose service and user run from 0 to 40 bytes (the hash's and the compare's
+tails), with control bytes and spaces anywhere (where the tokenizer reads eight bytes at once)."""
+
+
+@settings(max_examples=strategies.examples(200))
+@given(content=contents(named_lines, 40), block=st.sampled_from([7, 64, 1 << 20]))
+def test_kernel_equals_python_on_names(content: bytes, block: int) -> None:
+    """Names of any length and byte: the same Partial from both mappers."""
+    map_both(content, Settings(), 1 << 25, block, lambda split: [facts(map_split(split, Settings()))])
+
+
 @settings(max_examples=strategies.examples(40))
 @given(content=contents(strategies.with_long_lines, 8, (1, 1, 3)), chunk=chunks,
        block=st.sampled_from([1000, 65_535, 65_536, 65_537, 100_000, 1 << 20]))
