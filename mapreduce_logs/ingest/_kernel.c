@@ -89,6 +89,9 @@ static inline int same_bytes(const unsigned char *a, const unsigned char *b, siz
     if (n >= 8 && n <= 16)
         return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
     if (n >= 4 && n < 8) return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    if (n > 16 && n <= 32)
+        return load64(a) == load64(b) && load64(a + 8) == load64(b + 8) &&
+               load64(a + n - 16) == load64(b + n - 16) && load64(a + n - 8) == load64(b + n - 8);
     return memcmp(a, b, n) == 0;
 }
 
@@ -506,37 +509,42 @@ static int parse_timestamp(const unsigned char *s, size_t n, int64_t *sec_out, i
     return 1;
 }
 
+/* The letters of s (4 or 8 bytes) with bit 0x20 set: equal to a lower-case word of letters
+ * exactly when s is that word in any case (the level names are letters only). */
+#define LOW32 0x20202020ULL
+#define LOW64 0x2020202020202020ULL
+
+static inline uint64_t word32(const char *w) { return load32((const unsigned char *)w); }
+
 /* The level index of a token upper-cased (ASCII letters only, as bytes.upper), or -1. */
-static int level_of(const unsigned char *s, size_t n) {
+static inline int level_of(const unsigned char *s, size_t n) {
     if (n < 4 || n > 8) return -1;
-    char up[8];
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        up[i] = (char)((c >= 'a' && c <= 'z') ? c - 32 : c);
-    }
+    uint64_t head = load32(s) | LOW32;
     switch (n) {
     case 4:
-        if (!memcmp(up, "INFO", 4)) return 2;
-        if (!memcmp(up, "WARN", 4)) return 4;
+        if (head == word32("info")) return 2;
+        if (head == word32("warn")) return 4;
         return -1;
-    case 5:
-        if (!memcmp(up, "TRACE", 5)) return 0;
-        if (!memcmp(up, "DEBUG", 5)) return 1;
-        if (!memcmp(up, "ERROR", 5)) return 5;
-        if (!memcmp(up, "FATAL", 5)) return 7;
+    case 5: {
+        unsigned char last = s[4] | 0x20;
+        if (head == word32("trac") && last == 'e') return 0;
+        if (head == word32("debu") && last == 'g') return 1;
+        if (head == word32("erro") && last == 'r') return 5;
+        if (head == word32("fata") && last == 'l') return 7;
         return -1;
+    }
     case 6:
-        return memcmp(up, "NOTICE", 6) ? -1 : 3;
+        return head == word32("noti") && (load32(s + 2) | LOW32) == word32("tice") ? 3 : -1;
     case 7:
-        return memcmp(up, "WARNING", 7) ? -1 : 4;
+        return head == word32("warn") && (load32(s + 3) | LOW32) == word32("ning") ? 4 : -1;
     case 8:
-        return memcmp(up, "CRITICAL", 8) ? -1 : 6;
+        return (load64(s) | LOW64) == load64((const unsigned char *)"critical") ? 6 : -1;
     }
     return -1;
 }
 
 /* Strict UTF-8, as bytes.decode("utf-8"): no overlongs, no surrogates, nothing past U+10FFFF. */
-static int is_utf8(const unsigned char *s, size_t n) {
+static int utf8_valid(const unsigned char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         if (n - i >= 8) { /* eight ASCII bytes at once */
@@ -574,6 +582,16 @@ static int is_utf8(const unsigned char *s, size_t n) {
         i += need + 1;
     }
     return 1;
+}
+
+/* utf8_valid, at once for the common short ASCII name (overlapping loads, as same_bytes). */
+static inline int is_utf8(const unsigned char *s, size_t n) {
+    if (n >= 8 && n <= 16) {
+        if (!((load64(s) | load64(s + n - 8)) & 0x8080808080808080ULL)) return 1;
+    } else if (n >= 4 && n < 8) {
+        if (!((load32(s) | load32(s + n - 4)) & 0x80808080u)) return 1;
+    }
+    return utf8_valid(s, n);
 }
 
 /* --- the Kernel object ------------------------------------------------------------------- */
@@ -723,8 +741,15 @@ static void parse_line(const unsigned char *buf, Parsed *x, Stamp *stamp, int64_
         return;
     }
     size_t fs[4], fl[4];
-    int nf = 0;
+    int nf = 0, known = 0;
     size_t i = ls;
+    if (stamp->len && le - ls > stamp->len && same_bytes(buf + ls, stamp->token, stamp->len) &&
+        SPACE[buf[ls + stamp->len]]) { /* it starts with the last stamp's token */
+        fs[0] = ls;
+        fl[0] = stamp->len;
+        nf = known = 1;
+        i = ls + stamp->len;
+    }
     while (nf < 4) {
         while (i < le && SPACE[buf[i]]) i++;
         if (i >= le) break;
@@ -743,7 +768,7 @@ static void parse_line(const unsigned char *buf, Parsed *x, Stamp *stamp, int64_
         return;
     }
     const unsigned char *token = buf + fs[0];
-    if (!(fl[0] == stamp->len && memcmp(token, stamp->token, fl[0]) == 0)) {
+    if (!known) {
         int64_t sec, nanos;
         if (!parse_timestamp(token, fl[0], &sec, &nanos)) {
             x->kind = P_BAD, x->detail = R_BAD_TS;
