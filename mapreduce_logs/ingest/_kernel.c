@@ -371,17 +371,22 @@ static int hit_cmp(const void *a, const void *b) {
 static inline int bit_width(uint64_t x) { return x ? 64 - __builtin_clzll(x) : 0; }
 
 /* Sorts items[0:n) by (id, window): LSD radix, in passes of at most 11 bits (the counts stay in
- * L1), over the bits id << b | (window - low) needs, b being the width of the windows' span;
- * qsort when the windows span 2^32 or more. -1 when out of memory. */
+ * L1), over the bits id << b | (window - low) needs, b being the width of the windows' span (0
+ * when they come in order); qsort when they span 2^32 or more. -1 when out of memory. */
 static int hits_sort(HitList *h) {
     size_t n = h->n;
     if (n < 2 || h->sorted) return 0;
     int64_t low = h->items[0].window, high = low;
     uint32_t top = 0;
+    int ordered = 1; /* the windows already come in order (as lines in time order give them) */
     for (size_t i = 0; i < n; i++) {
         int64_t w = h->items[i].window;
         if (w < low) low = w;
-        if (w > high) high = w;
+        if (w > high) {
+            high = w;
+        } else if (w < high) {
+            ordered = 0;
+        }
         if (h->items[i].id > top) top = h->items[i].id;
     }
     uint64_t span = (uint64_t)high - (uint64_t)low;
@@ -389,7 +394,8 @@ static int hits_sort(HitList *h) {
         qsort(h->items, n, sizeof(Hit), hit_cmp);
         return 0;
     }
-    int wbits = bit_width(span), bits = wbits + bit_width(top);
+    /* In order, a stable sort by id alone leaves each id's windows in order. */
+    int wbits = ordered ? 0 : bit_width(span), bits = wbits + bit_width(top);
     if (bits == 0) return 0; /* one key */
     int passes = (bits + 10) / 11, digit = (bits + passes - 1) / passes;
     size_t buckets = (size_t)1 << digit, dmask = buckets - 1;
@@ -399,7 +405,8 @@ static int hits_sort(HitList *h) {
     }
     size_t *counts = PyMem_Calloc((size_t)passes * buckets, sizeof(size_t));
     if (!counts) return -1;
-#define HIT_KEY(x) (((uint64_t)(x).id << wbits) | ((uint64_t)(x).window - (uint64_t)low))
+#define HIT_KEY(x) \
+    (((uint64_t)(x).id << wbits) | (wbits ? (uint64_t)(x).window - (uint64_t)low : 0))
     Hit *src = h->items, *dst = h->spare;
     for (size_t i = 0; i < n; i++) {
         uint64_t key = HIT_KEY(src[i]);

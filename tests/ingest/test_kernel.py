@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -150,6 +151,20 @@ tails), with control bytes and spaces anywhere (where the tokenizer reads eight 
 def test_kernel_equals_python_on_names(content: bytes, block: int) -> None:
     """Names of any length and byte: the same Partial from both mappers."""
     map_both(content, Settings(), 1 << 25, block, lambda split: [facts(map_split(split, Settings()))])
+
+
+@settings(max_examples=strategies.examples(25))
+@given(seed=st.integers(0, 2**32), users=st.integers(1, 40), spread=st.sampled_from([60, 4 * 3600]))
+def test_kernel_equals_python_on_many_hits(seed: int, users: int, spread: int) -> None:
+    """Hundreds of lines in one kernel, out of time order and in it: the hits' radix sort (short
+    lists take qsort), by id and window, and by id alone when the windows come in order."""
+    rng = random.Random(seed)
+    lines = [strategies.log_line(NOON + rng.randrange(spread), rng.choice([b"INFO", b"ERROR"]),
+                                 b"svc%d" % rng.randrange(3), b"user%d" % rng.randrange(users))
+             for _ in range(rng.randrange(300, 1500))]
+    for content in (b"\n".join(lines) + b"\n", b"\n".join(sorted(lines)) + b"\n"):
+        map_both(content, Settings(), 1 << 25, 1 << 20,
+                 lambda split: [facts(map_split(split, Settings()))])
 
 
 @settings(max_examples=strategies.examples(40))
