@@ -144,6 +144,16 @@ static void table_free(void *p, size_t count, size_t size) {
     free(p);
 }
 
+/* A table of ``count`` items grown to ``more`` (zeroed past ``used`` bytes), or NULL when out of
+ * memory (the old one then stays). */
+static void *table_grow(void *p, size_t used, size_t count, size_t more, size_t size) {
+    void *q = table_calloc(more, size);
+    if (!q) return NULL;
+    if (used) memcpy(q, p, used);
+    table_free(p, count, size);
+    return q;
+}
+
 /* --- a table of distinct byte strings: 8-byte slots into an arena of records --------------- */
 
 /* A record in the arena: its string's index and length (two uint32), then the bytes, padded to
@@ -171,7 +181,7 @@ typedef struct {
 
 static void strtab_free(StrTable *t) {
     table_free(t->arena, t->arena_cap, 1);
-    PyMem_Free(t->entries);
+    table_free(t->entries, t->cap, sizeof *t->entries);
     table_free(t->slots, t->slots ? t->mask + 1 : 0, sizeof *t->slots);
     memset(t, 0, sizeof *t);
 }
@@ -239,7 +249,7 @@ static Py_ssize_t strtab_find_hashed(StrTable *t, const unsigned char *p, size_t
     if (t->arena_len + need > ARENA_LIMIT) return -1;
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 256;
-        Entry *entries = PyMem_Realloc(t->entries, cap * sizeof *entries);
+        Entry *entries = table_grow(t->entries, t->n * sizeof *entries, t->cap, cap, sizeof *entries);
         if (!entries) return -1;
         t->entries = entries;
         t->cap = cap;
@@ -356,8 +366,8 @@ typedef struct {
 static size_t compact_threshold = (size_t)1 << 20;
 
 static void hits_free(HitList *h) {
-    PyMem_Free(h->items);
-    PyMem_Free(h->spare);
+    table_free(h->items, h->cap, sizeof(Hit));
+    table_free(h->spare, h->cap, sizeof(Hit));
     memset(h, 0, sizeof *h);
 }
 
@@ -400,7 +410,7 @@ static int hits_sort(HitList *h) {
     int passes = (bits + 10) / 11, digit = (bits + passes - 1) / passes;
     size_t buckets = (size_t)1 << digit, dmask = buckets - 1;
     if (!h->spare) {
-        h->spare = PyMem_Malloc(h->cap * sizeof(Hit));
+        h->spare = table_calloc(h->cap, sizeof(Hit));
         if (!h->spare) return -1;
     }
     size_t *counts = PyMem_Calloc((size_t)passes * buckets, sizeof(size_t));
@@ -462,12 +472,12 @@ static int hits_add(HitList *h, uint32_t id, int64_t window) {
     }
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 4096;
-        Hit *items = PyMem_Realloc(h->items, cap * sizeof(Hit));
+        Hit *items = table_grow(h->items, h->n * sizeof(Hit), h->cap, cap, sizeof(Hit));
         if (!items) return -1;
+        table_free(h->spare, h->cap, sizeof(Hit)); /* of the old size */
+        h->spare = NULL;
         h->items = items;
         h->cap = cap;
-        PyMem_Free(h->spare);
-        h->spare = NULL;
     }
     h->sorted = 0;
     Hit *x = &h->items[h->n++];
