@@ -159,8 +159,9 @@ static void *table_grow(void *p, size_t used, size_t count, size_t more, size_t 
 /* A record in the arena: its string's index and length (two uint32), then the bytes, padded to
  * 8. A slot holds the high 32 bits of the hash and (the record's offset / 8) + 1, 0 being empty,
  * so a lookup that finds its string reads the slot and one record: two cache misses, which
- * Kernel_scan prefetches a batch of lines ahead. The entries (by index) are for the drain; the
- * counts are not kept per line but summed from the other tables when drained (settle_counts). */
+ * Kernel_scan prefetches a batch of lines ahead. The entries (by index) are for the drain, which
+ * lists them from the records (strtab_settle) and sums the counts, not kept per line, from the
+ * other tables (settle_counts); before that they are empty. */
 typedef struct {
     size_t off; /* of the bytes in the arena (the record's header is the 8 bytes before) */
     size_t len;
@@ -170,7 +171,7 @@ typedef struct {
 typedef struct {
     unsigned char *arena;
     size_t arena_len, arena_cap;
-    Entry *entries;
+    Entry *entries; /* cap of them, after strtab_settle */
     size_t n, cap;
     uint64_t *slots;
     size_t mask;
@@ -247,13 +248,6 @@ static Py_ssize_t strtab_find_hashed(StrTable *t, const unsigned char *p, size_t
     if (n > 0xFFFFFFFFu) return -1;
     size_t need = 8 + ((n + 7) & ~(size_t)7);
     if (t->arena_len + need > ARENA_LIMIT) return -1;
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        Entry *entries = table_grow(t->entries, t->n * sizeof *entries, t->cap, cap, sizeof *entries);
-        if (!entries) return -1;
-        t->entries = entries;
-        t->cap = cap;
-    }
     if (t->arena_cap - t->arena_len < need) {
         size_t cap = t->arena_cap ? t->arena_cap : 4096;
         while (cap - t->arena_len < need) cap *= 2;
@@ -270,12 +264,30 @@ static Py_ssize_t strtab_find_hashed(StrTable *t, const unsigned char *p, size_t
     memcpy(t->arena + record + 8, p, n);
     memset(t->arena + record + 8 + n, 0, need - 8 - n);
     t->arena_len += need;
-    Entry *e = &t->entries[t->n];
-    e->off = record + 8;
-    e->len = n;
-    e->count = 0;
     t->slots[s] = slot_of(h, record);
     return (Py_ssize_t)t->n++;
+}
+
+/* Lists the strings by index in ``entries`` (counts 0), from the arena's records, which are in
+ * index order: the scan writes no entry, the drain reads them. -1 when out of memory. */
+static int strtab_settle(StrTable *t) {
+    table_free(t->entries, t->cap, sizeof *t->entries);
+    t->entries = NULL;
+    t->cap = 0;
+    if (!t->n) return 0;
+    Entry *entries = table_calloc(t->n, sizeof *entries);
+    if (!entries) return -1;
+    size_t off = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        uint32_t head[2];
+        memcpy(head, t->arena + off, sizeof head);
+        entries[i].off = off + 8;
+        entries[i].len = head[1];
+        off += 8 + (((size_t)head[1] + 7) & ~(size_t)7);
+    }
+    t->entries = entries;
+    t->cap = t->n;
+    return 0;
 }
 
 static Py_ssize_t strtab_find(StrTable *t, const unsigned char *p, size_t n) {
@@ -1146,15 +1158,14 @@ static int hits_into(HitList *h, PyObject *names, PyObject *dict) {
     return 0;
 }
 
-/* Sets the tables' counts, not kept per line: a user's is the sum of its (user, window) hits, a
- * service's the sum of its (service, window) pairs. -1 when out of memory. */
+/* Lists the tables' strings by index (strtab_settle) with their counts, not kept per line: a
+ * user's is the sum of its (user, window) hits, a service's the sum of its (service, window)
+ * pairs. -1 when out of memory. */
 static int settle_counts(Kernel *self) {
     StrTable *users = &self->users, *services = &self->services;
     HitList *h = &self->user_windows;
     PairTable *t = &self->service_windows;
-    if (hits_compact(h) < 0) return -1;
-    for (size_t i = 0; i < users->n; i++) users->entries[i].count = 0;
-    for (size_t i = 0; i < services->n; i++) services->entries[i].count = 0;
+    if (hits_compact(h) < 0 || strtab_settle(users) < 0 || strtab_settle(services) < 0) return -1;
     for (size_t i = 0; i < h->n; i++) users->entries[h->items[i].id].count += h->items[i].count;
     for (size_t s = 0; t->slots && s <= t->mask; s++)
         if (t->slots[s].id) services->entries[t->slots[s].id - 1].count += t->slots[s].a + t->slots[s].b;
