@@ -1,9 +1,7 @@
-"""The window table of the array rules: lookups in any order, mapped or not, and its searches
-kept to the stretch they need."""
+"""The window table of the array rules: lookups in any order, mapped or not, a stretch of the
+file at a time."""
 
 from __future__ import annotations
-
-from array import array
 
 import numpy as np
 import pytest
@@ -12,33 +10,17 @@ from hypothesis import strategies as st
 
 from mapreduce_logs.detect import arrays
 from mapreduce_logs.detect.arrays import Table
-from mapreduce_logs.model.windows import WindowLines, load, merged, run_of, save
+from mapreduce_logs.model.windows import load, merged, run_of, save
 
-
-class _Mapped(WindowLines):
-    def __init__(self) -> None:
-        super().__init__(array("q"), array("q"))
-
-
-window_sets = st.lists(st.integers(-10**6, 10**6), min_size=1, max_size=200, unique=True)
-
-
-@given(windows=window_sets, keys=st.lists(st.integers(-10**6 - 5, 10**6 + 5), max_size=80),
-       side=st.sampled_from(["left", "right"]))
-def test_a_search_between_the_first_and_last_key_is_numpys(windows: list[int], keys: list[int],
-                                                           side: str) -> None:
-    order = np.array(sorted(windows), dtype=np.int64)
-    table = Table(order, np.ones(len(order), dtype=np.int64), len(order), 0, {})
-    table.source = _Mapped()  # searched as mapped windows are (their keys ascending)
-    ascending = np.array(sorted(keys), dtype=np.int64)
-    want = np.searchsorted(order, ascending, side)  # type: ignore[call-overload]
-    assert table._search(ascending, side).tolist() == want.tolist()
+# Scattered windows, and every window of a range (the table's no-search path).
+window_lines = st.one_of(
+    st.dictionaries(st.integers(-10**5, 10**5), st.integers(1, 99), min_size=1, max_size=300),
+    st.tuples(st.integers(-100, 100), st.lists(st.integers(1, 99), min_size=1, max_size=300)).map(
+        lambda t: {t[0] + i: n for i, n in enumerate(t[1])}))
 
 
 @settings(max_examples=40, deadline=None)
-@given(lines=st.dictionaries(st.integers(-10**5, 10**5), st.integers(1, 99), min_size=1,
-                             max_size=300),
-       data=st.data())
+@given(lines=window_lines, data=st.data())
 def test_lookups_in_any_order_read_the_same_mapped_or_not(
     tmp_path_factory: pytest.TempPathFactory, lines: dict[int, int], data: st.DataObject
 ) -> None:
