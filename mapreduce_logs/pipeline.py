@@ -90,7 +90,15 @@ def run_files(
     reducer = Reducer(settings, budget, _input_bytes(files), spill_parent)
 
     def splits() -> Iterator[Chunk]:
-        items: Iterable[Split | tuple[str, str]] = split_files(files, budget.chunk_size)
+        cut_to = budget.chunk_size
+
+        def chunk_size() -> int:
+            """Asked as each split is cut: bigger once the run spills (see Reducer)."""
+            nonlocal cut_to
+            cut_to = reducer.chunk_size()
+            return cut_to
+
+        items: Iterable[Split | tuple[str, str]] = split_files(files, chunk_size)
         if stream is not None:
             items = itertools.chain(
                 items, stream_splits(stream, budget.chunk_size, stream_mtime_ns))
@@ -103,6 +111,10 @@ def run_files(
                     reducer.start_spilling()
                     flush = budget.chunk_size
                 kept = reducer.tokens_kept()
+                if not flush and kept is None and cut_to > budget.chunk_size and item.end:
+                    # Cut bigger than a chunk that ships every token: it ships its own first
+                    # unknown level tokens only (the others are counted again if reported).
+                    flush = item.end - item.start
                 if flush and kept is None:
                     reducer.cut[stats.chunks] = item
                 on_disk[stats.chunks] = item.disk_bytes()

@@ -33,6 +33,10 @@ from .spill import (
 )
 from .tasks import count_tokens
 
+EARLY_SPILL = 2
+"""The reducer spills from its first chunks when the run's counters are expected to pass this
+many times ``spill_entries``: it would spill anyway, and merging them first only costs time."""
+
 
 def reduce_partials(partials: Iterable[Partial], settings: Settings) -> Partial:
     """Merge partials in arrival order, in memory; ``Partial()`` is the start, so one is reduced too."""
@@ -105,6 +109,8 @@ class Reducer:
         self.tokens = FirstTokens(limits().unknown_levels)
         self.store: SpillStore | None = None
         self.spill_seconds = 0.0
+        self.held = 0
+        """The most (subject, window) entries the tables held in memory."""
         self._kept: frozenset[bytes] | None = None
         self.window_files: list[str] = []
         """Sorted runs of lines per window, written out of ``acc`` in the spill folder each
@@ -118,6 +124,13 @@ class Reducer:
     def target(self) -> tuple[str, int] | None:
         """Where a chunk mapped from now on writes its tables (None: it ships them here)."""
         return None if self.store is None else self.store.target
+
+    def chunk_size(self) -> int:
+        """Bytes to cut the next split to: chunks cost less once they write their tables to the
+        spill folder, the more so when the counters left their share unused."""
+        if self.store is None:
+            return self.budget.chunk_size
+        return self.budget.spilling_chunk_size(self.held)
 
     def tokens_kept(self) -> frozenset[bytes] | None:
         """The only unknown level tokens a chunk mapped from now on need ship (None: all)."""
@@ -150,7 +163,11 @@ class Reducer:
         self.acc.update(part)
         if len(self.acc.window_lines) > limits().window_buffer:
             self._fold_windows()
-        if self.tables.entries() > self.budget.spill_entries:
+        entries = self.tables.entries()
+        self.held = max(self.held, entries)
+        if entries > self.budget.spill_entries or (
+            self.store is None and self._expected() > EARLY_SPILL * self.budget.spill_entries
+        ):
             self.spill()
 
     def start_spilling(self) -> None:
@@ -165,11 +182,15 @@ class Reducer:
         self.store.spill(self.tables)
         self.spill_seconds += time.perf_counter() - started
 
+    def _expected(self) -> float:
+        """The (subject, window) entries the whole input is expected to make, from those of the
+        bytes read so far."""
+        seen = max(self.acc.bytes_read, 1)
+        return self.tables.entries() * max(1.0, self.input_bytes / seen)
+
     def _fanout(self) -> int:
         """Partitions for the first spill: the entries expected in all, over what one may hold."""
-        seen = max(self.acc.bytes_read, 1)
-        expected = self.tables.entries() * max(1.0, self.input_bytes / seen)
-        return math.ceil(2 * expected / self.budget.partition_entries)
+        return math.ceil(2 * self._expected() / self.budget.partition_entries)
 
     def recount(self, executor: Executor, flush_bytes: int) -> None:
         """Count again, in each cut chunk, the reported tokens it dropped (every line of them:
