@@ -19,8 +19,9 @@ from .model.partial import Partial
 from .reduce.budget import GZIP_GROWTH, plan
 from .reduce.cleanup import remove_stale, removed_on_sigterm
 from .reduce.reducer import Reducer
-from .reduce.spill import release_process
+from .reduce.spill import Written, release_process
 from .reduce.tasks import Chunk, map_chunk
+from .report.metrics import give_back_free_memory
 from .settings import Settings
 
 SPILL_DIR: str | None = None
@@ -34,6 +35,16 @@ class RunStats:
 
     chunks: int = 0
     stages: dict[str, float] = field(default_factory=dict)
+
+
+def map_and_give_back(item: Chunk, settings: Settings) -> tuple[int, Partial, Written | None]:
+    """``map_chunk``, the heap freed by the chunk before (its result has been sent) and by this
+    one's passing dicts given back to the system: a worker carries no chunk's worth of freed
+    memory into the next chunk or the digest of partitions."""
+    give_back_free_memory()
+    mapped = map_chunk(item, settings)
+    give_back_free_memory()
+    return mapped
 
 
 def uncompressed_size(path: str) -> int:
@@ -123,7 +134,7 @@ def run_files(
             else:
                 failed[item[0]] = item[1]
 
-    mapper = functools.partial(map_chunk, settings=settings)
+    mapper = functools.partial(map_and_give_back, settings=settings)
     merge_seconds = 0.0
     # Millions of small acyclic objects pass through here: cycle collection would only rescan them.
     collecting = gc.isenabled()

@@ -44,17 +44,18 @@ def documents(paths: list[str], executor: Executor) -> tuple[bytes, bytes]:
     return to_json(build_summary(partial, KNOBS)), to_json(build_anomalies(partial, KNOBS))
 
 
-def write_input(folder: Path, lines: int, seed: int = 1) -> list[str]:
-    """Lines over 300 windows of 10 s, a new user on most and a new unknown level token on some:
-    (subject, window) entries grow with the bytes read."""
+def write_input(folder: Path, lines: int, seed: int = 1, span: int = 3000) -> list[str]:
+    """Lines over ``span`` seconds (300 windows of 10 s), a new user on most and a new unknown
+    level token on some: (subject, window) entries grow with the bytes read."""
     rng = random.Random(seed)
     out = []
     for i in range(lines):
-        second = i * 3000 // lines
+        second = i * span // lines
         level = rng.choice([b"INFO", b"ERROR", b"Tok%d" % rng.randrange(50)])
         user = b"hot" if rng.random() < 0.3 else b"u%d" % i
-        out.append(b"2025-07-22T%02d:%02d:%02dZ %s s%d %s m" % (
-            second // 3600, second // 60 % 60, second % 60, level, i % 7, user))
+        out.append(b"2025-07-%02dT%02d:%02d:%02dZ %s s%d %s m" % (
+            1 + second // 86400, second // 3600 % 24, second // 60 % 60, second % 60, level,
+            i % 7, user))
     path = folder / "a.log"
     path.write_bytes(b"\n".join(out) + b"\n")
     return [str(path)]
@@ -145,6 +146,17 @@ def test_without_the_estimate_the_run_spills_only_past_the_budget(tmp_path: Path
     with budgeted(tmp_path, roomy):
         assert documents(paths, SerialExecutor()) == expected
     assert Watched.first_spill == []
+
+
+def test_chunks_of_dense_windows_do_not_grow(tmp_path: Path) -> None:
+    """A new window every line or two (a worker keeps part of a big chunk's window dicts, and
+    such runs peak in the digest): the run spills early but its splits keep their size."""
+    paths = write_input(tmp_path, 3000, span=3000 * 15)
+    expected = documents(paths, SerialExecutor())
+    with budgeted(tmp_path, SMALL) as sizes:
+        assert documents(paths, SerialExecutor()) == expected
+    assert Watched.first_spill == [1]
+    assert max(sizes) <= 4096 + 64
 
 
 @pytest.mark.parametrize("tokens", [3, 1000])
