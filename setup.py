@@ -1,4 +1,4 @@
-"""The optional compiled kernel. Everything else about the package is in pyproject.toml.
+"""The optional compiled kernel (and its helpers for names, ``model/_names.c``). Everything else about the package is in pyproject.toml.
 
 A machine without a C compiler still installs: a failed build of the extension is a warning,
 and the package then runs its pure-Python path (same outputs, slower).
@@ -36,10 +36,14 @@ def _warn(err: BaseException) -> None:
 setup(
     ext_modules=[
         Extension(
-            "mapreduce_logs.ingest._kernel",
-            ["mapreduce_logs/ingest/_kernel.c"],
+            name,
+            [source],
             extra_compile_args=["-O2"] if sys.platform != "win32" else [],
             optional=True,
+        )
+        for name, source in (
+            ("mapreduce_logs.ingest._kernel", "mapreduce_logs/ingest/_kernel.c"),
+            ("mapreduce_logs.model._names", "mapreduce_logs/model/_names.c"),
         )
     ],
     cmdclass={"build_ext": OptionalBuildExt},

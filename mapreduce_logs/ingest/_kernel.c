@@ -766,6 +766,32 @@ static PyObject *strings_of(StrTable *t) {
     return list;
 }
 
+/* The strings of a table end to end: (bytes of them all, bytes of each one's int64 end offset),
+ * by index; a new tuple. */
+static PyObject *strings_end_to_end(StrTable *t) {
+    size_t total = 0;
+    for (size_t i = 0; i < t->n; i++) total += t->entries[i].len; /* within the arena: no overflow */
+    if (total > (size_t)PY_SSIZE_T_MAX || t->n > (size_t)PY_SSIZE_T_MAX / sizeof(int64_t))
+        return PyErr_NoMemory();
+    PyObject *blob = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    PyObject *ends = blob ? PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(t->n * sizeof(int64_t)))
+                          : NULL;
+    if (!ends) {
+        Py_XDECREF(blob);
+        return NULL;
+    }
+    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(blob);
+    int64_t *end = (int64_t *)PyBytes_AS_STRING(ends);
+    size_t pos = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        Entry *e = &t->entries[i];
+        if (e->len) memcpy(dst + pos, t->arena + e->off, e->len);
+        pos += e->len;
+        end[i] = (int64_t)pos;
+    }
+    return Py_BuildValue("NN", blob, ends);
+}
+
 static PyObject *counts_of(StrTable *t, PyObject *names) {
     PyObject *dict = PyDict_New();
     if (!dict) return NULL;
@@ -1000,8 +1026,8 @@ done:
     return rc;
 }
 
-/* The tables as columns: the names by index, and (ids, windows, counts) of int64 bytes per
- * table; the lines and the error lines per window as dicts. */
+/* The tables as columns: the names end to end (see strings_end_to_end), and (ids, windows,
+ * counts) of int64 bytes per table; the lines and the error lines per window as dicts. */
 static int columns_into(Kernel *self, PyObject *out) {
     PyObject *lines = PyDict_New(), *errors = PyDict_New();
     if (!lines || !errors || pairs_windows(&self->service_windows, lines, errors) < 0) {
@@ -1010,8 +1036,8 @@ static int columns_into(Kernel *self, PyObject *out) {
         return -1;
     }
     if (put(out, "window_lines", lines) < 0 || put(out, "window_errors", errors) < 0 ||
-        put(out, "user_names", strings_of(&self->users)) < 0 ||
-        put(out, "service_names", strings_of(&self->services)) < 0 ||
+        put(out, "user_names", strings_end_to_end(&self->users)) < 0 ||
+        put(out, "service_names", strings_end_to_end(&self->services)) < 0 ||
         put(out, "user_lines", hits_columns(&self->user_windows)) < 0 ||
         put(out, "user_errors", hits_columns(&self->user_errors)) < 0 ||
         put(out, "service_errors", pairs_columns(&self->service_windows, 0)) < 0 ||

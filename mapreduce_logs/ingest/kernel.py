@@ -125,14 +125,16 @@ def _column_run(counts: dict[str, Any]) -> Columns:
     import numpy as np
 
     from ..model.columns import Columns
+    from ..model.names import Names
 
-    users = counts["user_names"]
+    users, services = (Names(blob, np.frombuffer(ends, np.int64))
+                       for blob, ends in (counts["user_names"], counts["service_names"]))
     offset = len(users)
 
     def table(name: str, shift: int = 0) -> tuple[Any, Any, Any]:
         ids, windows, n = (np.frombuffer(c, np.int64) for c in counts[name])
         return (ids + shift if shift else ids), windows, n
 
-    return Columns(users + counts["service_names"],
+    return Columns(Names.join([users, services]),
                    [table("user_lines"), table("service_errors", offset),
                     table("service_others", offset), table("user_errors")])

@@ -1,7 +1,7 @@
 """Tables of (subject, window) counts as numpy columns: how the kernel hands a spilling chunk's
 counts over, and how a spilled partition is read.
 
-``Columns`` holds the subjects' names once and, per table of ``Tables``, arrays of (subject
+``Columns`` holds the subjects' names once (end to end, ``names.Names``) and, per table of ``Tables``, arrays of (subject
 index, window, count); ``Users`` is its first table, the user lines, as the user rules of
 ``arrays`` take it; ``Subject`` is one subject alone, with its windows per table.
 """
@@ -16,6 +16,8 @@ from operator import itemgetter
 import numpy as np
 import numpy.typing as npt
 
+from .names import Names
+
 Ints = npt.NDArray[np.int64]
 
 
@@ -27,7 +29,7 @@ class Columns:
     not yet summed (a mapper's, see ``Partial.runs``) may list a name twice and a (subject,
     window) more than once."""
 
-    names: list[bytes]
+    names: Names
     tables: list[tuple[Ints, Ints, Ints]]
 
     def entries(self) -> int:
@@ -67,8 +69,7 @@ class Columns:
         pieces = list(pieces)
         if len(pieces) == 1:
             return pieces[0].summed()
-        names, mapped = numbered(itertools.chain.from_iterable(p.names for p in pieces),
-                                 sum(len(p.names) for p in pieces))
+        names, mapped = Names.join([p.names for p in pieces]).numbered()
         width = max((len(p.tables) for p in pieces), default=0)
         parts: list[list[list[Ints]]] = [[[], [], []] for _ in range(width)]
         at = 0
@@ -87,14 +88,14 @@ class Columns:
         return Columns(self.names, [_sum_pairs(*table) for table in self.tables])
 
 
-def numbered(subjects: Iterable[bytes], count: int) -> tuple[list[bytes], Ints]:
+def numbered(subjects: Iterable[bytes], count: int) -> tuple[Names, Ints]:
     """(the distinct ``subjects`` in order of first appearance, each one's index there), in
     one pass in C (``count``: how many there are)."""
     first: dict[bytes, int] = {}
     seen = np.fromiter(map(first.setdefault, subjects, itertools.count()), np.int64, count)
     rank = np.empty(count, dtype=np.int64)  # at each first appearance: its subject's number
     rank[np.fromiter(first.values(), np.int64, len(first))] = np.arange(len(first))
-    return list(first), rank[seen]
+    return Names.of(first), rank[seen]
 
 
 def _sum_pairs(subjects: Ints, windows: Ints, counts: Ints) -> tuple[Ints, Ints, Ints]:

@@ -28,7 +28,6 @@ import pickle
 import socket
 import threading
 import uuid
-import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any, NamedTuple
 
@@ -37,8 +36,9 @@ import numpy as np
 from ..detect.digest import combine, digest_columns, digest_subject, forget_tables
 from ..detect.rules import BurstCandidate
 from ..model import windows
-from ..model.columns import Columns, Subject, numbered
+from ..model.columns import Columns, Subject
 from ..model.digest import PartDigest, Tables
+from ..model.names import Names
 from ..model.windows import WindowLines
 from ..settings import Settings
 from . import cleanup
@@ -132,8 +132,9 @@ ROW = np.dtype([("table", np.uint8), ("subject", np.uint32), ("window", np.int64
 """An entry on disk: its table (index in ``Tables``), its subject's index among its record's
 names, its window and count."""
 
-Record = tuple[list[bytes], bytes, str]
-"""(names, the bytes of the entries as ROWs, tag)."""
+Record = tuple[bytes, bytes, bytes, str]
+"""(the subjects' names end to end, the int64 end offset of each, the bytes of the entries as
+ROWs, tag): see ``names.Names``."""
 
 
 def _records_of(columns: Columns, parts: int, divisor: int, tag: str
@@ -143,14 +144,14 @@ def _records_of(columns: Columns, parts: int, divisor: int, tag: str
     The partition is digit ``(crc32(subject) // divisor) % parts``: the first split uses the
     lowest digit, each further split the next one, so a split really divides a partition.
     One crc32 per subject; the entries are made bytes once, ordered by partition, then cut."""
-    crc = np.fromiter(map(zlib.crc32, columns.names), np.int64, len(columns.names))
+    crc = columns.names.crc32().astype(np.int64)
     part = (crc // divisor % parts).astype(np.uint8 if parts <= 256 else np.int64)
     del crc  # small integers: the stable sorts below take linear time
     by_part = np.argsort(part, kind="stable")
     bounds = np.searchsorted(part[by_part], np.arange(parts + 1)).tolist()
     local = np.empty(len(part), dtype=np.uint32)  # a subject's index within its record
     local[by_part] = np.arange(len(part)) - np.repeat(bounds[:-1], np.diff(bounds))
-    names = list(map(columns.names.__getitem__, by_part.tolist()))
+    names = columns.names.take(by_part)
     del by_part
     rows = np.empty(columns.entries(), dtype=ROW)
     at = 0
@@ -170,7 +171,8 @@ def _records_of(columns: Columns, parts: int, divisor: int, tag: str
     size = ROW.itemsize
     for i in range(parts):
         if bounds[i] < bounds[i + 1]:
-            yield (i, (names[bounds[i] : bounds[i + 1]], data[ends[i] * size : ends[i + 1] * size],
+            mine = names[bounds[i] : bounds[i + 1]]
+            yield (i, (mine.blob, mine.ends.tobytes(), data[ends[i] * size : ends[i + 1] * size],
                        tag), ends[i + 1] - ends[i])
 
 
@@ -181,31 +183,31 @@ def _batches(paths: list[str], accepted: str | None, owned: bool,
     taken (``accepted``: the path of the taken tags, None for all) is skipped. The files are
     deleted as they are read if ``owned``."""
     taken = None if accepted is None else _accepted(accepted)
-    names: list[bytes] = []
+    names: list[Names] = []
     data: list[bytes] = []
-    starts: list[int] = []  # where each record's names start in ``names``
     entries = 0
     for path in paths:
-        for rnames, rdata, tag in _records(path):
+        for blob, ends, rdata, tag in _records(path):
             if tag and taken is not None and tag not in taken:
                 continue
-            starts.append(len(names))
-            names += rnames
+            names.append(Names(blob, np.frombuffer(ends, np.int64)))
             data.append(rdata)
             entries += len(rdata) // ROW.itemsize
             if limit is not None and entries >= limit:
-                yield _decoded(names, data, starts)
-                names, data, starts, entries = [], [], [], 0
+                yield _decoded(names, data)
+                names, data, entries = [], [], 0
         if owned:
             os.unlink(path)
     if data or limit is None:
-        yield _decoded(names, data, starts)
+        yield _decoded(names, data)
 
 
-def _decoded(names: list[bytes], data: list[bytes], starts: list[int]) -> Columns:
-    """Records (their names end to end, their entries' bytes, where each one's names start) as
-    one Columns, each subject once."""
-    distinct, index = numbered(names, len(names))
+def _decoded(names: list[Names], data: list[bytes]) -> Columns:
+    """Records (their names, their entries' bytes) as one Columns, each subject once; both
+    lists are emptied."""
+    starts = np.fromiter(itertools.accumulate((len(n) for n in names), initial=0), np.int64,
+                         len(names) + 1)[:-1]  # where each record's names start
+    distinct, index = Names.join(names).numbered() if names else (Names(), starts)
     names.clear()
     sizes = [len(d) // ROW.itemsize for d in data]
     rows: Any = np.frombuffer(b"".join(data), ROW)
@@ -214,7 +216,7 @@ def _decoded(names: list[bytes], data: list[bytes], starts: list[int]) -> Column
     order = np.argsort(tables, kind="stable")
     bounds = np.searchsorted(tables[order], np.arange(len(Tables._fields) + 1)).tolist()
     local = rows["subject"].astype(np.int64)
-    local += np.repeat(np.array(starts, dtype=np.int64), sizes)
+    local += np.repeat(starts, sizes)
     subjects = index[local[order]]
     del local
     windows_, counts = rows["window"][order], rows["count"][order]

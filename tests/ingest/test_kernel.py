@@ -274,8 +274,12 @@ def _as_dicts(columns: dict[str, Any]) -> dict[str, Any]:
     """A ``drain(columns=True)`` answer in the terms of ``drain()``."""
     import numpy as np
 
+    from mapreduce_logs.model.names import Names
+
     out = {k: v for k, v in columns.items()
            if k not in ("user_names", "service_names", "window_errors")}
+    listed = {key: list(Names(columns[key][0], np.frombuffer(columns[key][1], np.int64)))
+              for key in ("user_names", "service_names")}
     users: Counter[bytes] = Counter()
     services: Counter[bytes] = Counter()
     for table, names, totals in (("user_lines", "user_names", users),
@@ -286,9 +290,9 @@ def _as_dicts(columns: dict[str, Any]) -> dict[str, Any]:
         pairs: Counter[tuple[bytes, int]] = Counter()
         for i, w, n in zip(ids, windows, counts, strict=True):
             assert n > 0
-            pairs[(columns[names][i], w)] += n
+            pairs[(listed[names][i], w)] += n
             if totals is not None:
-                totals[columns[names][i]] += n
+                totals[listed[names][i]] += n
         out[table] = dict(pairs)
     out["users"], out["services"] = dict(users), dict(services)
     return out
@@ -320,4 +324,4 @@ def test_columns_hold_what_the_dicts_hold(content: bytes, window: int, compact: 
 
     ids, windows, _ = (np.frombuffer(c, np.int64) for c in columns["user_lines"])
     assert len(set(zip(ids.tolist(), windows.tolist(), strict=True))) == len(ids)
-    assert two.drain(True)["user_names"] == []
+    assert two.drain(True)["user_names"] == (b"", b"")
