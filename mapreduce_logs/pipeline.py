@@ -122,9 +122,11 @@ def run_files(
                     reducer.start_spilling()
                     flush = budget.chunk_size
                 kept = reducer.tokens_kept()
-                if not flush and kept is None and cut_to > budget.chunk_size and item.end:
-                    # Cut bigger than a chunk that ships every token: it ships its own first
-                    # unknown level tokens only (the others are counted again if reported).
+                bigger = item.data is None and cut_to > budget.chunk_size
+                if bigger and item.end and not flush and kept is None:
+                    # Cut bigger than a chunk that ships every token (from a file: standard
+                    # input's splits keep their size): it ships its own first unknown level
+                    # tokens only, the others are counted again if reported.
                     flush = item.end - item.start
                 if flush and kept is None:
                     reducer.cut[stats.chunks] = item

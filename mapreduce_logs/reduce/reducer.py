@@ -19,7 +19,7 @@ from ..execute.base import Executor
 from ..ingest.split import Split
 from ..model import windows
 from ..model.digest import Tables
-from ..model.partial import Partial, add_counts
+from ..model.partial import MAX_EXAMPLES, Partial, Segment, Source, add_counts
 from ..model.windows import merge_files
 from ..settings import Settings, limits
 from .budget import Budget
@@ -119,6 +119,9 @@ class Reducer:
         """Windows of lines per window summed over the chunks merged (not distinct)."""
         self.folded = False
         """Whether lines per window passed ``limits().window_buffer`` windows."""
+        self.chunk_lines: dict[tuple[Source, int], int] = {}
+        """Lines of each chunk by (source, start): where a cut chunk's lines begin in the
+        segment it was joined into."""
         self._kept: frozenset[bytes] | None = None
         self.window_files: list[str] = []
         """Sorted runs of lines per window, written out of ``acc`` in the spill folder each
@@ -136,17 +139,13 @@ class Reducer:
     def chunk_size(self) -> int:
         """Bytes to cut the next split to: chunks cost less once they write their tables to the
         spill folder, the more so when the counters left their share unused."""
-        if self.store is None:
+        # Dense windows (a new one every few lines, or more than the dict of lines per window
+        # holds): such runs peak at the end, in the digest of long subjects, and measured 25-30
+        # MB higher there with 8 MB chunks than with 2 MB ones. Their chunks keep their size.
+        dense = self.folded or (
+            self.windows_seen * CHUNK_WINDOWS_BYTES > CHUNK_WINDOWS * self.acc.bytes_read)
+        if self.store is None or dense:
             return self.budget.chunk_size
-        base = self.budget.chunk_size
-        if self.folded:
-            return base
-        # Dense windows (a new one every few lines): a worker keeps part of a big chunk's
-        # window dicts after it (measured: 25-30 MB more at 8 MB chunks of a line a second),
-        # and such runs peak at the end, in the digest. Their chunks do not grow.
-        dense = self.windows_seen * CHUNK_WINDOWS_BYTES > CHUNK_WINDOWS * self.acc.bytes_read
-        if dense:
-            return base
         return self.budget.spilling_chunk_size(self.held)
 
     def tokens_kept(self) -> frozenset[bytes] | None:
@@ -178,6 +177,9 @@ class Reducer:
         # users and services are sums of the tables over windows: the digest counts them there.
         part.users, part.services = Counter(), Counter()
         self.windows_seen += len(part.window_lines)
+        for source, segments in part.segments.items():
+            for segment in segments:
+                self.chunk_lines[(source, segment.start)] = segment.newlines
         held = len(self.acc.window_lines)
         if held and held + len(part.window_lines) > limits().window_buffer:
             self._fold_windows()  # before the merge: the dict never holds a chunk's more
@@ -223,11 +225,22 @@ class Reducer:
             self.acc.failures.update(part.failures)
             add_counts(self.acc.unknown_levels, part.unknown_levels)
             for source, segments in part.segments.items():
-                for mine in self.acc.segments.get(source, []):
-                    for segment in segments:
-                        if segment.start == mine.start:
-                            mine.unknown_examples = {**mine.unknown_examples,
-                                                     **segment.unknown_examples}
+                for segment in segments:
+                    self._add_examples(source, segment)
+
+    def _add_examples(self, source: Source, cut: Segment) -> None:
+        """Add the examples counted again in a cut chunk to the segment of ``acc`` it was joined
+        into: its lines shifted by those of the chunks before it there, the first kept."""
+        for mine in self.acc.segments.get(source, []):
+            if mine.start <= cut.start < mine.end or mine.start == cut.start:
+                shift = sum(lines for (src, start), lines in self.chunk_lines.items()
+                            if src == source and mine.start <= start < cut.start)
+                examples = dict(mine.unknown_examples)
+                for token, more in cut.unknown_examples.items():
+                    shifted = [(line + shift, text) for line, text in more]
+                    examples[token] = sorted(examples.get(token, []) + shifted)[:MAX_EXAMPLES]
+                mine.unknown_examples = examples
+                return
 
     def _fold_windows(self) -> None:
         """Write ``acc``'s lines per window as a sorted run to the spill folder, and empty it."""

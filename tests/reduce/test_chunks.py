@@ -6,6 +6,7 @@ Outputs are compared with an in-memory run of the same input (the reference's by
 from __future__ import annotations
 
 import contextlib
+import io
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,10 +66,12 @@ class Watched(reducer.Reducer):
     """A Reducer that notes how many chunks it had merged when it first spilled."""
 
     first_spill: ClassVar[list[int]] = []
+    made: ClassVar[list[Watched]] = []
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.merged = 0
+        Watched.made.append(self)
 
     def add(self, *args: Any) -> None:
         self.merged += 1
@@ -96,6 +99,7 @@ def budgeted(
         return real_map(item, settings)
 
     Watched.first_spill = []
+    Watched.made = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pipeline, "plan", lambda *args: budget)
         patch.setattr(pipeline, "Reducer", Watched)
@@ -172,6 +176,57 @@ def test_early_spill_on_worker_processes(tmp_path: Path, tokens: int) -> None:
     assert Watched.first_spill and Watched.first_spill[0] <= 2
 
 
+def test_a_bigger_chunk_cut_before_the_tokens_are_known_is_counted_again(tmp_path: Path) -> None:
+    """The first chunk has two unknown level tokens of the three reported; the next, cut bigger
+    before the third is known, keeps only its own first three and drops the first chunk's
+    ``Aaa``: it is counted again there, and its examples take their place among those of the
+    segment the chunk was joined into (line numbers counted from the file's start)."""
+    lines = []
+    for i in range(6000):
+        second = i * 3000 // 6000
+        level = b"INFO"
+        if i in (5, 9):
+            level = b"Aaa" if i == 5 else b"Bbb"
+        elif 200 <= i < 203:
+            level = (b"Ccc", b"Ddd", b"Eee")[i - 200]
+        elif i > 300 and i % 97 == 0:
+            level = b"Aaa"
+        lines.append(b"2025-07-01T%02d:%02d:%02dZ %s s%d u%d m" % (
+            second // 3600, second // 60 % 60, second % 60, level, i % 7, i))
+    (tmp_path / "a.log").write_bytes(b"\n".join(lines) + b"\n")
+    paths = [str(tmp_path / "a.log")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(knobs_module, "LIMITS", Limits(unknown_levels=3))
+        expected = documents(paths, SerialExecutor())
+    assert b'"line": 6' in expected[1] and b'"line": 389' in expected[1]
+    with budgeted(tmp_path, SMALL, 3) as sizes:
+        assert documents(paths, SerialExecutor()) == expected
+    [made] = Watched.made
+    assert made.cut and sizes[0] <= 4096 + 64 < sizes[1]
+
+
+def test_standard_input_after_bigger_chunks_keeps_its_splits(tmp_path: Path) -> None:
+    """Standard input read after a file whose chunks grew: its splits keep their size and are
+    never kept to be read again (they carry their bytes); the documents do not change."""
+    paths = write_input(tmp_path, 3000)
+    stream = (tmp_path / "a.log").read_bytes()
+    settings_tokens = Limits(unknown_levels=3)
+
+    def both(executor: Executor) -> tuple[bytes, bytes]:
+        partial = run_files(paths, KNOBS, executor, stream=io.BytesIO(stream))
+        return to_json(build_summary(partial, KNOBS)), to_json(build_anomalies(partial, KNOBS))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(knobs_module, "LIMITS", settings_tokens)
+        expected = both(SerialExecutor())
+    with budgeted(tmp_path, SMALL, 3) as sizes:
+        assert both(SerialExecutor()) == expected
+    assert max(sizes) > 8192
+    assert Watched.first_spill == [1]
+    [made] = Watched.made
+    assert all(split.data is None for split in made.cut.values())
+
+
 @settings(max_examples=200)
 @given(
     memory_mb=st.integers(50, 100_000),
@@ -187,14 +242,15 @@ def test_chunks_cut_once_spilling_fit_their_share(
     (but for the lines per window)."""
     knobs = Settings(memory_mb=memory_mb, chunk_size=chunk)
     budget = budget_mod.plan(knobs, workers, workers)
-    size = budget.spilling_chunk_size(int(held * budget.spill_entries))
+    held_entries = int(held * budget.spill_entries)
+    size = budget.spilling_chunk_size(held_entries)
     assert budget.chunk_size <= size <= chunk
     assert budget.column_chunk_size <= size <= budget.lent_chunk_size
     fixed = budget_mod.PROCESS_BYTES + workers * budget_mod.WORKER_BYTES
     free = memory_mb * budget_mod.MB * (1 - budget_mod.HEADROOM) - fixed
     if free > 8 * budget_mod.MB and size > budget.chunk_size:
         per_byte = (budget_mod.COLUMN_GROWTH + budget_mod.COLUMN_SHIPPED) * workers
-        unused = max(0.0, 1 - held)
+        unused = max(0.0, 1 - held_entries / budget.spill_entries)
         windows = knobs_module.limits().window_buffer * budget_mod.WINDOW_BYTES
         room = 0.40 * free + max(0.0, 0.45 * free * unused - windows)
         assert per_byte * size <= room * (1 + 1e-6) + per_byte  # rounding: a byte of a split
