@@ -146,7 +146,7 @@ def kernel_only(path: str, chunk: int) -> dict[str, Any]:
             started = time.process_time()
             counts = k.drain(True)
             drained += time.process_time() - started
-            users += len(counts["user_names"])
+            users += len(counts["user_names"][1]) // 8  # int64 end offsets, one a name
             pairs += len(counts["user_lines"][0]) // 8  # int64 ids
             chunks += 1
             if carry:  # a chunk ends on a line end; this one may be cut: put it back

@@ -15,7 +15,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #ifndef __SIZEOF_INT128__
 #error "the kernel needs 128-bit integers"
@@ -51,29 +55,115 @@ static inline uint64_t mix64(uint64_t h) {
     return h;
 }
 
-static inline uint64_t hash_bytes(const unsigned char *p, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h = (h ^ v) * 0xbf58476d1ce4e5b9ULL;
-        h ^= h >> 31;
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint64_t v = 0;
-        memcpy(&v, p, n);
-        h = (h ^ v) * 0x94d049bb133111ebULL;
-    }
-    return mix64(h);
+static inline uint64_t load64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
 }
 
-/* --- a table of distinct byte strings: arena + entries + 8-byte slots ---------------------- */
+static inline uint64_t load32(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
 
+/* Reads only p[0:n): the tail by one load that overlaps what came before (a byte-wise copy of
+ * it would cost a store-forwarding stall). */
+static inline uint64_t hash_bytes(const unsigned char *p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, v;
+    if (n > 8) {
+        const unsigned char *last = p + n - 8;
+        for (; p < last; p += 8) {
+            h = (h ^ load64(p)) * 0xbf58476d1ce4e5b9ULL;
+            h ^= h >> 31;
+        }
+        v = load64(last);
+    } else if (n >= 4) {
+        v = load32(p) | load32(p + n - 4) << 32;
+    } else if (n) {
+        v = (uint64_t)p[0] | (uint64_t)p[n >> 1] << 8 | (uint64_t)p[n - 1] << 16;
+    } else {
+        return mix64(h);
+    }
+    return mix64((h ^ v) * 0x94d049bb133111ebULL);
+}
+
+/* a[0:n) == b[0:n), reading nothing past either end. */
+static inline int same_bytes(const unsigned char *a, const unsigned char *b, size_t n) {
+    if (n >= 8 && n <= 16)
+        return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+    if (n >= 4 && n < 8) return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    if (n > 16 && n <= 32)
+        return load64(a) == load64(b) && load64(a + 8) == load64(b + 8) &&
+               load64(a + n - 16) == load64(b + n - 16) && load64(a + n - 8) == load64(b + n - 8);
+    return memcmp(a, b, n) == 0;
+}
+
+/* --- memory for tables read at random -------------------------------------------------- */
+
+#define HUGE_PAGE ((size_t)2 << 20)
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(__SANITIZE_ADDRESS__)
+#define TABLE_MMAP 1
+#endif
+
+/* Zeroed memory for a table read at random, released by table_free with the same size. From 2
+ * MiB up (on Linux) it is mapped on its own, 2 MiB aligned, asking for 2 MiB pages: a random read
+ * misses in the TLB far less often, and the pages are the kernel's zeros, given back when freed.
+ * Smaller, or under AddressSanitizer (which then sees it), it is calloc's. */
+static void *table_calloc(size_t count, size_t size) {
+    if (size && count > (size_t)-1 / size) return NULL;
+    size_t n = count * size;
+#ifdef TABLE_MMAP
+    if (n >= HUGE_PAGE && n % HUGE_PAGE == 0) {
+        size_t span = n + HUGE_PAGE;
+        unsigned char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                -1, 0);
+        if (p == MAP_FAILED) return NULL;
+        size_t lead = (HUGE_PAGE - (uintptr_t)p % HUGE_PAGE) % HUGE_PAGE;
+        if (lead) munmap(p, lead);
+        if (HUGE_PAGE - lead) munmap(p + lead + n, HUGE_PAGE - lead);
+        (void)madvise(p + lead, n, MADV_HUGEPAGE); /* a hint: without it, small pages */
+        return p + lead;
+    }
+#endif
+    return calloc(count, size);
+}
+
+static void table_free(void *p, size_t count, size_t size) {
+    if (!p) return;
+#ifdef TABLE_MMAP
+    size_t n = count * size;
+    if (n >= HUGE_PAGE && n % HUGE_PAGE == 0) {
+        munmap(p, n);
+        return;
+    }
+#else
+    (void)count;
+    (void)size;
+#endif
+    free(p);
+}
+
+/* A table of ``count`` items grown to ``more`` (zeroed past ``used`` bytes), or NULL when out of
+ * memory (the old one then stays). */
+static void *table_grow(void *p, size_t used, size_t count, size_t more, size_t size) {
+    void *q = table_calloc(more, size);
+    if (!q) return NULL;
+    if (used) memcpy(q, p, used);
+    table_free(p, count, size);
+    return q;
+}
+
+/* --- a table of distinct byte strings: 8-byte slots into an arena of records --------------- */
+
+/* A record in the arena: its string's index and length (two uint32), then the bytes, padded to
+ * 8. A slot holds the high 32 bits of the hash and (the record's offset / 8) + 1, 0 being empty,
+ * so a lookup that finds its string reads the slot and one record: two cache misses, which
+ * Kernel_scan prefetches a batch of lines ahead. The entries (by index) are for the drain, which
+ * lists them from the records (strtab_settle) and sums the counts, not kept per line, from the
+ * other tables (settle_counts); before that they are empty. */
 typedef struct {
-    uint64_t hash;
-    size_t off;
+    size_t off; /* of the bytes in the arena (the record's header is the 8 bytes before) */
     size_t len;
     uint64_t count;
 } Entry;
@@ -81,80 +171,127 @@ typedef struct {
 typedef struct {
     unsigned char *arena;
     size_t arena_len, arena_cap;
-    Entry *entries;
+    Entry *entries; /* cap of them, after strtab_settle */
     size_t n, cap;
-    uint64_t *slots; /* (high 32 bits of the hash) << 32 | (entry index + 1); 0 is empty */
+    uint64_t *slots;
     size_t mask;
+    int shift; /* 64 - log2(slots) */
 } StrTable;
 
+#define ARENA_LIMIT ((size_t)1 << 35) /* record offsets / 8 fit in 32 bits */
+
 static void strtab_free(StrTable *t) {
-    PyMem_Free(t->arena);
-    PyMem_Free(t->entries);
-    PyMem_Free(t->slots);
+    table_free(t->arena, t->arena_cap, 1);
+    table_free(t->entries, t->cap, sizeof *t->entries);
+    table_free(t->slots, t->slots ? t->mask + 1 : 0, sizeof *t->slots);
     memset(t, 0, sizeof *t);
 }
 
-static int strtab_grow_slots(StrTable *t) {
-    size_t size = t->slots ? (t->mask + 1) * 2 : 1024;
-    if (size > ((size_t)1 << 40)) return -1;
-    uint64_t *slots = PyMem_Calloc(size, sizeof *slots);
+static inline uint64_t slot_of(uint64_t hash, size_t record) {
+    return ((hash >> 32) << 32) | (uint64_t)((record >> 3) + 1);
+}
+
+/* A hash's home slot: its top bits (so a slot's tag, the top 32, gives it back when the table
+ * doubles, and the slots keep their order: growing streams through both tables). */
+static inline size_t home_of(const StrTable *t, uint64_t h) { return (size_t)(h >> t->shift); }
+
+/* Makes room for ``more`` new strings at a load of at most one half; -1 when out of memory. */
+static int strtab_reserve(StrTable *t, size_t more) {
+    if (t->slots && (t->n + more) * 2 <= t->mask + 1) return 0;
+    if (t->n + more > ((size_t)1 << 31)) return -1; /* then the slots' index fits in a tag */
+    int bits = t->slots ? 64 - t->shift : 9;
+    while ((t->n + more) * 2 > ((size_t)1 << bits)) bits++;
+    size_t size = (size_t)1 << bits, mask = size - 1;
+    uint64_t *slots = table_calloc(size, sizeof *slots);
     if (!slots) return -1;
-    size_t mask = size - 1;
-    for (size_t i = 0; i < t->n; i++) {
-        uint64_t h = t->entries[i].hash;
-        size_t s = (size_t)h & mask;
+    for (size_t i = 0; t->slots && i <= t->mask; i++) {
+        uint64_t slot = t->slots[i];
+        if (!slot) continue;
+        size_t s = (size_t)(slot >> (64 - bits));
         while (slots[s]) s = (s + 1) & mask;
-        slots[s] = ((h >> 32) << 32) | (uint64_t)(i + 1);
+        slots[s] = slot;
     }
-    PyMem_Free(t->slots);
+    table_free(t->slots, t->slots ? t->mask + 1 : 0, sizeof *slots);
     t->slots = slots;
     t->mask = mask;
+    t->shift = 64 - bits;
     return 0;
 }
 
-/* Index of the string p[0:n), added with count 0 if new; -1 when out of memory. */
-static Py_ssize_t strtab_find(StrTable *t, const unsigned char *p, size_t n) {
-    if (!t->slots || (t->n + 1) * 2 > t->mask + 1) {
-        if (t->n >= 0xFFFFFFFEu || strtab_grow_slots(t) < 0) return -1;
-    }
-    uint64_t h = hash_bytes(p, n);
-    uint64_t tag = (h >> 32) << 32;
-    size_t s = (size_t)h & t->mask;
+/* Prefetches the slot of a hash (before strtab_find_hashed; a hint only). */
+static inline void strtab_prefetch_slot(const StrTable *t, uint64_t h) {
+    __builtin_prefetch(&t->slots[home_of(t, h)]);
+}
+
+/* Prefetches the record the slot of a hash points to, if its tag matches (a hint only). */
+static inline void strtab_prefetch_record(const StrTable *t, uint64_t h) {
+    uint64_t slot = t->slots[home_of(t, h)];
+    if (slot && (slot >> 32) == (h >> 32))
+        __builtin_prefetch(t->arena + (((size_t)(uint32_t)slot - 1) << 3));
+}
+
+/* Index of the string p[0:n) whose hash_bytes is h, added if new; -1 when out of memory. */
+static Py_ssize_t strtab_find_hashed(StrTable *t, const unsigned char *p, size_t n, uint64_t h) {
+    if (strtab_reserve(t, 1) < 0) return -1;
+    size_t s = home_of(t, h);
     for (;;) {
         uint64_t slot = t->slots[s];
         if (!slot) break;
-        if ((slot & 0xFFFFFFFF00000000ULL) == tag) {
-            size_t i = (size_t)(slot & 0xFFFFFFFFu) - 1;
-            Entry *e = &t->entries[i];
-            if (e->hash == h && e->len == n && memcmp(t->arena + e->off, p, n) == 0)
-                return (Py_ssize_t)i;
+        if ((slot >> 32) == (h >> 32)) {
+            const unsigned char *r = t->arena + (((size_t)(uint32_t)slot - 1) << 3);
+            uint32_t head[2];
+            memcpy(head, r, sizeof head);
+            if (head[1] == n && same_bytes(r + 8, p, n)) return (Py_ssize_t)head[0];
         }
         s = (s + 1) & t->mask;
     }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 512;
-        Entry *entries = PyMem_Realloc(t->entries, cap * sizeof *entries);
-        if (!entries) return -1;
-        t->entries = entries;
-        t->cap = cap;
-    }
-    if (t->arena_cap - t->arena_len < n) {
+    if (n > 0xFFFFFFFFu) return -1;
+    size_t need = 8 + ((n + 7) & ~(size_t)7);
+    if (t->arena_len + need > ARENA_LIMIT) return -1;
+    if (t->arena_cap - t->arena_len < need) {
         size_t cap = t->arena_cap ? t->arena_cap : 4096;
-        while (cap - t->arena_len < n) cap *= 2;
-        unsigned char *arena = PyMem_Realloc(t->arena, cap);
+        while (cap - t->arena_len < need) cap *= 2;
+        unsigned char *arena = table_calloc(cap, 1); /* read at random too */
         if (!arena) return -1;
+        if (t->arena_len) memcpy(arena, t->arena, t->arena_len);
+        table_free(t->arena, t->arena_cap, 1);
         t->arena = arena;
         t->arena_cap = cap;
     }
-    memcpy(t->arena + t->arena_len, p, n);
-    Entry *e = &t->entries[t->n];
-    e->hash = h;
-    e->off = t->arena_len;
-    e->len = n;
-    e->count = 0;
-    t->arena_len += n;
-    t->slots[s] = tag | (uint64_t)(t->n + 1);
+    size_t record = t->arena_len;
+    uint32_t head[2] = {(uint32_t)t->n, (uint32_t)n};
+    memcpy(t->arena + record, head, sizeof head);
+    memcpy(t->arena + record + 8, p, n);
+    memset(t->arena + record + 8 + n, 0, need - 8 - n);
+    t->arena_len += need;
+    t->slots[s] = slot_of(h, record);
     return (Py_ssize_t)t->n++;
+}
+
+/* Lists the strings by index in ``entries`` (counts 0), from the arena's records, which are in
+ * index order: the scan writes no entry, the drain reads them. -1 when out of memory. */
+static int strtab_settle(StrTable *t) {
+    table_free(t->entries, t->cap, sizeof *t->entries);
+    t->entries = NULL;
+    t->cap = 0;
+    if (!t->n) return 0;
+    Entry *entries = table_calloc(t->n, sizeof *entries);
+    if (!entries) return -1;
+    size_t off = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        uint32_t head[2];
+        memcpy(head, t->arena + off, sizeof head);
+        entries[i].off = off + 8;
+        entries[i].len = head[1];
+        off += 8 + (((size_t)head[1] + 7) & ~(size_t)7);
+    }
+    t->entries = entries;
+    t->cap = t->n;
+    return 0;
+}
+
+static Py_ssize_t strtab_find(StrTable *t, const unsigned char *p, size_t n) {
+    return strtab_find_hashed(t, p, n, hash_bytes(p, n));
 }
 
 /* --- a table of (string index, window) -> two counts --------------------------------------- */
@@ -235,13 +372,14 @@ typedef struct {
 typedef struct {
     Hit *items, *spare;
     size_t n, cap, compact_at;
+    int sorted; /* items[0:n) sorted by (id, window), equal pairs summed, since the last add */
 } HitList;
 
 static size_t compact_threshold = (size_t)1 << 20;
 
 static void hits_free(HitList *h) {
-    PyMem_Free(h->items);
-    PyMem_Free(h->spare);
+    table_free(h->items, h->cap, sizeof(Hit));
+    table_free(h->spare, h->cap, sizeof(Hit));
     memset(h, 0, sizeof *h);
 }
 
@@ -252,51 +390,67 @@ static int hit_cmp(const void *a, const void *b) {
     return 0;
 }
 
-/* Sorts items[0:n) by (id, window): LSD radix on 16-bit digits of id << 32 | window - low
- * when the windows span less than 2^32, else qsort. -1 when out of memory. */
+static inline int bit_width(uint64_t x) { return x ? 64 - __builtin_clzll(x) : 0; }
+
+/* Sorts items[0:n) by (id, window): LSD radix, in passes of at most 11 bits (the counts stay in
+ * L1), over the bits id << b | (window - low) needs, b being the width of the windows' span (0
+ * when they come in order); qsort when they span 2^32 or more. -1 when out of memory. */
 static int hits_sort(HitList *h) {
     size_t n = h->n;
-    if (n < 2) return 0;
+    if (n < 2 || h->sorted) return 0;
     int64_t low = h->items[0].window, high = low;
-    for (size_t i = 1; i < n; i++) {
+    uint32_t top = 0;
+    int ordered = 1; /* the windows already come in order (as lines in time order give them) */
+    for (size_t i = 0; i < n; i++) {
         int64_t w = h->items[i].window;
         if (w < low) low = w;
-        if (w > high) high = w;
+        if (w > high) {
+            high = w;
+        } else if (w < high) {
+            ordered = 0;
+        }
+        if (h->items[i].id > top) top = h->items[i].id;
     }
-    if ((uint64_t)high - (uint64_t)low > 0xFFFFFFFFu || n < 256) {
+    uint64_t span = (uint64_t)high - (uint64_t)low;
+    if (span > 0xFFFFFFFFu || n < 256) {
         qsort(h->items, n, sizeof(Hit), hit_cmp);
         return 0;
     }
+    /* In order, a stable sort by id alone leaves each id's windows in order. */
+    int wbits = ordered ? 0 : bit_width(span), bits = wbits + bit_width(top);
+    if (bits == 0) return 0; /* one key */
+    int passes = (bits + 10) / 11, digit = (bits + passes - 1) / passes;
+    size_t buckets = (size_t)1 << digit, dmask = buckets - 1;
     if (!h->spare) {
-        h->spare = PyMem_Malloc(h->cap * sizeof(Hit));
+        h->spare = table_calloc(h->cap, sizeof(Hit));
         if (!h->spare) return -1;
     }
-    size_t *counts = PyMem_Malloc(65536 * sizeof(size_t));
+    size_t *counts = PyMem_Calloc((size_t)passes * buckets, sizeof(size_t));
     if (!counts) return -1;
+#define HIT_KEY(x) \
+    (((uint64_t)(x).id << wbits) | (wbits ? (uint64_t)(x).window - (uint64_t)low : 0))
     Hit *src = h->items, *dst = h->spare;
-    for (int pass = 0; pass < 4; pass++) {
-        int shift = 16 * pass;
-        memset(counts, 0, 65536 * sizeof(size_t));
-        for (size_t i = 0; i < n; i++) {
-            uint64_t key = ((uint64_t)src[i].id << 32) | (uint32_t)((uint64_t)src[i].window - (uint64_t)low);
-            counts[(key >> shift) & 0xFFFF]++;
-        }
-        if (counts[(((((uint64_t)src[0].id << 32) | (uint32_t)((uint64_t)src[0].window - (uint64_t)low))) >> shift) & 0xFFFF] == n)
-            continue; /* every key has this digit */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = HIT_KEY(src[i]);
+        for (int pass = 0; pass < passes; pass++)
+            counts[(size_t)pass * buckets + ((key >> (pass * digit)) & dmask)]++;
+    }
+    for (int pass = 0; pass < passes; pass++) {
+        size_t *c = counts + (size_t)pass * buckets;
+        int shift = pass * digit;
+        if (c[(HIT_KEY(src[0]) >> shift) & dmask] == n) continue; /* every key has this digit */
         size_t sum = 0;
-        for (size_t d = 0; d < 65536; d++) {
-            size_t c = counts[d];
-            counts[d] = sum;
-            sum += c;
+        for (size_t d = 0; d < buckets; d++) {
+            size_t k = c[d];
+            c[d] = sum;
+            sum += k;
         }
-        for (size_t i = 0; i < n; i++) {
-            uint64_t key = ((uint64_t)src[i].id << 32) | (uint32_t)((uint64_t)src[i].window - (uint64_t)low);
-            dst[counts[(key >> shift) & 0xFFFF]++] = src[i];
-        }
+        for (size_t i = 0; i < n; i++) dst[c[(HIT_KEY(src[i]) >> shift) & dmask]++] = src[i];
         Hit *t = src;
         src = dst;
         dst = t;
     }
+#undef HIT_KEY
     PyMem_Free(counts);
     if (src != h->items) {
         h->spare = h->items;
@@ -318,6 +472,7 @@ static int hits_compact(HitList *h) {
             h->items[out++] = *x;
     }
     h->n = out;
+    h->sorted = 1;
     return 0;
 }
 
@@ -329,13 +484,14 @@ static int hits_add(HitList *h, uint32_t id, int64_t window) {
     }
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 4096;
-        Hit *items = PyMem_Realloc(h->items, cap * sizeof(Hit));
+        Hit *items = table_grow(h->items, h->n * sizeof(Hit), h->cap, cap, sizeof(Hit));
         if (!items) return -1;
+        table_free(h->spare, h->cap, sizeof(Hit)); /* of the old size */
+        h->spare = NULL;
         h->items = items;
         h->cap = cap;
-        PyMem_Free(h->spare);
-        h->spare = NULL;
     }
+    h->sorted = 0;
     Hit *x = &h->items[h->n++];
     x->window = window;
     x->id = id;
@@ -344,10 +500,6 @@ static int hits_add(HitList *h, uint32_t id, int64_t window) {
 }
 
 /* --- the grammar --------------------------------------------------------------------------- */
-
-static inline int is_space(unsigned char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
 
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
@@ -437,39 +589,52 @@ static int parse_timestamp(const unsigned char *s, size_t n, int64_t *sec_out, i
     return 1;
 }
 
+/* The letters of s (4 or 8 bytes) with bit 0x20 set: equal to a lower-case word of letters
+ * exactly when s is that word in any case (the level names are letters only). */
+#define LOW32 0x20202020ULL
+#define LOW64 0x2020202020202020ULL
+
+static inline uint64_t word32(const char *w) { return load32((const unsigned char *)w); }
+
 /* The level index of a token upper-cased (ASCII letters only, as bytes.upper), or -1. */
-static int level_of(const unsigned char *s, size_t n) {
+static inline int level_of(const unsigned char *s, size_t n) {
     if (n < 4 || n > 8) return -1;
-    char up[8];
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        up[i] = (char)((c >= 'a' && c <= 'z') ? c - 32 : c);
-    }
+    uint64_t head = load32(s) | LOW32;
     switch (n) {
     case 4:
-        if (!memcmp(up, "INFO", 4)) return 2;
-        if (!memcmp(up, "WARN", 4)) return 4;
+        if (head == word32("info")) return 2;
+        if (head == word32("warn")) return 4;
         return -1;
-    case 5:
-        if (!memcmp(up, "TRACE", 5)) return 0;
-        if (!memcmp(up, "DEBUG", 5)) return 1;
-        if (!memcmp(up, "ERROR", 5)) return 5;
-        if (!memcmp(up, "FATAL", 5)) return 7;
+    case 5: {
+        unsigned char last = s[4] | 0x20;
+        if (head == word32("trac") && last == 'e') return 0;
+        if (head == word32("debu") && last == 'g') return 1;
+        if (head == word32("erro") && last == 'r') return 5;
+        if (head == word32("fata") && last == 'l') return 7;
         return -1;
+    }
     case 6:
-        return memcmp(up, "NOTICE", 6) ? -1 : 3;
+        return head == word32("noti") && (load32(s + 2) | LOW32) == word32("tice") ? 3 : -1;
     case 7:
-        return memcmp(up, "WARNING", 7) ? -1 : 4;
+        return head == word32("warn") && (load32(s + 3) | LOW32) == word32("ning") ? 4 : -1;
     case 8:
-        return memcmp(up, "CRITICAL", 8) ? -1 : 6;
+        return (load64(s) | LOW64) == load64((const unsigned char *)"critical") ? 6 : -1;
     }
     return -1;
 }
 
 /* Strict UTF-8, as bytes.decode("utf-8"): no overlongs, no surrogates, nothing past U+10FFFF. */
-static int is_utf8(const unsigned char *s, size_t n) {
+static int utf8_valid(const unsigned char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
+        if (n - i >= 8) { /* eight ASCII bytes at once */
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (!(v & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned char c = s[i];
         if (c < 0x80) {
             i++;
@@ -497,6 +662,16 @@ static int is_utf8(const unsigned char *s, size_t n) {
         i += need + 1;
     }
     return 1;
+}
+
+/* utf8_valid, at once for the common short ASCII name (overlapping loads, as same_bytes). */
+static inline int is_utf8(const unsigned char *s, size_t n) {
+    if (n >= 8 && n <= 16) {
+        if (!((load64(s) | load64(s + n - 8)) & 0x8080808080808080ULL)) return 1;
+    } else if (n >= 4 && n < 8) {
+        if (!((load32(s) | load32(s + n - 4)) & 0x80808080u)) return 1;
+    }
+    return utf8_valid(s, n);
 }
 
 /* --- the Kernel object ------------------------------------------------------------------- */
@@ -590,9 +765,126 @@ static void Kernel_dealloc(Kernel *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* 1 for the bytes bytes.split() splits on (ASCII whitespace), by byte. */
+static const unsigned char SPACE[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1,
+                                         ['\r'] = 1, ['\v'] = 1, ['\f'] = 1};
+
+/* The end of the run of non-space bytes buf[i:...), at most le: eight bytes at a time, looking
+ * for a byte below 0x21 (the first one flagged is exact; then the table says if it splits). */
+static inline size_t token_end(const unsigned char *buf, size_t i, size_t le) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (le - i >= 8) {
+        uint64_t v = load64(buf + i);
+        uint64_t m = (v - 0x2121212121212121ULL) & ~v & 0x8080808080808080ULL;
+        if (!m) {
+            i += 8;
+            continue;
+        }
+        i += (size_t)__builtin_ctzll(m) >> 3;
+        if (SPACE[buf[i]]) return i;
+        i++; /* a control byte, not a space */
+    }
+#endif
+    while (i < le && !SPACE[buf[i]]) i++;
+    return i;
+}
+
+/* The last valid timestamp token parsed and what it gives: lines come in runs of one stamp. */
 typedef struct {
-    size_t start, len;
-} Field;
+    unsigned char token[32];
+    size_t len; /* 0: none */
+    int64_t sec, nanos, window;
+    int hour;
+} Stamp;
+
+enum { P_BLANK, P_BAD, P_PYTHON, P_VALID };
+
+/* A line of a batch, classified (no counting yet). */
+typedef struct {
+    size_t ls, le;
+    int kind;   /* P_* */
+    int detail; /* P_BAD: the reason; P_VALID: the level */
+    const unsigned char *user, *service;
+    size_t user_len, service_len;
+    uint64_t user_hash;
+    int64_t sec, nanos, window;
+    int hour;
+} Parsed;
+
+#define BATCH 64
+
+/* Classifies buf[x->ls:x->le) as parse.parse_line does, without side effects. */
+static void parse_line(const unsigned char *buf, Parsed *x, Stamp *stamp, int64_t width) {
+    size_t ls = x->ls, le = x->le;
+    if (le - ls > MAX_LINE) {
+        x->kind = P_PYTHON;
+        return;
+    }
+    size_t fs[4], fl[4];
+    int nf = 0, known = 0;
+    size_t i = ls;
+    if (stamp->len && le - ls > stamp->len && same_bytes(buf + ls, stamp->token, stamp->len) &&
+        SPACE[buf[ls + stamp->len]]) { /* it starts with the last stamp's token */
+        fs[0] = ls;
+        fl[0] = stamp->len;
+        nf = known = 1;
+        i = ls + stamp->len;
+    }
+    while (nf < 4) {
+        while (i < le && SPACE[buf[i]]) i++;
+        if (i >= le) break;
+        size_t b = i;
+        i = token_end(buf, i, le);
+        fs[nf] = b;
+        fl[nf] = i - b;
+        nf++;
+    }
+    if (nf == 0) {
+        x->kind = P_BLANK;
+        return;
+    }
+    if (nf < 4) {
+        x->kind = P_BAD, x->detail = R_TOO_FEW;
+        return;
+    }
+    const unsigned char *token = buf + fs[0];
+    if (!known) {
+        int64_t sec, nanos;
+        if (!parse_timestamp(token, fl[0], &sec, &nanos)) {
+            x->kind = P_BAD, x->detail = R_BAD_TS;
+            return;
+        }
+        stamp->len = 0;
+        if (fl[0] <= sizeof stamp->token) {
+            memcpy(stamp->token, token, fl[0]);
+            stamp->len = fl[0];
+        }
+        stamp->sec = sec;
+        stamp->nanos = nanos;
+        stamp->window = floor_div(sec, width);
+        int64_t hour = floor_div(sec, 3600) % 24;
+        stamp->hour = (int)(hour < 0 ? hour + 24 : hour);
+    }
+    int level = level_of(buf + fs[1], fl[1]);
+    if (level < 0) {
+        x->kind = P_PYTHON; /* unknown_level: Python counts its token */
+        return;
+    }
+    if (!is_utf8(buf + fs[2], fl[2]) || !is_utf8(buf + fs[3], fl[3])) {
+        x->kind = P_BAD, x->detail = R_BAD_ENC;
+        return;
+    }
+    x->kind = P_VALID;
+    x->detail = level;
+    x->service = buf + fs[2];
+    x->service_len = fl[2];
+    x->user = buf + fs[3];
+    x->user_len = fl[3];
+    x->sec = stamp->sec;
+    x->nanos = stamp->nanos;
+    x->window = stamp->window;
+    x->hour = stamp->hour;
+}
 
 /* scan(buf, pos, end, last_ts, want) -> (status, start, stop, skipped, ts, last_ts)
  *
@@ -601,7 +893,11 @@ typedef struct {
  * line buf[start:stop] is Python's to count whole; for ORDER, it was counted here but its order
  * checks (parse.Scanner.order with ``ts``) are Python's. ``last_ts`` is the segment's previous
  * valid instant in and out (None before the first). ``want`` says which examples Python still
- * wants (WANT_* bits). */
+ * wants (WANT_* bits).
+ *
+ * Lines go in batches: each batch is classified and its users' slots prefetched, then their
+ * records, then the lines are counted one after another (memory latency, not instructions,
+ * bounds this loop). A batch is cut short at a line Python must see. */
 static PyObject *Kernel_scan(Kernel *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t pos, end;
@@ -625,100 +921,94 @@ static PyObject *Kernel_scan(Kernel *self, PyObject *args) {
     i128 event_ts = 0;
     size_t p = (size_t)pos, stop_at = (size_t)end;
     const int64_t width = self->window;
+    Parsed batch[BATCH];
+    Stamp stamp;
+    stamp.len = 0;
+    StrTable *users = &self->users;
     while (p < stop_at) {
-        const unsigned char *nl = memchr(buf + p, '\n', stop_at - p);
-        size_t le = nl ? (size_t)(nl - buf) : stop_at; /* always found: buf[end-1] is \n */
-        size_t ls = p;
-        if (le - ls > MAX_LINE) {
-            status = LINE, start = ls, stop = le;
-            break;
-        }
-        Field f[4];
-        int nf = 0;
-        size_t i = ls;
-        while (nf < 4) {
-            while (i < le && is_space(buf[i])) i++;
-            if (i >= le) break;
-            size_t b = i;
-            while (i < le && !is_space(buf[i])) i++;
-            f[nf].start = b;
-            f[nf].len = i - b;
-            nf++;
-        }
-        int reason = -1;
-        int64_t sec = 0, nanos = 0;
-        int level = -1;
-        if (nf == 0) {
-            self->lines++;
-            self->blank++;
-            skipped++;
-            p = le + 1;
-            continue;
-        }
-        if (nf < 4) {
-            reason = R_TOO_FEW;
-        } else if (!parse_timestamp(buf + f[0].start, f[0].len, &sec, &nanos)) {
-            reason = R_BAD_TS;
-        } else if ((level = level_of(buf + f[1].start, f[1].len)) < 0) {
-            status = LINE, start = ls, stop = le; /* unknown_level: Python counts its token */
-            break;
-        } else if (!is_utf8(buf + f[2].start, f[2].len) || !is_utf8(buf + f[3].start, f[3].len)) {
-            reason = R_BAD_ENC;
-        }
-        if (reason >= 0) {
-            if (want & REASON_WANT[reason]) {
-                status = LINE, start = ls, stop = le;
-                break;
-            }
-            self->lines++;
-            self->malformed[reason]++;
-            skipped++;
-            p = le + 1;
-            continue;
-        }
-        /* A valid line. */
-        i128 ts = (i128)sec * NS + nanos;
-        int64_t window = floor_div(sec, width);
-        Py_ssize_t user = strtab_find(&self->users, buf + f[3].start, f[3].len);
-        Py_ssize_t service = user < 0 ? -1 : strtab_find(&self->services, buf + f[2].start, f[2].len);
-        Pair *sw = service < 0 ? NULL : pairs_find(&self->service_windows, (uint32_t)service, window);
-        if (!sw || hits_add(&self->user_windows, (uint32_t)user, window) < 0 ||
-            (level >= FIRST_ERROR_LEVEL && hits_add(&self->user_errors, (uint32_t)user, window) < 0)) {
+        if (strtab_reserve(users, BATCH) < 0) {
             PyErr_NoMemory();
             goto out;
         }
-        self->users.entries[user].count++;
-        self->services.entries[service].count++;
-        if (level >= FIRST_ERROR_LEVEL)
-            sw->a++;
-        else
-            sw->b++;
-        self->lines++;
-        self->valid++;
-        self->levels[level]++;
-        int64_t hour = floor_div(sec, 3600) % 24;
-        if (hour < 0) hour += 24;
-        self->hours[hour]++;
-        if (!self->has_range) {
-            self->min_ts = self->max_ts = ts;
-            self->has_range = 1;
-        } else if (ts < self->min_ts) {
-            self->min_ts = ts;
-        } else if (ts > self->max_ts) {
-            self->max_ts = ts;
+        int nb = 0;
+        for (size_t q = p; nb < BATCH && q < stop_at;) {
+            Parsed *x = &batch[nb++];
+            const unsigned char *nl = memchr(buf + q, '\n', stop_at - q);
+            x->ls = q;
+            x->le = nl ? (size_t)(nl - buf) : stop_at; /* always found: buf[end-1] is \n */
+            q = x->le + 1;
+            parse_line(buf, x, &stamp, width);
+            if (x->kind == P_PYTHON) break; /* the scan stops there */
+            if (x->kind == P_VALID) {
+                x->user_hash = hash_bytes(x->user, x->user_len);
+                strtab_prefetch_slot(users, x->user_hash);
+            }
         }
-        int backwards = has_last && ts < last - self->skew;
-        int future = ts > self->future_after;
-        if (!has_last || (backwards && (want & WANT_BACKWARDS)) || (future && (want & WANT_FUTURE))) {
-            status = ORDER, start = ls, stop = le, event_ts = ts;
-            break;
+        for (int b = 0; b < nb; b++)
+            if (batch[b].kind == P_VALID) strtab_prefetch_record(users, batch[b].user_hash);
+        for (int b = 0; b < nb; b++) {
+            const Parsed *x = &batch[b];
+            size_t ls = x->ls, le = x->le;
+            if (x->kind == P_PYTHON) {
+                status = LINE, start = ls, stop = le;
+                goto scanned;
+            }
+            if (x->kind == P_BLANK || x->kind == P_BAD) {
+                if (x->kind == P_BAD && (want & REASON_WANT[x->detail])) {
+                    status = LINE, start = ls, stop = le;
+                    goto scanned;
+                }
+                self->lines++;
+                if (x->kind == P_BLANK)
+                    self->blank++;
+                else
+                    self->malformed[x->detail]++;
+                skipped++;
+                p = le + 1;
+                continue;
+            }
+            /* A valid line. */
+            int level = x->detail;
+            int64_t window = x->window;
+            i128 ts = (i128)x->sec * NS + x->nanos;
+            Py_ssize_t user = strtab_find_hashed(users, x->user, x->user_len, x->user_hash);
+            Py_ssize_t service = user < 0 ? -1 : strtab_find(&self->services, x->service, x->service_len);
+            Pair *sw = service < 0 ? NULL : pairs_find(&self->service_windows, (uint32_t)service, window);
+            if (!sw || hits_add(&self->user_windows, (uint32_t)user, window) < 0 ||
+                (level >= FIRST_ERROR_LEVEL && hits_add(&self->user_errors, (uint32_t)user, window) < 0)) {
+                PyErr_NoMemory();
+                goto out;
+            }
+            if (level >= FIRST_ERROR_LEVEL)
+                sw->a++;
+            else
+                sw->b++;
+            self->lines++;
+            self->valid++;
+            self->levels[level]++;
+            self->hours[x->hour]++;
+            if (!self->has_range) {
+                self->min_ts = self->max_ts = ts;
+                self->has_range = 1;
+            } else if (ts < self->min_ts) {
+                self->min_ts = ts;
+            } else if (ts > self->max_ts) {
+                self->max_ts = ts;
+            }
+            int backwards = has_last && ts < last - self->skew;
+            int future = ts > self->future_after;
+            if (!has_last || (backwards && (want & WANT_BACKWARDS)) || (future && (want & WANT_FUTURE))) {
+                status = ORDER, start = ls, stop = le, event_ts = ts;
+                goto scanned;
+            }
+            self->backwards += backwards;
+            self->future += future;
+            last = ts;
+            skipped++;
+            p = le + 1;
         }
-        self->backwards += backwards;
-        self->future += future;
-        last = ts;
-        skipped++;
-        p = le + 1;
     }
+scanned:;
     PyObject *ts_obj = NULL, *last_out = NULL;
     if (status == ORDER) {
         ts_obj = from_i128(event_ts);
@@ -865,6 +1155,20 @@ static int hits_into(HitList *h, PyObject *names, PyObject *dict) {
         Py_DECREF(key);
         i = j;
     }
+    return 0;
+}
+
+/* Lists the tables' strings by index (strtab_settle) with their counts, not kept per line: a
+ * user's is the sum of its (user, window) hits, a service's the sum of its (service, window)
+ * pairs. -1 when out of memory. */
+static int settle_counts(Kernel *self) {
+    StrTable *users = &self->users, *services = &self->services;
+    HitList *h = &self->user_windows;
+    PairTable *t = &self->service_windows;
+    if (hits_compact(h) < 0 || strtab_settle(users) < 0 || strtab_settle(services) < 0) return -1;
+    for (size_t i = 0; i < h->n; i++) users->entries[h->items[i].id].count += h->items[i].count;
+    for (size_t s = 0; t->slots && s <= t->mask; s++)
+        if (t->slots[s].id) services->entries[t->slots[s].id - 1].count += t->slots[s].a + t->slots[s].b;
     return 0;
 }
 
@@ -1053,6 +1357,7 @@ static int columns_into(Kernel *self, PyObject *out) {
 static PyObject *Kernel_drain(Kernel *self, PyObject *args) {
     int columns = 0;
     if (!PyArg_ParseTuple(args, "|p", &columns)) return NULL;
+    if (settle_counts(self) < 0) return PyErr_NoMemory();
     PyObject *out = PyDict_New();
     if (!out) return NULL;
     if (put(out, "lines", PyLong_FromUnsignedLongLong(self->lines)) < 0 ||

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -135,6 +136,35 @@ def test_kernel_equals_python(content: bytes, knobs: Settings, chunk: int, block
     (with ``future_lines``, as watch asks, too)."""
     map_both(content, knobs, chunk, block,
              lambda split: [facts(map_split(split, knobs, future_lines=future))])
+
+
+name_bytes = st.lists(st.sampled_from(list(b"abuser019-_.\x00\x01\x08\t\x0b\x1c\x1f !\x7f\x80\xc3\xa9\xff")),
+                     max_size=40).map(bytes)
+named_lines = st.tuples(st.integers(0, 90), st.sampled_from([b"INFO", b"ERROR"]), name_bytes,
+                        name_bytes).map(lambda p: strategies.log_line(NOON + p[0], *p[1:]))
+"""Valid-looking lines whose service and user run from 0 to 40 bytes (the hash's and the compare's
+tails), with control bytes and spaces anywhere (where the tokenizer reads eight bytes at once)."""
+
+
+@settings(max_examples=strategies.examples(200))
+@given(content=contents(named_lines, 40), block=st.sampled_from([7, 64, 1 << 20]))
+def test_kernel_equals_python_on_names(content: bytes, block: int) -> None:
+    """Names of any length and byte: the same Partial from both mappers."""
+    map_both(content, Settings(), 1 << 25, block, lambda split: [facts(map_split(split, Settings()))])
+
+
+@settings(max_examples=strategies.examples(25))
+@given(seed=st.integers(0, 2**32), users=st.integers(1, 40), spread=st.sampled_from([60, 4 * 3600]))
+def test_kernel_equals_python_on_many_hits(seed: int, users: int, spread: int) -> None:
+    """Hundreds of lines in one kernel, out of time order and in it: the hits' radix sort (short
+    lists take qsort), by id and window, and by id alone when the windows come in order."""
+    rng = random.Random(seed)
+    lines = [strategies.log_line(NOON + rng.randrange(spread), rng.choice([b"INFO", b"ERROR"]),
+                                 b"svc%d" % rng.randrange(3), b"user%d" % rng.randrange(users))
+             for _ in range(rng.randrange(300, 1500))]
+    for content in (b"\n".join(lines) + b"\n", b"\n".join(sorted(lines)) + b"\n"):
+        map_both(content, Settings(), 1 << 25, 1 << 20,
+                 lambda split: [facts(map_split(split, Settings()))])
 
 
 @settings(max_examples=strategies.examples(40))
