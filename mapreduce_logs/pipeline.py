@@ -19,8 +19,9 @@ from .model.partial import Partial
 from .reduce.budget import GZIP_GROWTH, plan
 from .reduce.cleanup import remove_stale, removed_on_sigterm
 from .reduce.reducer import Reducer
-from .reduce.spill import release_process
+from .reduce.spill import Written, release_process
 from .reduce.tasks import Chunk, map_chunk
+from .report.metrics import give_back_free_memory
 from .settings import Settings
 
 SPILL_DIR: str | None = None
@@ -34,6 +35,16 @@ class RunStats:
 
     chunks: int = 0
     stages: dict[str, float] = field(default_factory=dict)
+
+
+def map_and_give_back(item: Chunk, settings: Settings) -> tuple[int, Partial, Written | None]:
+    """``map_chunk``, the heap freed by the chunk before (its result has been sent) and by this
+    one's passing dicts given back to the system: a worker carries no chunk's worth of freed
+    memory into the next chunk or the digest of partitions."""
+    give_back_free_memory()
+    mapped = map_chunk(item, settings)
+    give_back_free_memory()
+    return mapped
 
 
 def uncompressed_size(path: str) -> int:
@@ -90,7 +101,15 @@ def run_files(
     reducer = Reducer(settings, budget, _input_bytes(files), spill_parent)
 
     def splits() -> Iterator[Chunk]:
-        items: Iterable[Split | tuple[str, str]] = split_files(files, budget.chunk_size)
+        cut_to = budget.chunk_size
+
+        def chunk_size() -> int:
+            """Asked as each split is cut: bigger once the run spills (see Reducer)."""
+            nonlocal cut_to
+            cut_to = reducer.chunk_size()
+            return cut_to
+
+        items: Iterable[Split | tuple[str, str]] = split_files(files, chunk_size)
         if stream is not None:
             items = itertools.chain(
                 items, stream_splits(stream, budget.chunk_size, stream_mtime_ns))
@@ -103,6 +122,12 @@ def run_files(
                     reducer.start_spilling()
                     flush = budget.chunk_size
                 kept = reducer.tokens_kept()
+                bigger = item.data is None and cut_to > budget.chunk_size
+                if bigger and item.end and not flush and kept is None:
+                    # Cut bigger than a chunk that ships every token (from a file: standard
+                    # input's splits keep their size): it ships its own first unknown level
+                    # tokens only, the others are counted again if reported.
+                    flush = item.end - item.start
                 if flush and kept is None:
                     reducer.cut[stats.chunks] = item
                 on_disk[stats.chunks] = item.disk_bytes()
@@ -111,7 +136,7 @@ def run_files(
             else:
                 failed[item[0]] = item[1]
 
-    mapper = functools.partial(map_chunk, settings=settings)
+    mapper = functools.partial(map_and_give_back, settings=settings)
     merge_seconds = 0.0
     # Millions of small acyclic objects pass through here: cycle collection would only rescan them.
     collecting = gc.isenabled()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, NamedTuple, Protocol
 
 from ..errors import InputError, StorageError
@@ -139,13 +139,19 @@ def is_compressed(path: str) -> bool:
     return path.endswith(".gz")
 
 
+ChunkSize = int | Callable[[], int]
+"""Bytes a split is cut to: a number, or a function asked again before each split is cut (a run
+cuts bigger splits once its chunks cost less)."""
+
+
 def split_file(
-    path: str, chunk_size: int, start: int = 0, end: int | None = None, generation: int = 0
+    path: str, chunk_size: ChunkSize, start: int = 0, end: int | None = None, generation: int = 0
 ) -> Iterator[Split]:
     """Newline-aligned Splits of about ``chunk_size`` bytes covering [start, end) of ``path``.
 
     ``start`` must be 0 or follow a newline; ``end`` defaults to the current size. The last Split
-    ends at ``end`` even without a newline there (the file's unterminated last line).
+    ends at ``end`` even without a newline there (the file's unterminated last line). A callable
+    ``chunk_size`` is called for each Split as it is cut (at least 1 byte is taken).
     Raises OSError when the file cannot be read.
     """
     size, mtime_ns = storage.stat(path)
@@ -160,7 +166,8 @@ def split_file(
     with storage.open_at(path, start, read_ahead=storage.PROBE_READ) as f:
         pos = start
         while pos < end:
-            cut = _next_line_end(f, pos + chunk_size - 1, end) if pos + chunk_size < end else end
+            size = max(1, chunk_size() if callable(chunk_size) else chunk_size)
+            cut = _next_line_end(f, pos + size - 1, end) if pos + size < end else end
             assert pos < cut <= end, f"split_file: cut at {cut} from {pos} (end {end}) of {path}"
             yield Split(path, pos, cut, mtime_ns, generation)
             pos = cut
@@ -181,8 +188,9 @@ def _next_line_end(f: BinaryIO | io.BufferedIOBase, offset: int, end: int) -> in
     return end
 
 
-def split_files(paths: Iterable[str], chunk_size: int) -> Iterator[Split | tuple[str, str]]:
-    """Splits of every file in order; a file that cannot be opened yields (path, reason)."""
+def split_files(paths: Iterable[str], chunk_size: ChunkSize) -> Iterator[Split | tuple[str, str]]:
+    """Splits of every file in order; a file that cannot be opened yields (path, reason).
+    A callable ``chunk_size`` is asked for each Split (see ``split_file``)."""
     for path in paths:
         try:
             yield from split_file(path, chunk_size)

@@ -90,6 +90,32 @@ def test_split_from_a_line_start(data: bytes, chunk: int, pick: int) -> None:
         check_cover(list(split_file(path, chunk, start=start)), data, start)
 
 
+@settings(max_examples=strategies.examples(100), deadline=strategies.DEADLINE)
+@given(data=contents, sizes=st.lists(st.integers(0, 300), min_size=1, max_size=20))
+def test_a_chunk_size_that_changes_between_splits(data: bytes, sizes: list[int]) -> None:
+    """A size asked again before each split (a run that cuts bigger splits once they cost less)
+    still tiles the file at line boundaries, and each split is cut to the size asked for it."""
+    asked = iter(sizes)
+    given_sizes: list[int] = []
+
+    def size() -> int:
+        given_sizes.append(next(asked, sizes[-1]))
+        return given_sizes[-1]
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = write(folder, "f.log", data)
+        splits = list(split_file(path, size))
+    if not data:
+        return
+    check_cover(splits, data)
+    for split, wanted in zip(splits, given_sizes, strict=True):
+        assert split.end is not None
+        taken = split.end - split.start
+        line_end = data.find(b"\n", split.start + max(1, wanted) - 1)
+        expected = len(data) if line_end < 0 or split.start + max(1, wanted) >= len(data) else line_end + 1
+        assert split.end == expected, (split, wanted, taken)
+
+
 def test_chunk_size_one_gives_one_line_per_split(tmp_path: Path) -> None:
     data = b"a\n\nbb\r\n" + b"c" * 100 + b"\nlast"
     path = write(str(tmp_path), "f.log", data)
