@@ -26,10 +26,10 @@ import sys
 import tempfile
 import tracemalloc
 
+from mapreduce_logs.execute.heap import give_back_free_memory
 from mapreduce_logs.ingest.split import split_file
 from mapreduce_logs.reduce.spill import SpillStore
 from mapreduce_logs.reduce.tasks import map_chunk
-from mapreduce_logs.report.metrics import give_back_free_memory
 from mapreduce_logs.settings import Settings
 
 MODES = {"dict": (False, None), "columns": (True, None), "columns, tokens known": (True, frozenset())}

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .execute.base import Executor
+from .execute.heap import reuse_freed_memory
 from .ingest import storage
 from .ingest.split import Readable, Split, is_compressed, split_files, stream_splits
 from .model.partial import Partial
@@ -21,7 +22,6 @@ from .reduce.cleanup import remove_stale, removed_on_sigterm
 from .reduce.reducer import Reducer
 from .reduce.spill import Written, release_process
 from .reduce.tasks import Chunk, map_chunk
-from .report.metrics import give_back_free_memory
 from .settings import Settings
 
 SPILL_DIR: str | None = None
@@ -37,14 +37,11 @@ class RunStats:
     stages: dict[str, float] = field(default_factory=dict)
 
 
-def map_and_give_back(item: Chunk, settings: Settings) -> tuple[int, Partial, Written | None]:
-    """``map_chunk``, the heap freed by the chunk before (its result has been sent) and by this
-    one's passing dicts given back to the system: a worker carries no chunk's worth of freed
-    memory into the next chunk or the digest of partitions."""
-    give_back_free_memory()
-    mapped = map_chunk(item, settings)
-    give_back_free_memory()
-    return mapped
+def map_reusing_memory(item: Chunk, settings: Settings) -> tuple[int, Partial, Written | None]:
+    """``map_chunk`` in a process that keeps freed heap for its next chunk (``heap``: given
+    back past a bound, and before the partitions are digested, see ``spill``)."""
+    reuse_freed_memory()
+    return map_chunk(item, settings)
 
 
 def uncompressed_size(path: str) -> int:
@@ -82,6 +79,7 @@ def run_files(
     in ``spill_dir`` (default SPILL_DIR), removed before this returns or raises, and by SIGTERM
     before it kills the process."""
     stats = stats if stats is not None else RunStats()
+    reuse_freed_memory()
     workers = executor.workers
     # A cluster's executor says how much memory a task has where it runs (local processes are
     # sized by the plan itself).
@@ -136,7 +134,7 @@ def run_files(
             else:
                 failed[item[0]] = item[1]
 
-    mapper = functools.partial(map_and_give_back, settings=settings)
+    mapper = functools.partial(map_reusing_memory, settings=settings)
     merge_seconds = 0.0
     # Millions of small acyclic objects pass through here: cycle collection would only rescan them.
     collecting = gc.isenabled()

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..detect.digest import combine, digest_columns, digest_subject, forget_tables
 from ..detect.rules import BurstCandidate
+from ..execute.heap import give_back_free_memory
 from ..model import windows
 from ..model.columns import Columns, Subject
 from ..model.digest import PartDigest, Tables
@@ -382,6 +383,10 @@ def load_windows(path: str) -> Mapping[int, int]:
     return loaded
 
 
+_DIGESTING: dict[str, str] = {}
+"""The spill folder whose partitions this process digests (one run's at a time)."""
+
+
 def digest_partition(
     job: PartitionJob, settings: Settings, window_lines: Mapping[int, int] | str
 ) -> PartDigest:
@@ -393,6 +398,11 @@ def digest_partition(
     if isinstance(window_lines, str):
         window_lines = load_windows(window_lines)
     close_writers()  # every run is written: let go of the files
+    if _DIGESTING.get("folder") != job.folder:
+        # This process's first partition of the run: the heap its chunks left free goes back
+        # (kept, partitions of many windows peaked with it); later ones reuse each other's.
+        _DIGESTING["folder"] = job.folder
+        give_back_free_memory()
     # Candidates are written under this run's own name and published whole at the end: a run
     # of the task that dies leaves only a .part file, which nothing reads.
     attempt = new_tag()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -39,23 +37,6 @@ def _memory(proc: psutil.Process) -> int:
         return int(proc.memory_full_info().pss)
     except (AttributeError, psutil.AccessDenied):
         return int(proc.memory_info().rss)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None  # not glibc
-
-
-def give_back_free_memory() -> None:
-    """Return the heap that freed objects left to the system (glibc keeps it otherwise, and a
-    long-lived process that makes and frees big passes shows it as its own: 50 MB measured on a
-    watcher after its anomaly pass)."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def tree_cpu_seconds(root: psutil.Process) -> float:

@@ -48,8 +48,8 @@ from watchdog.observers.api import BaseObserver
 
 from ..errors import CancelledError, CheckpointError, InputError, StoreError
 from ..execute.base import Executor
+from ..execute.heap import give_back_free_memory
 from ..ingest.split import discover
-from ..report.metrics import give_back_free_memory
 from ..settings import Settings
 from .batches import LINES, MAX_SPLITS, WHOLE, BatchSize, Job, map_jobs
 from .checkpoint import Checkpoint

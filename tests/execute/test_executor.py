@@ -198,14 +198,21 @@ def test_cancel_drops_the_work_in_flight_and_the_executor_goes_on(make: Any) -> 
         assert sorted(executor.imap(square, range(5))) == [0, 1, 4, 9, 16]
 
 
-def test_free_memory_is_given_back_on_glibc() -> None:
-    """give_back_free_memory finds glibc's malloc_trim where there is one, and is harmless."""
+def test_free_memory_is_kept_for_reuse_and_given_back_on_glibc() -> None:
+    """The heap's settings find glibc's mallopt and malloc_trim where they are, and are
+    harmless: a process that keeps freed memory still computes, and gives it back on demand."""
     import platform
 
-    from mapreduce_logs.report import metrics
+    from mapreduce_logs.execute import heap
 
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        assert metrics._malloc_trim() is not None
+        assert heap._libc() is not None
+    code = ("from mapreduce_logs.execute import heap; heap.reuse_freed_memory(); "
+            "blocks = [bytearray(n) for n in range(0, 1 << 24, 1 << 20)]; "
+            "print(sum(map(len, blocks))); del blocks; heap.give_back_free_memory()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert int(out) == sum(range(0, 1 << 24, 1 << 20))
     blocks = [bytearray(1000) for _ in range(20_000)]
     del blocks
-    assert metrics.give_back_free_memory() is None
+    assert heap.give_back_free_memory() is None
