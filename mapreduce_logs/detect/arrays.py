@@ -18,8 +18,7 @@ time.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,6 @@ import numpy.typing as npt
 
 from ..model.columns import Columns, Subject, Users, by_pairs, segments
 from ..model.digest import Found
-from ..model.windows import WindowLines, release
 from ..settings import Settings
 from .rules import (
     MAX_SHARE,
@@ -37,13 +35,9 @@ from .rules import (
     Flagged,
     UserRate,
     _window_anomalies,
-    trim_count,
 )
+from .table import STRETCH, Ints, Table, _ints
 
-STRETCH = 1 << 16
-"""Windows looked up at a time in the window table (then its mapped pages are let go)."""
-
-Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
@@ -176,142 +170,10 @@ def _usual_ratio(windows: Ints, e: Ints, n: Ints, suspect: Bools) -> float:
 # --- user_burst: rules.user_rate and burst_candidates for one user -------------------------
 
 
-@dataclass
-class Table:
-    """``rules.WindowTable`` as arrays: the windows ascending and their lines (views of the
-    mapped file when there are millions: shared between the processes, not copied)."""
-
-    order: Ints
-    lines: Ints
-    all_lines: int
-    drop: int
-    source: Mapping[int, int]
-    """What they were made from: its mapped pages are let go after each stretch read."""
-
-    def find(self, w: Ints) -> tuple[Ints, Ints]:
-        """(positions in ``order``, lines there) of the windows ``w`` (all present, in any
-        order); mapped windows a stretch of the file at a time (see ``_ascending``)."""
-        if self.mapped:
-            pos, lines = self._ascending(w, self._find_mapped)
-            return pos, lines
-        if self.contiguous:  # every window from the first to the last: no search
-            pos = w - self.order[0] if len(w) else np.zeros(0, dtype=np.int64)
-        else:
-            pos = np.searchsorted(self.order, w)
-        return pos, self.lines[pos]
-
-    def edges(self, positions: Ints, side: int) -> Ints:
-        """For each of ``positions`` (any order): where its neighbourhood starts (side -1) or
-        ends (side 1, exclusive), in positions."""
-        how: Any = "left" if side < 0 else "right"
-        if self.mapped:
-            return self._ascending(positions, lambda p: (self._edges_mapped(p, side, how),))[0]
-        found: Ints = np.searchsorted(self.order, self.order[positions] + side * NEIGHBOURS,
-                                      side=how)
-        return found
-
-    @functools.cached_property
-    def mapped(self) -> bool:
-        """True when the windows are mapped from a file (millions of them): they are then read
-        a stretch of the file at a time, its pages let go before the next."""
-        return isinstance(self.source, WindowLines)
-
-    @functools.cached_property
-    def contiguous(self) -> bool:
-        """True when the windows are every one from the first to the last (a window's position
-        is then its distance from the first)."""
-        n = len(self.order)
-        return n > 0 and int(self.order[-1]) - int(self.order[0]) == n - 1
-
-    def _stretches(self, ascending: Ints, by_window: bool) -> Iterator[tuple[int, int, int]]:
-        """(first position of a stretch of STRETCH windows of the file, and the part a:b of
-        ``ascending`` (windows, or positions if not ``by_window``) that falls in it), for each
-        stretch with some; its pages are let go after each."""
-        n = len(self.order)
-        firsts = np.arange(0, n, STRETCH)
-        bounds = self.order[firsts] if by_window else firsts
-        cuts = [*np.searchsorted(ascending, bounds).tolist(), len(ascending)]
-        release(self.source)
-        for j, first in enumerate(firsts.tolist()):
-            if cuts[j] < cuts[j + 1]:
-                yield first, cuts[j], cuts[j + 1]
-                release(self.source)
-
-    def _find_mapped(self, w: Ints) -> tuple[Ints, Ints]:
-        """``find`` of ascending windows, a stretch of the file at a time."""
-        pos = np.empty(len(w), dtype=np.int64)
-        lines = np.empty(len(w), dtype=np.int64)
-        for first, a, b in self._stretches(w, by_window=True):
-            if self.contiguous:
-                pos[a:b] = w[a:b] - self.order[0]
-            else:
-                pos[a:b] = np.searchsorted(self.order[first : first + STRETCH], w[a:b])
-                pos[a:b] += first
-            lines[a:b] = self.lines[pos[a:b]]
-        return pos, lines
-
-    def _edges_mapped(self, positions: Ints, side: int, how: Any) -> Ints:
-        """``edges`` of ascending positions, a stretch of the file at a time: the windows are
-        distinct integers, so a neighbourhood lies within NEIGHBOURS positions of its window."""
-        n = len(self.order)
-        out = np.empty(len(positions), dtype=np.int64)
-        for first, a, b in self._stretches(positions, by_window=False):
-            lo = max(0, first - NEIGHBOURS)
-            hi = min(n, first + STRETCH + NEIGHBOURS + 1)
-            out[a:b] = np.searchsorted(self.order[lo:hi],
-                                       self.order[positions[a:b]] + side * NEIGHBOURS, side=how)
-            out[a:b] += lo
-        return out
-
-    def _ascending(self, keys: Ints, stretched: Callable[[Ints], tuple[Ints, ...]]
-                   ) -> tuple[Ints, ...]:
-        """``stretched(keys)`` of ``keys`` in ascending order, its answers put back in the order
-        of ``keys`` (a partition's users one after another, each one's windows ascending)."""
-        if len(keys) < 2 or bool(np.all(keys[1:] >= keys[:-1])):
-            return stretched(keys)
-        order = np.argsort(keys, kind="stable")
-        answers = []
-        for answer in stretched(keys[order]):
-            back = np.empty_like(answer)
-            back[order] = answer
-            answers.append(back)
-        return tuple(answers)
-
-    @functools.cached_property
-    def neighbourhoods(self) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8]]:
-        """For every window: how many positions before it its neighbourhood starts, and after
-        it ends (exclusive), as ``edges`` gives them. The windows are distinct integers, so
-        those are at most NEIGHBOURS and NEIGHBOURS + 1: one byte each, not two int64 a
-        window (320 MB at 20 M windows)."""
-        n = len(self.order)
-        back = np.empty(n, dtype=np.int8)
-        ahead = np.empty(n, dtype=np.int8)
-        for start in range(0, n, STRETCH):
-            at = np.arange(start, min(n, start + STRETCH))
-            back[start : start + STRETCH] = at - self.edges(at, -1)
-            ahead[start : start + STRETCH] = self.edges(at, 1) - at
-        return back, ahead
-
-    @classmethod
-    def of(cls, window_lines: Mapping[int, int]) -> Table:
-        """``anomalies.WindowTable.of(window_lines)``, as arrays (the windows and their lines
-        are not copied when they are arrays already)."""
-        if isinstance(window_lines, WindowLines):
-            order = _ints(window_lines.sorted_keys())
-            lines = _ints(window_lines.values())
-        else:
-            order = np.array(sorted(window_lines), dtype=np.int64)
-            lines = np.fromiter((window_lines[w] for w in order.tolist()), dtype=np.int64,
-                                count=len(order))
-        total = 0
-        for start in range(0, len(lines), STRETCH):  # one stretch of mapped pages at a time
-            total += int(lines[start : start + STRETCH].sum())
-            release(window_lines)
-        return cls(order, lines, total, trim_count(len(order)), window_lines)
-
-
-def _ints(seq: Any) -> Ints:
-    return np.frombuffer(seq, dtype=np.int64) if len(seq) else np.zeros(0, dtype=np.int64)
+def _alone(n: int) -> Ints:
+    """The user index of each of ``n`` entries of one user alone: 0, as a read-only view of one
+    value (a subject may have millions of windows)."""
+    return np.broadcast_to(np.int64(0), n)
 
 
 def user_rate(subject: Subject, table: Table, settings: Settings) -> UserRate | None:
@@ -319,7 +181,7 @@ def user_rate(subject: Subject, table: Table, settings: Settings) -> UserRate | 
     w, c = subject.windows[0], subject.counts[0]
     if len(w) <= table.drop:
         return None
-    rates = user_rates(Users([subject.name], np.zeros(len(w), dtype=np.int64), w, c), table,
+    rates = user_rates(Users([subject.name], _alone(len(w)), w, c), table,
                        settings)
     return UserRate(float(rates.share[0]), float(rates.usual[0]))
 
@@ -356,12 +218,21 @@ def user_rates(users: Users, table: Table, settings: Settings) -> Rates:
     if not len(who):
         return Rates(who, np.zeros(0), np.zeros(0))
     w, c = users.windows, users.counts
-    seg = np.repeat(np.arange(len(starts)), lengths)  # each entry's user, 0 to m - 1
+    # Each entry's user, 0 to m - 1: the users' own indexes when they are those already (one
+    # user alone: its millions of windows need no second array of them).
+    if int(who[0]) == 0 and int(who[-1]) == len(who) - 1:
+        seg = users.user
+    else:
+        seg = np.repeat(np.arange(len(starts)), lengths)
     pos, lines = table.find(w)
     totals = np.add.reduceat(c, starts)
     # Plain: every window but the user's ``drop`` busiest (lines descending, then window).
     ranked = _busiest_first(seg, w, c)
-    trimmed = np.arange(len(c)) - np.repeat(starts, lengths) < drop
+    place = np.arange(len(c))  # each ranked entry's place among its user's
+    if len(starts) > 1:
+        place -= np.repeat(starts, lengths)
+    trimmed = place < drop
+    del place
     share, usual = _kept_rates(totals, _sums(c[ranked], trimmed, starts),
                                _sums(lines[ranked], trimmed, starts),
                                np.full(len(starts), drop), table)
@@ -397,7 +268,14 @@ def _busiest_first(seg: Ints, w: Ints, c: Ints) -> Ints:
     span = int(w.max()) - low + 1
     top = int(c.max())
     if (top + 1) * span < 1 << 61:
-        return by_pairs(seg, (top - c) * span + (w - low))
+        minor = np.subtract(top, c)  # (top - c) * span + (w - low), in place: one array
+        minor *= span
+        minor += w
+        minor -= low
+        if int(seg[0]) == int(seg[-1]):  # one user: its entries alone
+            order: Ints = np.argsort(minor)
+            return order
+        return by_pairs(seg, minor)
     return np.lexsort((w, -c, seg))
 
 
@@ -512,12 +390,16 @@ def _dense_local_medians(seg: Ints, c: Ints, pos: Ints, users: int, table: Table
     middle = [mid] if windows % 2 else [mid - 1, mid]
     bounds = np.searchsorted(seg, np.arange(0, users + group, group)).tolist()
     out = np.empty(users)
+    # The sums are of whole lines: 32 bits hold them unless a group's users have 2**31 lines.
     for g, g0 in enumerate(range(0, users, group)):
         a, b = bounds[g], bounds[g + 1]
-        prefix = np.zeros((min(users, g0 + group) - g0, windows + 1), dtype=np.int64)
-        prefix[seg[a:b] - g0, pos[a:b] + 1] = c[a:b]
+        kind = np.int32 if int(c[a:b].sum()) < 1 << 31 else np.int64
+        prefix = np.zeros((min(users, g0 + group) - g0, windows + 1), dtype=kind)
+        for start in range(a, b, STRETCH):  # index arrays a stretch at a time
+            end = min(b, start + STRETCH)
+            prefix[seg[start:end] - g0, pos[start:end] + 1] = c[start:end]
         np.cumsum(prefix, axis=1, out=prefix)
-        sums = np.empty((len(prefix), windows), dtype=np.int64)
+        sums = np.empty((len(prefix), windows), dtype=kind)
         for start in range(0, windows, STRETCH):  # index arrays a stretch at a time
             at = np.arange(start, min(windows, start + STRETCH))
             sums[:, start : start + STRETCH] = prefix[:, at + ahead[start : start + STRETCH]]
@@ -602,10 +484,10 @@ def burst_candidates(subject: Subject, rate: UserRate | None, share_floor: float
                      table: Table, settings: Settings) -> list[BurstCandidate]:
     """``rules.burst_candidates`` of this one user (``rate``: its ``user_rate``)."""
     w, c = subject.windows[0], subject.counts[0]
-    users = Users([subject.name], np.zeros(len(w), dtype=np.int64), w, c)
+    users = Users([subject.name], _alone(len(w)), w, c)
     usual = rate.usual if rate is not None else 0.0
-    return users_burst_candidates(users, lambda u: np.full(len(u), usual), share_floor, table,
-                                  settings)
+    return users_burst_candidates(users, lambda u: np.broadcast_to(np.float64(usual), len(u)),
+                                  share_floor, table, settings)
 
 
 def users_burst_candidates(users: Users, usual_of: Any, share_floor: float, table: Table,

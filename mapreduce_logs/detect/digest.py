@@ -22,8 +22,8 @@ from ..model.partial import Partial
 from ..model.windows import WindowLines, release
 from ..settings import Settings
 from . import arrays
-from .arrays import Table
 from .rules import BurstCandidate, UserRate, bursts, trim_count
+from .table import Table
 
 
 def top_k(counts: Iterable[tuple[bytes, int]], k: int) -> list[tuple[bytes, int]]:
@@ -233,7 +233,7 @@ def spikes(
 
 class WindowTable:
     """What every user's rates are computed against: the windows with traffic. Built once;
-    as numpy arrays (``arrays.Table``, which the user rules run on) when a rate needs them."""
+    as numpy arrays (``Table``, which the user rules run on) when a rate needs them."""
 
     def __init__(self, lines: Mapping[int, int], all_lines: int, drop: int,
                  order: Sequence[int]) -> None:
@@ -246,8 +246,8 @@ class WindowTable:
         """The windows, ascending."""
 
     @functools.cached_property
-    def arrays(self) -> arrays.Table:
-        return arrays.Table.of(self.lines)
+    def arrays(self) -> Table:
+        return Table.of(self.lines)
 
     @classmethod
     def of(cls, window_lines: Mapping[int, int]) -> WindowTable:
@@ -290,7 +290,7 @@ def user_share(
     split of the users into groups.
     """
     rates = arrays.user_rates(Columns.of([user_lines]).users(),
-                              arrays.Table.of(window_lines), settings)
+                              Table.of(window_lines), settings)
     return float(rates.share.max()) if len(rates.share) else 0.0
 
 
@@ -313,7 +313,7 @@ def burst_candidates(
     (``arrays.users_burst_candidates``).
     """
     users = Columns.of([user_lines]).users()
-    table = arrays.Table.of(window_lines)
+    table = Table.of(window_lines)
 
     def usual_of(which: Any) -> Any:
         return arrays.user_rates(users, table, settings).usual_of(which)

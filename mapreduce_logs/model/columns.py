@@ -101,7 +101,8 @@ def numbered(subjects: Iterable[bytes], count: int) -> tuple[Names, Ints]:
 def _sum_pairs(subjects: Ints, windows: Ints, counts: Ints) -> tuple[Ints, Ints, Ints]:
     """Entries sorted by subject then window, the counts of equal pairs added up."""
     if not len(subjects):
-        return subjects, windows, counts
+        # New empty arrays: a slice, even empty, would keep the whole array it was cut from.
+        return subjects.copy(), windows.copy(), counts.copy()
     order = by_pairs(subjects, windows)
     subjects, windows, counts = subjects[order], windows[order], counts[order]
     del order

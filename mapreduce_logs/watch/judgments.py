@@ -18,6 +18,7 @@ from operator import itemgetter
 from ..detect import arrays
 from ..detect.digest import WindowTable, finish, spikes, user_rate
 from ..detect.rules import MAX_SHARE, BurstCandidate, UserRate, burst_cut, long_runs
+from ..detect.table import Table
 from ..model.digest import Digest, Found, Key, PartDigest
 from ..settings import Settings
 from .toplist import TopList
@@ -35,12 +36,12 @@ class Pass:
     window_lines: Mapping[int, int]
     table: WindowTable
     rates: dict[bytes, UserRate | None] = field(default_factory=dict)
-    _arrays: arrays.Table | None = None
+    _arrays: Table | None = None
 
-    def arrays(self) -> arrays.Table:
-        """The table as ``arrays.Table`` (made once, when a subject with many windows needs it)."""
+    def arrays(self) -> Table:
+        """The table as ``Table`` (made once, when a subject with many windows needs it)."""
         if self._arrays is None:
-            self._arrays = arrays.Table.of(self.window_lines)
+            self._arrays = Table.of(self.window_lines)
         return self._arrays
 
 

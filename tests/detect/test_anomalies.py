@@ -519,8 +519,9 @@ def _one_user(counts: dict[int, int], window_lines: dict[int, int]) -> tuple[flo
     import numpy as np
 
     from mapreduce_logs.detect import arrays
+    from mapreduce_logs.detect.table import Table
 
-    table = arrays.Table.of(window_lines)
+    table = Table.of(window_lines)
     w = np.array(sorted(counts), dtype=np.int64)
     c = np.array([counts[x] for x in sorted(counts)], dtype=np.int64)
     seg, starts, lengths = np.zeros(len(w), dtype=np.int64), np.array([0]), np.array([len(w)])

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapreduce_logs.detect import arrays
-from mapreduce_logs.detect.arrays import Table
+from mapreduce_logs.detect import table as table_module
+from mapreduce_logs.detect.table import Table
 from mapreduce_logs.model.windows import load, merged, run_of, save
 
 # Scattered windows, and every window of a range (the table's no-search path).
@@ -36,7 +36,7 @@ def test_lookups_in_any_order_read_the_same_mapped_or_not(
     positions = np.array([order.index(x) for x in picked], dtype=np.int64)
     for stretch in (1, 3, 1 << 16):
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(arrays, "STRETCH", stretch)
+            patch.setattr(table_module, "STRETCH", stretch)
             for table in (mapped, plain):
                 pos, got = table.find(w)
                 assert pos.tolist() == positions.tolist()
