@@ -117,8 +117,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("fast", "int(stamp[11:13]) * 3600", "int(stamp[11:13]) * 3601",
       "an hour of 3601 seconds"),
     # --- split
-    M("split", "cut = _next_line_end(f, pos + size - 1, end)",
-      "cut = _next_line_end(f, pos + size, end)", "chunks one byte longer"),
+    M("split", "cut = _next_line_end(f, pos + want - 1, end)",
+      "cut = _next_line_end(f, pos + want, end)", "chunks one byte longer"),
     M("split", "            return pos + found + 1", "            return pos + found",
       "a cut just before the newline"),
     M("split", 'SKIPPED_SUFFIXES = ("~", ".tmp", ".part", ".swp")',

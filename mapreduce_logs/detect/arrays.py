@@ -181,8 +181,7 @@ def user_rate(subject: Subject, table: Table, settings: Settings) -> UserRate | 
     w, c = subject.windows[0], subject.counts[0]
     if len(w) <= table.drop:
         return None
-    rates = user_rates(Users([subject.name], _alone(len(w)), w, c), table,
-                       settings)
+    rates = user_rates(Users([subject.name], _alone(len(w)), w, c), table, settings)
     return UserRate(float(rates.share[0]), float(rates.usual[0]))
 
 
@@ -272,9 +271,6 @@ def _busiest_first(seg: Ints, w: Ints, c: Ints) -> Ints:
         minor *= span
         minor += w
         minor -= low
-        if int(seg[0]) == int(seg[-1]):  # one user: its entries alone
-            order: Ints = np.argsort(minor)
-            return order
         return by_pairs(seg, minor)
     return np.lexsort((w, -c, seg))
 

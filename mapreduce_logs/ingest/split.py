@@ -166,8 +166,8 @@ def split_file(
     with storage.open_at(path, start, read_ahead=storage.PROBE_READ) as f:
         pos = start
         while pos < end:
-            size = max(1, chunk_size() if callable(chunk_size) else chunk_size)
-            cut = _next_line_end(f, pos + size - 1, end) if pos + size < end else end
+            want = max(1, chunk_size() if callable(chunk_size) else chunk_size)
+            cut = _next_line_end(f, pos + want - 1, end) if pos + want < end else end
             assert pos < cut <= end, f"split_file: cut at {cut} from {pos} (end {end}) of {path}"
             yield Split(path, pos, cut, mtime_ns, generation)
             pos = cut

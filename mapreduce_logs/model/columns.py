@@ -50,8 +50,8 @@ class Columns:
     def of(cls, tables: Iterable[Mapping[tuple[bytes, int], int]], summed: bool = True) -> Columns:
         """Dicts (subject, window) -> count as columns, read in C; sorted if ``summed``."""
         tables = list(tables)
-        names, subjects = numbered(itertools.chain.from_iterable(
-            map(itemgetter(0), table) for table in tables), sum(map(len, tables)))
+        names, subjects = Names.of(itertools.chain.from_iterable(
+            map(itemgetter(0), table) for table in tables)).numbered()
         columns = []
         at = 0
         for table in tables:
@@ -86,16 +86,6 @@ class Columns:
     def summed(self) -> Columns:
         """Sorted by subject then window, counts of the same (subject, window) added up."""
         return Columns(self.names, [_sum_pairs(*table) for table in self.tables])
-
-
-def numbered(subjects: Iterable[bytes], count: int) -> tuple[Names, Ints]:
-    """(the distinct ``subjects`` in order of first appearance, each one's index there), in
-    one pass in C (``count``: how many there are)."""
-    first: dict[bytes, int] = {}
-    seen = np.fromiter(map(first.setdefault, subjects, itertools.count()), np.int64, count)
-    rank = np.empty(count, dtype=np.int64)  # at each first appearance: its subject's number
-    rank[np.fromiter(first.values(), np.int64, len(first))] = np.arange(len(first))
-    return Names.of(first), rank[seen]
 
 
 def _sum_pairs(subjects: Ints, windows: Ints, counts: Ints) -> tuple[Ints, Ints, Ints]:
@@ -168,7 +158,12 @@ def _joined(pieces: list[Ints]) -> Ints:
 
 def by_pairs(major: Ints, minor: Ints) -> Ints:
     """The order of (``major``, ``minor``) pairs of integers (``major`` 0 or more), ascending; equal
-    pairs in any order. One sort of a combined key when it fits in 62 bits, else two."""
+    pairs in any order. One sort of ``minor`` when ``major`` has one value (a subject alone: no
+    key array of its millions of entries), else of a combined key when it fits in 62 bits, else
+    two."""
+    if not len(major) or int(major.min()) == int(major.max()):  # one major value: minor alone
+        alone: Ints = np.argsort(minor)
+        return alone
     low = int(minor.min())
     span = int(minor.max()) - low + 1
     if (int(major.max()) + 1) * span < 1 << 62:
